@@ -1,0 +1,161 @@
+//! Envelope fields: what a plugin can decide on without parsing the event's
+//! JSON, read from the payload once per event according to the event's
+//! WAHA payload schema (FORMATS.md §1.3).
+
+use serde_json::{Map, Value};
+
+/// The pre-extracted fields of one event (the WIT `event` record minus its JSON).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fields {
+    /// `evt_…` id.
+    pub id: String,
+    /// WAHA event name.
+    pub name: String,
+    /// Session name.
+    pub session: String,
+    /// Envelope `timestamp` in Unix ms (0 when absent or not an integer).
+    pub timestamp_ms: u64,
+    /// The chat the event concerns.
+    pub chat_id: Option<String>,
+    /// Who sent it (group participant, else the message author).
+    pub sender: Option<String>,
+    /// `payload.fromMe`.
+    pub from_me: Option<bool>,
+    /// `payload.id` for message-like payloads.
+    pub message_id: Option<String>,
+    /// `payload.body`.
+    pub body: Option<String>,
+}
+
+impl Fields {
+    /// Read the fields from a validated envelope object.
+    pub fn extract(envelope: &Map<String, Value>) -> Self {
+        let text = |key: &str| envelope.get(key).and_then(Value::as_str).unwrap_or_default();
+        let timestamp_ms = envelope
+            .get("timestamp")
+            .and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f as u64)))
+            .unwrap_or(0);
+        let mut fields = Self {
+            id: text("id").to_owned(),
+            name: text("event").to_owned(),
+            session: text("session").to_owned(),
+            timestamp_ms,
+            ..Self::default()
+        };
+        if let Some(Value::Object(payload)) = envelope.get("payload") {
+            fields.read_payload(payload);
+        }
+        fields
+    }
+
+    fn read_payload(&mut self, payload: &Map<String, Value>) {
+        match self.name.as_str() {
+            "message" | "message.any" | "message.waiting" | "message.edited" | "message.ack"
+            | "message.ack.group" | "message.reaction" | "event.response"
+            | "event.response.failed" => self.read_message(payload),
+            "message.revoked" => {
+                let inner = ["after", "before"]
+                    .into_iter()
+                    .find_map(|key| payload.get(key).and_then(Value::as_object));
+                if let Some(message) = inner {
+                    self.read_message(message);
+                }
+                self.message_id = string(payload, "revokedMessageId").or(self.message_id.take());
+                self.body = None;
+            }
+            "poll.vote" | "poll.vote.failed" => {
+                if let Some(vote) = payload.get("vote").and_then(Value::as_object) {
+                    self.read_message(vote);
+                    self.body = None;
+                }
+            }
+            "group.v2.join" | "group.v2.leave" | "group.v2.update" | "group.v2.participants" => {
+                self.chat_id = payload
+                    .get("group")
+                    .and_then(Value::as_object)
+                    .and_then(|group| string(group, "id"));
+            }
+            "group.join" | "group.leave" => {
+                self.chat_id = string(payload, "id").or_else(|| string(payload, "chatId"));
+            }
+            "presence.update" | "chat.archive" => self.chat_id = string(payload, "id"),
+            "call.received" | "call.accepted" | "call.rejected" => {
+                self.chat_id = string(payload, "from");
+                self.sender = string(payload, "from");
+            }
+            "label.chat.added" | "label.chat.deleted" => self.chat_id = string(payload, "chatId"),
+            _ => {}
+        }
+    }
+
+    /// A WAMessage-shaped object: `from`/`to` name the chat depending on
+    /// `fromMe`; in groups `participant` (or `author`) is the sender.
+    fn read_message(&mut self, message: &Map<String, Value>) {
+        let from_me = message.get("fromMe").and_then(Value::as_bool);
+        let from = string(message, "from");
+        let to = string(message, "to");
+        self.chat_id = if from_me == Some(true) {
+            to.clone().or_else(|| from.clone())
+        } else {
+            from.clone()
+        };
+        self.sender = string(message, "participant")
+            .or_else(|| string(message, "author"))
+            .or(from);
+        self.from_me = from_me;
+        self.message_id = string(message, "id");
+        self.body = string(message, "body");
+    }
+}
+
+fn string(object: &Map<String, Value>, key: &str) -> Option<String> {
+    match object.get(key) {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Fields {
+        Fields::extract(value.as_object().unwrap())
+    }
+
+    #[test]
+    fn incoming_direct_message() {
+        let f = fields(json!({"id": "evt_1", "timestamp": 7, "event": "message", "session": "s",
+            "payload": {"id": "false_1@c.us_A", "from": "1@c.us", "to": "2@c.us", "fromMe": false, "body": "hi", "participant": null}}));
+        assert_eq!(f.chat_id.as_deref(), Some("1@c.us"));
+        assert_eq!(f.sender.as_deref(), Some("1@c.us"));
+        assert_eq!(f.from_me, Some(false));
+        assert_eq!(f.message_id.as_deref(), Some("false_1@c.us_A"));
+        assert_eq!(f.body.as_deref(), Some("hi"));
+        assert_eq!(f.timestamp_ms, 7);
+    }
+
+    #[test]
+    fn own_message_and_group_message() {
+        let own = fields(json!({"event": "message.any", "payload": {"from": "me@c.us", "to": "9@c.us", "fromMe": true}}));
+        assert_eq!(own.chat_id.as_deref(), Some("9@c.us"));
+        assert_eq!(own.sender.as_deref(), Some("me@c.us"));
+        let group = fields(json!({"event": "message", "payload": {"from": "g@g.us", "participant": "5@c.us", "fromMe": false}}));
+        assert_eq!(group.chat_id.as_deref(), Some("g@g.us"));
+        assert_eq!(group.sender.as_deref(), Some("5@c.us"));
+    }
+
+    #[test]
+    fn non_message_events() {
+        let status = fields(json!({"event": "session.status", "payload": {"status": "WORKING"}}));
+        assert_eq!(status.chat_id, None);
+        assert_eq!(status.body, None);
+        let group = fields(json!({"event": "group.v2.participants", "payload": {"group": {"id": "g@g.us"}}}));
+        assert_eq!(group.chat_id.as_deref(), Some("g@g.us"));
+        let revoked = fields(json!({"event": "message.revoked", "payload": {"revokedMessageId": "R", "after": {"from": "1@c.us", "fromMe": false, "body": "x"}}}));
+        assert_eq!(revoked.message_id.as_deref(), Some("R"));
+        assert_eq!(revoked.chat_id.as_deref(), Some("1@c.us"));
+        assert_eq!(revoked.body, None);
+    }
+}

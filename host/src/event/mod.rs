@@ -1,0 +1,311 @@
+//! The canonical event: a WAHA webhook envelope (FORMATS.md §1.1), held as
+//! compact JSON plus the envelope fields extracted from it once.
+//!
+//! Every source (HTTP ingest, provider decoders, the simulated and replay
+//! engines) produces events through [`Event::from_value`], which validates
+//! the envelope, fills in what the source left out (`id`, `timestamp`) and
+//! writes the top-level keys in WAHA's documented order. Nothing downstream
+//! parses the JSON to find the chat, the sender or the text: plugins get the
+//! [`Fields`].
+
+mod fields;
+pub mod names;
+
+use serde_json::{Map, Value};
+
+pub use fields::Fields;
+
+/// Top-level envelope keys in the order WAHA documents them; other keys keep
+/// their order after these.
+pub const ENVELOPE_ORDER: [&str; 9] = [
+    "id",
+    "timestamp",
+    "event",
+    "session",
+    "metadata",
+    "me",
+    "payload",
+    "environment",
+    "engine",
+];
+
+/// Longest accepted event id.
+const MAX_ID_LEN: usize = 128;
+
+/// One canonical event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    fields: Fields,
+    json: String,
+}
+
+/// Why a JSON document is not a canonical event. The message names the
+/// problem the way an API client needs to read it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the body is not valid JSON: {0}")]
+    Json(String),
+    #[error("an event must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("missing field `{0}` ({1})")]
+    Missing(&'static str, &'static str),
+    #[error("field `{field}` must be {expected}, got {got}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("unknown event `{name}`{}", hint.map(|h| format!("; did you mean `{h}`?")).unwrap_or_default())]
+    UnknownEvent {
+        name: String,
+        hint: Option<&'static str>,
+    },
+    #[error("field `{0}` must not be empty")]
+    Empty(&'static str),
+    #[error("field `id` is longer than {MAX_ID_LEN} characters")]
+    IdTooLong,
+}
+
+impl Event {
+    /// Parse and normalize an event from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|error| EventError::Json(error.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// Validate and normalize an event. A missing `id` gets a fresh
+    /// `evt_<ulid>`; a missing `timestamp` gets the current time in ms.
+    pub fn from_value(value: Value) -> Result<Self, EventError> {
+        let Value::Object(mut object) = value else {
+            return Err(EventError::NotAnObject(json_type(&value)));
+        };
+        let name = required_string(&object, "event", "the event name, e.g. \"message\"")?;
+        if !names::is_known(name) {
+            return Err(EventError::UnknownEvent {
+                name: name.to_owned(),
+                hint: names::closest(name),
+            });
+        }
+        required_string(&object, "session", "the session name, e.g. \"default\"")?;
+        match object.get("payload") {
+            None => {
+                return Err(EventError::Missing(
+                    "payload",
+                    "the event-specific object",
+                ));
+            }
+            Some(Value::Object(_)) => {}
+            Some(other) => {
+                return Err(EventError::WrongType {
+                    field: "payload",
+                    expected: "an object",
+                    got: json_type(other),
+                });
+            }
+        }
+        match object.get("id") {
+            None | Some(Value::Null) => {
+                object.insert("id".into(), Value::String(new_event_id()));
+            }
+            Some(Value::String(id)) if id.is_empty() => return Err(EventError::Empty("id")),
+            Some(Value::String(id)) if id.len() > MAX_ID_LEN => return Err(EventError::IdTooLong),
+            Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(EventError::WrongType {
+                    field: "id",
+                    expected: "a string",
+                    got: json_type(other),
+                });
+            }
+        }
+        match object.get("timestamp") {
+            None | Some(Value::Null) => {
+                object.insert("timestamp".into(), Value::from(crate::clock::now_ms()));
+            }
+            Some(Value::Number(_)) => {}
+            Some(other) => {
+                return Err(EventError::WrongType {
+                    field: "timestamp",
+                    expected: "a number (Unix milliseconds)",
+                    got: json_type(other),
+                });
+            }
+        }
+        for field in ["metadata", "me", "environment"] {
+            match object.get(field) {
+                None | Some(Value::Null) | Some(Value::Object(_)) => {}
+                Some(other) => {
+                    return Err(EventError::WrongType {
+                        field: static_field(field),
+                        expected: "an object",
+                        got: json_type(other),
+                    });
+                }
+            }
+        }
+        let object = in_envelope_order(object);
+        let fields = Fields::extract(&object);
+        let json = Value::Object(object).to_string();
+        Ok(Self { fields, json })
+    }
+
+    /// Rebuild an event from its stored canonical JSON, trusting that it was
+    /// produced by [`Event::from_value`] (used when reloading from the store).
+    pub fn from_canonical_json(json: String) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_str(&json).map_err(|error| EventError::Json(error.to_string()))?;
+        let Value::Object(object) = value else {
+            return Err(EventError::NotAnObject(json_type(&value)));
+        };
+        let fields = Fields::extract(&object);
+        Ok(Self { fields, json })
+    }
+
+    /// The envelope fields.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The event id.
+    pub fn id(&self) -> &str {
+        &self.fields.id
+    }
+
+    /// The event name.
+    pub fn name(&self) -> &str {
+        &self.fields.name
+    }
+
+    /// The session name.
+    pub fn session(&self) -> &str {
+        &self.fields.session
+    }
+
+    /// The canonical JSON (compact, envelope keys in WAHA's order).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Parse the canonical JSON again (for code that needs the payload).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("canonical JSON is valid")
+    }
+}
+
+/// A new event id: `evt_` followed by a lower-case ULID.
+pub fn new_event_id() -> String {
+    let mut id = String::with_capacity(30);
+    id.push_str("evt_");
+    id.push_str(&ulid::Ulid::new().to_string().to_ascii_lowercase());
+    id
+}
+
+fn required_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &'static str,
+    meaning: &'static str,
+) -> Result<&'a str, EventError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Err(EventError::Missing(field, meaning)),
+        Some(Value::String(text)) if text.is_empty() => Err(EventError::Empty(field)),
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(EventError::WrongType {
+            field,
+            expected: "a string",
+            got: json_type(other),
+        }),
+    }
+}
+
+fn in_envelope_order(mut object: Map<String, Value>) -> Map<String, Value> {
+    let mut ordered = Map::with_capacity(object.len());
+    for key in ENVELOPE_ORDER {
+        if let Some(value) = object.shift_remove(key) {
+            ordered.insert(key.to_owned(), value);
+        }
+    }
+    ordered.extend(object);
+    ordered
+}
+
+fn static_field(field: &str) -> &'static str {
+    ENVELOPE_ORDER
+        .iter()
+        .copied()
+        .find(|known| *known == field)
+        .unwrap_or("field")
+}
+
+/// The JSON type of a value, for error messages.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fills_id_and_timestamp_and_orders_keys() {
+        let event = Event::from_value(json!({
+            "payload": {"id": "m1", "from": "1@c.us", "fromMe": false, "body": "hi"},
+            "engine": "WEBJS",
+            "session": "default",
+            "event": "message",
+        }))
+        .unwrap();
+        assert!(event.id().starts_with("evt_"));
+        assert_eq!(event.id().len(), 30);
+        assert_eq!(event.id(), event.id().to_ascii_lowercase());
+        let keys: Vec<String> = event.to_value().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["id", "timestamp", "event", "session", "payload", "engine"]);
+        assert!(event.json().starts_with("{\"id\":\"evt_"));
+    }
+
+    #[test]
+    fn keeps_given_id_timestamp_and_payload_key_order() {
+        let text = r#"{"event":"message","session":"s","id":"evt_x","timestamp":5,"payload":{"z":1,"a":2,"from":"1@c.us"}}"#;
+        let event = Event::from_json(text).unwrap();
+        assert_eq!(
+            event.json(),
+            r#"{"id":"evt_x","timestamp":5,"event":"message","session":"s","payload":{"z":1,"a":2,"from":"1@c.us"}}"#
+        );
+        assert_eq!(event.fields().timestamp_ms, 5);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            ("[1]", "an event must be a JSON object, got an array"),
+            ("{\"session\":\"s\",\"payload\":{}}", "missing field `event`"),
+            ("{\"event\":\"message\",\"payload\":{}}", "missing field `session`"),
+            ("{\"event\":\"message\",\"session\":\"s\"}", "missing field `payload`"),
+            (
+                "{\"event\":\"message\",\"session\":\"s\",\"payload\":[]}",
+                "field `payload` must be an object, got an array",
+            ),
+            (
+                "{\"event\":\"mesage\",\"session\":\"s\",\"payload\":{}}",
+                "unknown event `mesage`; did you mean `message`?",
+            ),
+            (
+                "{\"event\":\"message\",\"session\":\"s\",\"payload\":{},\"timestamp\":\"x\"}",
+                "field `timestamp` must be a number (Unix milliseconds), got a string",
+            ),
+            ("{\"event\":", "the body is not valid JSON"),
+        ];
+        for (text, expected) in cases {
+            let error = Event::from_json(text).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{text}: {error}");
+        }
+    }
+}

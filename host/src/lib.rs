@@ -1,0 +1,22 @@
+//! # wasp — WhatsApp event processor
+//!
+//! Data walks one way, and each step is a module:
+//!
+//! 1. `ingest` — events arrive over HTTP (or from a session engine) and
+//!    become canonical [`event::Event`]s;
+//! 2. `session` — the WhatsApp accounts events belong to, and the engines
+//!    that produce events (`http`, `simulated`, `replay`);
+//! 3. `pipeline` — routes pick events up and run them through WASM plugin
+//!    chains ([`plugin`]): filters, transforms, route plugins, then a format
+//!    plugin per endpoint;
+//! 4. `delivery` — formatted requests go out over HTTP with each provider's
+//!    retry behaviour.
+//!
+//! [`config`] describes all of it; [`server`] wires it together behind one
+//! listener. `main.rs` only parses the command line.
+
+pub mod clock;
+pub mod event;
+pub mod plugin;
+pub mod text;
+pub mod pipeline;
