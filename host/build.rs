@@ -42,7 +42,10 @@ struct PluginCrate {
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
     let plugins_dir = root.join("plugins");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
 
@@ -101,7 +104,8 @@ fn discover(plugins_dir: &Path) -> Vec<PluginCrate> {
             .collect();
         dirs.sort();
         for dir in dirs {
-            let manifest = fs::read_to_string(dir.join("Cargo.toml")).expect("read plugin manifest");
+            let manifest =
+                fs::read_to_string(dir.join("Cargo.toml")).expect("read plugin manifest");
             let package = manifest
                 .lines()
                 .find_map(|line| line.trim().strip_prefix("name = \""))
@@ -160,7 +164,9 @@ fn ensure_target(root: &Path) {
     let installed = libdir
         .as_ref()
         .and_then(|dir| fs::read_dir(dir).ok())
-        .is_some_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd"))));
+        .is_some_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd")))
+        });
     if installed {
         return;
     }

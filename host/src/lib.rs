@@ -15,8 +15,17 @@
 //! [`config`] describes all of it; [`server`] wires it together behind one
 //! listener. `main.rs` only parses the command line.
 
+pub mod api;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod delivery;
 pub mod event;
-pub mod plugin;
-pub mod text;
+pub mod ingest;
+pub mod metrics;
 pub mod pipeline;
+pub mod plugin;
+pub mod receiver;
+pub mod server;
+pub mod session;
+pub mod text;

@@ -1,6 +1,7 @@
 //! `${VAR}` and `${VAR:-default}` expansion in config text, before YAML
 //! parsing, with the environment passed in (so tests and `wasp check` can
-//! supply their own). `$$` is a literal `$`.
+//! supply their own). `$$` is a literal `$`. Comment lines (first
+//! non-blank character `#`) are left as written.
 
 use std::collections::HashMap;
 
@@ -43,8 +44,32 @@ impl Environment for HashMap<String, String> {
 pub fn expand(text: &str, env: &dyn Environment) -> Result<String, Vec<UnsetVariable>> {
     let mut out = String::with_capacity(text.len());
     let mut unset = Vec::new();
-    let mut rest = text;
-    let mut consumed = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            expand_line(text, offset, line, env, &mut out, &mut unset);
+        }
+        offset += line.len();
+    }
+    if unset.is_empty() {
+        Ok(out)
+    } else {
+        Err(unset)
+    }
+}
+
+fn expand_line(
+    text: &str,
+    line_offset: usize,
+    line: &str,
+    env: &dyn Environment,
+    out: &mut String,
+    unset: &mut Vec<UnsetVariable>,
+) {
+    let mut rest = line;
+    let mut consumed = line_offset;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
         let after = &rest[dollar + 1..];
@@ -62,7 +87,6 @@ pub fn expand(text: &str, env: &dyn Environment) -> Result<String, Vec<UnsetVari
         };
         let Some(close) = inner_start.find('}') else {
             out.push_str(&rest[dollar..]);
-            consumed += rest.len();
             rest = "";
             break;
         };
@@ -96,7 +120,6 @@ pub fn expand(text: &str, env: &dyn Environment) -> Result<String, Vec<UnsetVari
         rest = &rest[used..];
     }
     out.push_str(rest);
-    if unset.is_empty() { Ok(out) } else { Err(unset) }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -125,8 +148,15 @@ mod tests {
         assert_eq!(expand("x: ${B:-two}", &vars).unwrap(), "x: two");
         assert_eq!(expand("x: ${EMPTY:-d}", &vars).unwrap(), "x: d");
         assert_eq!(expand("x: ${B:-}", &vars).unwrap(), "x: ");
-        assert_eq!(expand("cost: $$5 and $HOME", &vars).unwrap(), "cost: $5 and $HOME");
+        assert_eq!(
+            expand("cost: $$5 and $HOME", &vars).unwrap(),
+            "cost: $5 and $HOME"
+        );
         assert_eq!(expand("${not a var}", &vars).unwrap(), "${not a var}");
+        assert_eq!(
+            expand("  # see ${UNSET}\nx: ${A}", &vars).unwrap(),
+            "  # see ${UNSET}\nx: 1"
+        );
     }
 
     #[test]
@@ -135,8 +165,16 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                UnsetVariable { name: "X".into(), line: 1, column: 4 },
-                UnsetVariable { name: "Y".into(), line: 3, column: 6 },
+                UnsetVariable {
+                    name: "X".into(),
+                    line: 1,
+                    column: 4
+                },
+                UnsetVariable {
+                    name: "Y".into(),
+                    line: 3,
+                    column: 6
+                },
             ]
         );
     }

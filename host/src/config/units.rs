@@ -36,7 +36,11 @@ impl Span {
             "m" | "min" => number * 60.0,
             "h" => number * 3600.0,
             "d" => number * 86400.0,
-            _ => return Err(format!("`{text}` has an unknown unit; expected {DURATION_HELP}")),
+            _ => {
+                return Err(format!(
+                    "`{text}` has an unknown unit; expected {DURATION_HELP}"
+                ));
+            }
         };
         Ok(Self(Duration::from_secs_f64(seconds)))
     }
@@ -61,7 +65,11 @@ impl ByteSize {
             "KiB" => 1 << 10,
             "MiB" => 1 << 20,
             "GiB" => 1 << 30,
-            _ => return Err(format!("`{text}` has an unknown unit; expected {SIZE_HELP}")),
+            _ => {
+                return Err(format!(
+                    "`{text}` has an unknown unit; expected {SIZE_HELP}"
+                ));
+            }
         };
         number
             .checked_mul(factor)
@@ -73,7 +81,7 @@ impl ByteSize {
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
         } else {
             write!(f, "{}s", ms / 1000)
@@ -153,8 +161,16 @@ mod tests {
         assert_eq!(Span::parse("5m").unwrap().0, Duration::from_secs(300));
         assert_eq!(Span::parse("24h").unwrap().0, Duration::from_secs(86400));
         assert!(Span::parse("2").unwrap_err().contains("has no unit"));
-        assert!(Span::parse("2 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(Span::parse("fast").unwrap_err().contains("is not a duration"));
+        assert!(
+            Span::parse("2 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            Span::parse("fast")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
         assert_eq!(Span::parse("1500ms").unwrap().to_string(), "1500ms");
         assert_eq!(Span::parse("2m").unwrap().to_string(), "120s");
     }
@@ -164,7 +180,15 @@ mod tests {
         assert_eq!(ByteSize::parse("64MiB").unwrap().0, 64 << 20);
         assert_eq!(ByteSize::parse("1GB").unwrap().0, 1_000_000_000);
         assert_eq!(ByteSize::parse("512").unwrap().0, 512);
-        assert!(ByteSize::parse("12 bananas").unwrap_err().contains("unknown unit"));
-        assert!(ByteSize::parse("99999999999999GiB").unwrap_err().contains("too large"));
+        assert!(
+            ByteSize::parse("12 bananas")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            ByteSize::parse("99999999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

@@ -30,7 +30,12 @@ pub struct Fields {
 impl Fields {
     /// Read the fields from a validated envelope object.
     pub fn extract(envelope: &Map<String, Value>) -> Self {
-        let text = |key: &str| envelope.get(key).and_then(Value::as_str).unwrap_or_default();
+        let text = |key: &str| {
+            envelope
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
         let timestamp_ms = envelope
             .get("timestamp")
             .and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f as u64)))
@@ -50,8 +55,14 @@ impl Fields {
 
     fn read_payload(&mut self, payload: &Map<String, Value>) {
         match self.name.as_str() {
-            "message" | "message.any" | "message.waiting" | "message.edited" | "message.ack"
-            | "message.ack.group" | "message.reaction" | "event.response"
+            "message"
+            | "message.any"
+            | "message.waiting"
+            | "message.edited"
+            | "message.ack"
+            | "message.ack.group"
+            | "message.reaction"
+            | "event.response"
             | "event.response.failed" => self.read_message(payload),
             "message.revoked" => {
                 let inner = ["after", "before"]
@@ -126,8 +137,10 @@ mod tests {
 
     #[test]
     fn incoming_direct_message() {
-        let f = fields(json!({"id": "evt_1", "timestamp": 7, "event": "message", "session": "s",
-            "payload": {"id": "false_1@c.us_A", "from": "1@c.us", "to": "2@c.us", "fromMe": false, "body": "hi", "participant": null}}));
+        let f = fields(
+            json!({"id": "evt_1", "timestamp": 7, "event": "message", "session": "s",
+            "payload": {"id": "false_1@c.us_A", "from": "1@c.us", "to": "2@c.us", "fromMe": false, "body": "hi", "participant": null}}),
+        );
         assert_eq!(f.chat_id.as_deref(), Some("1@c.us"));
         assert_eq!(f.sender.as_deref(), Some("1@c.us"));
         assert_eq!(f.from_me, Some(false));
@@ -138,10 +151,14 @@ mod tests {
 
     #[test]
     fn own_message_and_group_message() {
-        let own = fields(json!({"event": "message.any", "payload": {"from": "me@c.us", "to": "9@c.us", "fromMe": true}}));
+        let own = fields(
+            json!({"event": "message.any", "payload": {"from": "me@c.us", "to": "9@c.us", "fromMe": true}}),
+        );
         assert_eq!(own.chat_id.as_deref(), Some("9@c.us"));
         assert_eq!(own.sender.as_deref(), Some("me@c.us"));
-        let group = fields(json!({"event": "message", "payload": {"from": "g@g.us", "participant": "5@c.us", "fromMe": false}}));
+        let group = fields(
+            json!({"event": "message", "payload": {"from": "g@g.us", "participant": "5@c.us", "fromMe": false}}),
+        );
         assert_eq!(group.chat_id.as_deref(), Some("g@g.us"));
         assert_eq!(group.sender.as_deref(), Some("5@c.us"));
     }
@@ -151,9 +168,13 @@ mod tests {
         let status = fields(json!({"event": "session.status", "payload": {"status": "WORKING"}}));
         assert_eq!(status.chat_id, None);
         assert_eq!(status.body, None);
-        let group = fields(json!({"event": "group.v2.participants", "payload": {"group": {"id": "g@g.us"}}}));
+        let group = fields(
+            json!({"event": "group.v2.participants", "payload": {"group": {"id": "g@g.us"}}}),
+        );
         assert_eq!(group.chat_id.as_deref(), Some("g@g.us"));
-        let revoked = fields(json!({"event": "message.revoked", "payload": {"revokedMessageId": "R", "after": {"from": "1@c.us", "fromMe": false, "body": "x"}}}));
+        let revoked = fields(
+            json!({"event": "message.revoked", "payload": {"revokedMessageId": "R", "after": {"from": "1@c.us", "fromMe": false, "body": "x"}}}),
+        );
         assert_eq!(revoked.message_id.as_deref(), Some("R"));
         assert_eq!(revoked.chat_id.as_deref(), Some("1@c.us"));
         assert_eq!(revoked.body, None);

@@ -90,10 +90,7 @@ impl Event {
         required_string(&object, "session", "the session name, e.g. \"default\"")?;
         match object.get("payload") {
             None => {
-                return Err(EventError::Missing(
-                    "payload",
-                    "the event-specific object",
-                ));
+                return Err(EventError::Missing("payload", "the event-specific object"));
             }
             Some(Value::Object(_)) => {}
             Some(other) => {
@@ -266,8 +263,17 @@ mod tests {
         assert!(event.id().starts_with("evt_"));
         assert_eq!(event.id().len(), 30);
         assert_eq!(event.id(), event.id().to_ascii_lowercase());
-        let keys: Vec<String> = event.to_value().as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["id", "timestamp", "event", "session", "payload", "engine"]);
+        let keys: Vec<String> = event
+            .to_value()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            ["id", "timestamp", "event", "session", "payload", "engine"]
+        );
         assert!(event.json().starts_with("{\"id\":\"evt_"));
     }
 
@@ -286,9 +292,18 @@ mod tests {
     fn names_what_is_wrong() {
         let cases = [
             ("[1]", "an event must be a JSON object, got an array"),
-            ("{\"session\":\"s\",\"payload\":{}}", "missing field `event`"),
-            ("{\"event\":\"message\",\"payload\":{}}", "missing field `session`"),
-            ("{\"event\":\"message\",\"session\":\"s\"}", "missing field `payload`"),
+            (
+                "{\"session\":\"s\",\"payload\":{}}",
+                "missing field `event`",
+            ),
+            (
+                "{\"event\":\"message\",\"payload\":{}}",
+                "missing field `session`",
+            ),
+            (
+                "{\"event\":\"message\",\"session\":\"s\"}",
+                "missing field `payload`",
+            ),
             (
                 "{\"event\":\"message\",\"session\":\"s\",\"payload\":[]}",
                 "field `payload` must be an object, got an array",

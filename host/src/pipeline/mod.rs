@@ -1,7 +1,102 @@
 //! The pipeline: routes pick events, plugin chains filter and transform
 //! them, route plugins and static lists name endpoints, and each endpoint's
 //! format plugin turns the event into the request it will receive.
+//!
+//! A [`Pipeline`] is one immutable generation built from one config
+//! ([`build`]); [`Pipelines`] holds the current one and swaps in new ones
+//! on reload. A [`WorkerPool`] runs events through the generation each
+//! entered with. Calls only go downstream, to `delivery`.
 
+mod build;
+mod pool;
 mod wit_event;
+mod worker;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use build::build;
+pub use pool::{Job, Sink, Submitter, WorkerPool};
 pub use wit_event::to_wit_event;
+pub use worker::{Processed, Worker};
+
+use crate::config::glob::GlobSet;
+use crate::delivery::Endpoint;
+use crate::plugin::{Kind, PluginSpec};
+
+/// One generation of the pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Increases with every reload.
+    pub generation: u64,
+    /// SHA-256 of the config text it was built from.
+    pub config_hash: String,
+    /// Log each event's walk at info level.
+    pub log_events: bool,
+    plugins: Vec<Arc<PluginSpec>>,
+    routes: Vec<Route>,
+    endpoints: Vec<PipelineEndpoint>,
+    endpoint_index: HashMap<String, usize>,
+}
+
+impl Pipeline {
+    /// The endpoints, as delivery sees them.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
+        self.endpoints.iter().map(|e| &e.endpoint)
+    }
+
+    /// The plugins in use.
+    pub fn plugins(&self) -> &[Arc<PluginSpec>] {
+        &self.plugins
+    }
+}
+
+#[derive(Debug)]
+struct Route {
+    name: String,
+    sessions: GlobSet,
+    events: GlobSet,
+    chain: Vec<Step>,
+    to: Vec<usize>,
+    router: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    plugin: usize,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+struct PipelineEndpoint {
+    endpoint: Arc<Endpoint>,
+    events: GlobSet,
+    format: usize,
+}
+
+/// The current generation, swapped atomically on reload.
+#[derive(Debug)]
+pub struct Pipelines {
+    current: RwLock<Arc<Pipeline>>,
+}
+
+impl Pipelines {
+    /// Start with `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(pipeline)),
+        }
+    }
+
+    /// The generation new events enter with.
+    pub fn current(&self) -> Arc<Pipeline> {
+        self.current.read().expect("pipeline lock").clone()
+    }
+
+    /// Make `pipeline` current; events already queued keep theirs.
+    pub fn swap(&self, pipeline: Pipeline) -> Arc<Pipeline> {
+        let pipeline = Arc::new(pipeline);
+        *self.current.write().expect("pipeline lock") = pipeline.clone();
+        pipeline
+    }
+}

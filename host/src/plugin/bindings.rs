@@ -42,8 +42,12 @@ impl PluginError {
     /// The error as a sentence about plugin `plugin`.
     pub fn describe(&self, plugin: &str) -> String {
         match self {
-            PluginError::InvalidConfig(message) => format!("plugin `{plugin}` reported invalid config: {message}"),
-            PluginError::InvalidEvent(message) => format!("plugin `{plugin}` rejected the event: {message}"),
+            PluginError::InvalidConfig(message) => {
+                format!("plugin `{plugin}` reported invalid config: {message}")
+            }
+            PluginError::InvalidEvent(message) => {
+                format!("plugin `{plugin}` rejected the event: {message}")
+            }
             PluginError::Failed(message) => format!("plugin `{plugin}` failed: {message}"),
         }
     }

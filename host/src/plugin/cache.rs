@@ -56,7 +56,10 @@ impl ComponentCache {
         wasm: &[u8],
     ) -> Result<(Component, CacheOutcome), wasmtime::Error> {
         let Some(path) = self.entry_path(wasm) else {
-            return Ok((Component::from_binary(engine, wasm)?, CacheOutcome::Disabled));
+            return Ok((
+                Component::from_binary(engine, wasm)?,
+                CacheOutcome::Disabled,
+            ));
         };
         if path.is_file() {
             match deserialize(engine, &path) {
@@ -143,6 +146,10 @@ mod tests {
         assert_ne!(one, a.entry_path(b"two").unwrap());
         assert_ne!(one, b.entry_path(b"one").unwrap());
         assert_eq!(one, a.entry_path(b"one").unwrap());
-        assert!(ComponentCache::new(None, "x".into()).entry_path(b"one").is_none());
+        assert!(
+            ComponentCache::new(None, "x".into())
+                .entry_path(b"one")
+                .is_none()
+        );
     }
 }

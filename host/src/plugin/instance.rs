@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{Event, Formatted, PluginError, Transformed, filter, format, plugin, route, transform};
+use super::bindings::{
+    Event, Formatted, PluginError, Transformed, filter, format, plugin, route, transform,
+};
 use super::engine::PluginEngine;
 use super::loader::{CompiledPlugin, Kind};
 use super::state::PluginState;
@@ -82,7 +84,11 @@ pub enum TrapReason {
 impl fmt::Display for TrapReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TrapReason::Timeout(limit) => write!(f, "ran longer than its time limit of {} ms", limit.as_millis()),
+            TrapReason::Timeout(limit) => write!(
+                f,
+                "ran longer than its time limit of {} ms",
+                limit.as_millis()
+            ),
             TrapReason::MemoryLimit { limit, requested } => write!(
                 f,
                 "exceeded its memory limit of {} (asked for {})",
@@ -93,6 +99,17 @@ impl fmt::Display for TrapReason {
             TrapReason::Other(message) => write!(f, "trapped: {message}"),
         }
     }
+}
+
+/// The step of starting an instance that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartStage {
+    /// Instantiation (linking, start functions).
+    Instantiate,
+    /// `init` (the plugin's config).
+    Init,
+    /// `configure-endpoint` for this endpoint (its settings).
+    Endpoint(String),
 }
 
 /// What went wrong in a plugin call.
@@ -119,6 +136,8 @@ pub enum CallError {
     Start {
         /// Plugin name.
         plugin: Arc<str>,
+        /// Which step failed.
+        stage: StartStage,
         /// Why.
         message: String,
     },
@@ -162,20 +181,29 @@ pub struct PluginInstance {
 impl PluginSpec {
     /// Instantiate the plugin, call `init` with its config and, for a format,
     /// `configure-endpoint` for each endpoint it serves.
-    pub fn instantiate(self: &Arc<Self>, engine: &PluginEngine) -> Result<PluginInstance, CallError> {
+    pub fn instantiate(
+        self: &Arc<Self>,
+        engine: &PluginEngine,
+    ) -> Result<PluginInstance, CallError> {
         let compiled = &self.compiled;
-        let mut store = Store::new(engine.engine(), PluginState::new(self.name.clone(), self.limits.memory));
+        let mut store = Store::new(
+            engine.engine(),
+            PluginState::new(self.name.clone(), self.limits.memory),
+        );
         store.limiter(|state| state.limiter());
         let setup_ticks = PluginEngine::ticks_for(self.limits.time.max(Limits::SETUP_TIME));
         store.set_epoch_deadline(setup_ticks);
-        let start = |message: String| CallError::Start {
+        let start_at = |stage: StartStage, message: String| CallError::Start {
             plugin: self.name.clone(),
+            stage,
             message,
         };
-        let instance = compiled
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| start(describe_failure(&store, &e, self.limits.time.max(Limits::SETUP_TIME)).to_string()))?;
+        let start = |message: String| start_at(StartStage::Instantiate, message);
+        let instance = compiled.pre.instantiate(&mut store).map_err(|e| {
+            start(
+                describe_failure(&store, &e, self.limits.time.max(Limits::SETUP_TIME)).to_string(),
+            )
+        })?;
         let lifecycle: plugin::Guest = compiled
             .plugin
             .load(&mut store, &instance)
@@ -183,7 +211,11 @@ impl PluginSpec {
         macro_rules! load {
             ($field:ident) => {
                 match &compiled.$field {
-                    Some(indices) => Some(indices.load(&mut store, &instance).map_err(|e| start(format!("{e:#}")))?),
+                    Some(indices) => Some(
+                        indices
+                            .load(&mut store, &instance)
+                            .map_err(|e| start(format!("{e:#}")))?,
+                    ),
                     None => None,
                 }
             };
@@ -195,8 +227,18 @@ impl PluginSpec {
 
         match lifecycle.call_init(&mut store, &self.config_json) {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(start(format!("init rejected the config: {}", error.message()))),
-            Err(e) => return Err(start(format!("init {}", describe_failure(&store, &e, Limits::SETUP_TIME)))),
+            Ok(Err(error)) => {
+                return Err(start_at(
+                    StartStage::Init,
+                    format!("init rejected the config: {}", error.message()),
+                ));
+            }
+            Err(e) => {
+                return Err(start_at(
+                    StartStage::Init,
+                    format!("init {}", describe_failure(&store, &e, Limits::SETUP_TIME)),
+                ));
+            }
         }
         if let Some(format) = &format {
             for (endpoint, settings) in &self.endpoints {
@@ -204,16 +246,22 @@ impl PluginSpec {
                 match format.call_configure_endpoint(&mut store, endpoint, settings) {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {
-                        return Err(start(format!(
-                            "endpoint `{endpoint}`: settings rejected: {}",
-                            error.message()
-                        )));
+                        return Err(start_at(
+                            StartStage::Endpoint(endpoint.clone()),
+                            format!(
+                                "endpoint `{endpoint}`: settings rejected: {}",
+                                error.message()
+                            ),
+                        ));
                     }
                     Err(e) => {
-                        return Err(start(format!(
-                            "configuring endpoint `{endpoint}` {}",
-                            describe_failure(&store, &e, Limits::SETUP_TIME)
-                        )));
+                        return Err(start_at(
+                            StartStage::Endpoint(endpoint.clone()),
+                            format!(
+                                "configuring endpoint `{endpoint}` {}",
+                                describe_failure(&store, &e, Limits::SETUP_TIME)
+                            ),
+                        ));
                     }
                 }
             }
@@ -232,7 +280,11 @@ impl PluginSpec {
 
 /// Classify a failed call: limiter refusals, epoch interrupts and panics
 /// (whose message the guest printed to stderr) get their own reasons.
-fn describe_failure(store: &Store<PluginState>, error: &wasmtime::Error, time: Duration) -> TrapReason {
+fn describe_failure(
+    store: &Store<PluginState>,
+    error: &wasmtime::Error,
+    time: Duration,
+) -> TrapReason {
     let state = store.data();
     if let Some(requested) = state.limiter_ref().refused() {
         return TrapReason::MemoryLimit {
@@ -299,7 +351,10 @@ impl PluginInstance {
 
     /// Run the filter.
     pub fn filter(&mut self, event: &Event) -> Result<bool, CallError> {
-        let guest = self.filter.clone().ok_or_else(|| self.not_exported(Kind::Filter))?;
+        let guest = self
+            .filter
+            .clone()
+            .ok_or_else(|| self.not_exported(Kind::Filter))?;
         self.prepare();
         let outcome = guest.call_filter(&mut self.store, event);
         self.result(outcome)
@@ -307,7 +362,10 @@ impl PluginInstance {
 
     /// Run the transform.
     pub fn transform(&mut self, event: &Event) -> Result<Transformed, CallError> {
-        let guest = self.transform.clone().ok_or_else(|| self.not_exported(Kind::Transform))?;
+        let guest = self
+            .transform
+            .clone()
+            .ok_or_else(|| self.not_exported(Kind::Transform))?;
         self.prepare();
         let outcome = guest.call_transform(&mut self.store, event);
         self.result(outcome)
@@ -315,7 +373,10 @@ impl PluginInstance {
 
     /// Run the route.
     pub fn route(&mut self, event: &Event) -> Result<Vec<String>, CallError> {
-        let guest = self.route.clone().ok_or_else(|| self.not_exported(Kind::Route))?;
+        let guest = self
+            .route
+            .clone()
+            .ok_or_else(|| self.not_exported(Kind::Route))?;
         self.prepare();
         let outcome = guest.call_route(&mut self.store, event);
         self.result(outcome)
@@ -323,7 +384,10 @@ impl PluginInstance {
 
     /// Run the format for `endpoint`.
     pub fn format(&mut self, event: &Event, endpoint: &str) -> Result<Formatted, CallError> {
-        let guest = self.format.clone().ok_or_else(|| self.not_exported(Kind::Format))?;
+        let guest = self
+            .format
+            .clone()
+            .ok_or_else(|| self.not_exported(Kind::Format))?;
         self.prepare();
         let outcome = guest.call_format(&mut self.store, event, endpoint);
         self.result(outcome)
@@ -355,7 +419,10 @@ impl InstanceSlot {
 
     /// Run `call` on the instance (creating it if needed). A trap discards
     /// the instance; the next call gets a fresh one.
-    pub fn call<R>(&mut self, call: impl FnOnce(&mut PluginInstance) -> Result<R, CallError>) -> Result<R, CallError> {
+    pub fn call<R>(
+        &mut self,
+        call: impl FnOnce(&mut PluginInstance) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
         if self.live.is_none() {
             self.live = Some(self.spec.instantiate(&self.engine)?);
         }

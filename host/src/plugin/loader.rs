@@ -86,7 +86,10 @@ pub enum LoadError {
     )]
     Link(String, String),
     /// The component does not export the plugin lifecycle interface.
-    #[error("{label} does not export {} (it exports: {exports}); build it with wasp-plugin-sdk or a wasp:plugin world", export_names::PLUGIN)]
+    #[error(
+        "{label} does not export {} (it exports: {exports}); build it with wasp-plugin-sdk or a wasp:plugin world",
+        export_names::PLUGIN
+    )]
     NotAPlugin { label: String, exports: String },
     /// The component's exports do not match the WIT wasp expects.
     #[error("{0} exports a different version of an interface than wasp expects: {1}")]

@@ -17,7 +17,9 @@ mod state;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use engine::PluginEngine;
-pub use instance::{CallError, InstanceSlot, Limits, PluginInstance, PluginSpec, TrapReason};
+pub use instance::{
+    CallError, InstanceSlot, Limits, PluginInstance, PluginSpec, StartStage, TrapReason,
+};
 pub use loader::{CompiledPlugin, Kind, LoadError, PluginRuntime};
 
 #[cfg(test)]

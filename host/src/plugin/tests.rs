@@ -11,7 +11,12 @@ fn runtime() -> &'static PluginRuntime {
     RUNTIME.get_or_init(|| PluginRuntime::new(PluginEngine::new().unwrap(), None).unwrap())
 }
 
-fn spec(builtin: &str, config: &str, endpoints: &[(&str, &str)], limits: Limits) -> Arc<PluginSpec> {
+fn spec(
+    builtin: &str,
+    config: &str,
+    endpoints: &[(&str, &str)],
+    limits: Limits,
+) -> Arc<PluginSpec> {
     let wasm = builtin::get(builtin)
         .map(<[u8]>::to_vec)
         .unwrap_or_else(|| std::fs::read(builtin::build_path(builtin)).unwrap());
@@ -41,9 +46,24 @@ fn message(body: &str) -> Event {
 
 #[test]
 fn reports_exported_kinds() {
-    assert_eq!(spec("keyword-filter", "null", &[], Limits::default()).compiled.kinds(), [Kind::Filter]);
-    assert_eq!(spec("redact", "null", &[], Limits::default()).compiled.kinds(), [Kind::Transform]);
-    assert_eq!(spec("waha", "null", &[], Limits::default()).compiled.kinds(), [Kind::Format]);
+    assert_eq!(
+        spec("keyword-filter", "null", &[], Limits::default())
+            .compiled
+            .kinds(),
+        [Kind::Filter]
+    );
+    assert_eq!(
+        spec("redact", "null", &[], Limits::default())
+            .compiled
+            .kinds(),
+        [Kind::Transform]
+    );
+    assert_eq!(
+        spec("waha", "null", &[], Limits::default())
+            .compiled
+            .kinds(),
+        [Kind::Format]
+    );
     let hostile = spec("hostile", "null", &[], Limits::default());
     assert_eq!(hostile.compiled.kinds(), [Kind::Filter, Kind::Transform]);
     let error = hostile.compiled.require(Kind::Format).unwrap_err();
@@ -55,15 +75,26 @@ fn reports_exported_kinds() {
 
 #[test]
 fn filter_and_transform_run() {
-    let filter = spec("keyword-filter", r#"{"keywords":["order"]}"#, &[], Limits::default());
+    let filter = spec(
+        "keyword-filter",
+        r#"{"keywords":["order"]}"#,
+        &[],
+        Limits::default(),
+    );
     let mut slot = InstanceSlot::new(filter, runtime().engine().clone());
     assert!(slot.call(|i| i.filter(&message("my Order 12"))).unwrap());
     assert!(!slot.call(|i| i.filter(&message("hello"))).unwrap());
 
     let redact = spec("redact", "null", &[], Limits::default());
     let mut slot = InstanceSlot::new(redact, runtime().engine().clone());
-    assert_eq!(slot.call(|i| i.transform(&message("hi"))).unwrap(), Transformed::Unchanged);
-    let Transformed::Replace(json) = slot.call(|i| i.transform(&message("call 4915123456789"))).unwrap() else {
+    assert_eq!(
+        slot.call(|i| i.transform(&message("hi"))).unwrap(),
+        Transformed::Unchanged
+    );
+    let Transformed::Replace(json) = slot
+        .call(|i| i.transform(&message("call 4915123456789")))
+        .unwrap()
+    else {
         panic!("expected a replacement");
     };
     assert!(json.contains(r#""body":"call •••••••••••89""#), "{json}");
@@ -71,7 +102,12 @@ fn filter_and_transform_run() {
 
 #[test]
 fn bad_config_is_refused_at_start() {
-    let filter = spec("keyword-filter", r#"{"keyword":["x"]}"#, &[], Limits::default());
+    let filter = spec(
+        "keyword-filter",
+        r#"{"keyword":["x"]}"#,
+        &[],
+        Limits::default(),
+    );
     let error = filter.instantiate(runtime().engine()).err().unwrap();
     assert_eq!(
         error.to_string(),
@@ -81,15 +117,29 @@ fn bad_config_is_refused_at_start() {
 
 #[test]
 fn waha_format_signs_the_body() {
-    let waha = spec("waha", "null", &[("crm", r#"{"hmac_key":"my-secret-key"}"#)], Limits::default());
+    let waha = spec(
+        "waha",
+        "null",
+        &[("crm", r#"{"hmac_key":"my-secret-key"}"#)],
+        Limits::default(),
+    );
     let mut slot = InstanceSlot::new(waha, runtime().engine().clone());
     let event = message("hello");
     let Formatted::Send(request) = slot.call(|i| i.format(&event, "crm")).unwrap() else {
         panic!("expected a request");
     };
     assert_eq!(request.body, event.json.as_bytes());
-    let header = |name: &str| request.headers.iter().find(|h| h.name == name).map(|h| h.value.clone());
-    assert_eq!(header("X-Webhook-Hmac-Algorithm").as_deref(), Some("sha512"));
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value.clone())
+    };
+    assert_eq!(
+        header("X-Webhook-Hmac-Algorithm").as_deref(),
+        Some("sha512")
+    );
     assert_eq!(header("Content-Type").as_deref(), Some("application/json"));
     let expected = {
         use hmac::{Hmac, Mac};
@@ -98,22 +148,49 @@ fn waha_format_signs_the_body() {
         hex::encode(mac.finalize().into_bytes())
     };
     assert_eq!(header("X-Webhook-Hmac"), Some(expected));
-    let attempt: Vec<_> = request.attempt_headers.iter().map(|h| (h.name.as_str(), h.value.clone())).collect();
+    let attempt: Vec<_> = request
+        .attempt_headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.clone()))
+        .collect();
     assert_eq!(
         attempt,
-        [("X-Webhook-Request-Id", AttemptValue::RequestId), ("X-Webhook-Timestamp", AttemptValue::UnixMillis)]
+        [
+            ("X-Webhook-Request-Id", AttemptValue::RequestId),
+            ("X-Webhook-Timestamp", AttemptValue::UnixMillis)
+        ]
     );
 
     let unknown = slot.call(|i| i.format(&event, "nobody")).unwrap_err();
-    assert!(matches!(unknown, CallError::Plugin { error: PluginError::Failed(_), .. }), "{unknown}");
+    assert!(
+        matches!(
+            unknown,
+            CallError::Plugin {
+                error: PluginError::Failed(_),
+                ..
+            }
+        ),
+        "{unknown}"
+    );
 }
 
 #[test]
 fn bad_endpoint_settings_are_refused_at_start() {
-    let waha = spec("waha", "null", &[("crm", r#"{"hmac":"x"}"#)], Limits::default());
-    let error = waha.instantiate(runtime().engine()).err().unwrap().to_string();
+    let waha = spec(
+        "waha",
+        "null",
+        &[("crm", r#"{"hmac":"x"}"#)],
+        Limits::default(),
+    );
+    let error = waha
+        .instantiate(runtime().engine())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
-        error.contains("endpoint `crm`: settings rejected: unknown field `hmac`, expected one of `hmac_key`"),
+        error.contains(
+            "endpoint `crm`: settings rejected: unknown field `hmac`, expected one of `hmac_key`"
+        ),
         "{error}"
     );
 }
@@ -130,18 +207,31 @@ fn hostile_plugins_fail_only_their_own_event() {
 
     let started = std::time::Instant::now();
     let timeout = slot.call(|i| i.filter(&message("loop"))).unwrap_err();
-    assert_eq!(timeout.to_string(), "plugin `hostile` ran longer than its time limit of 50 ms");
+    assert_eq!(
+        timeout.to_string(),
+        "plugin `hostile` ran longer than its time limit of 50 ms"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(slot.call(|i| i.filter(&message("fine"))).unwrap());
 
     let memory = slot.call(|i| i.filter(&message("alloc"))).unwrap_err();
     assert_eq!(memory.label(), "memory", "{memory}");
-    assert!(memory.to_string().starts_with("plugin `hostile` exceeded its memory limit of 32 MiB"), "{memory}");
+    assert!(
+        memory
+            .to_string()
+            .starts_with("plugin `hostile` exceeded its memory limit of 32 MiB"),
+        "{memory}"
+    );
     assert!(slot.call(|i| i.transform(&message("fine"))).is_ok());
 
     let panic = slot.call(|i| i.filter(&message("panic"))).unwrap_err();
     assert_eq!(panic.label(), "panic", "{panic}");
-    assert!(panic.to_string().contains("panicked: hostile plugin panicked on purpose"), "{panic}");
+    assert!(
+        panic
+            .to_string()
+            .contains("panicked: hostile plugin panicked on purpose"),
+        "{panic}"
+    );
     assert!(slot.call(|i| i.filter(&message("fine"))).unwrap());
 
     let error = slot.call(|i| i.filter(&message("error"))).unwrap_err();
@@ -156,11 +246,17 @@ fn hostile_plugins_fail_only_their_own_event() {
 fn rejects_what_is_not_a_component() {
     let core_module = b"\0asm\x01\0\0\0";
     assert_eq!(
-        runtime().load("core.wasm", core_module).unwrap_err().to_string(),
+        runtime()
+            .load("core.wasm", core_module)
+            .unwrap_err()
+            .to_string(),
         "core.wasm is not a WebAssembly component (it is a core wasm module: build it for the wasm32-wasip2 target, or wrap it with `wasm-tools component new`)"
     );
     assert_eq!(
-        runtime().load("notes.txt", b"hello").unwrap_err().to_string(),
+        runtime()
+            .load("notes.txt", b"hello")
+            .unwrap_err()
+            .to_string(),
         "notes.txt is not a WebAssembly component"
     );
 }
@@ -171,8 +267,14 @@ fn compiled_components_are_cached_on_disk() {
     let _ = std::fs::remove_dir_all(&dir);
     let runtime = PluginRuntime::new(runtime().engine().clone(), Some(dir.clone())).unwrap();
     let wasm = builtin::get("keyword-filter").unwrap();
-    assert_eq!(runtime.load("kf", wasm).unwrap().cache_outcome(), CacheOutcome::Miss);
-    assert_eq!(runtime.load("kf", wasm).unwrap().cache_outcome(), CacheOutcome::Hit);
+    assert_eq!(
+        runtime.load("kf", wasm).unwrap().cache_outcome(),
+        CacheOutcome::Miss
+    );
+    assert_eq!(
+        runtime.load("kf", wasm).unwrap().cache_outcome(),
+        CacheOutcome::Hit
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

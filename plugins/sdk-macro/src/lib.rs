@@ -40,11 +40,17 @@ impl Parse for ExportInput {
             if !KINDS.contains(&name.as_str()) {
                 return Err(syn::Error::new(
                     kind.span(),
-                    format!("unknown plugin kind `{name}`; expected one of: {}", KINDS.join(", ")),
+                    format!(
+                        "unknown plugin kind `{name}`; expected one of: {}",
+                        KINDS.join(", ")
+                    ),
                 ));
             }
             if seen.contains(&name) {
-                return Err(syn::Error::new(kind.span(), format!("kind `{name}` is listed twice")));
+                return Err(syn::Error::new(
+                    kind.span(),
+                    format!("kind `{name}` is listed twice"),
+                ));
             }
             seen.push(name);
         }
@@ -81,7 +87,10 @@ fn expand(input: &ExportInput) -> proc_macro2::TokenStream {
     world.push_str("}\n");
 
     let plugin = &input.plugin;
-    let kind_impls = input.kinds.iter().map(|kind| kind_impl(&kind.to_string(), plugin));
+    let kind_impls = input
+        .kinds
+        .iter()
+        .map(|kind| kind_impl(&kind.to_string(), plugin));
     let has_format = input.kinds.iter().any(|kind| kind == "format");
     let endpoints = if has_format {
         quote! {
@@ -94,7 +103,10 @@ fn expand(input: &ExportInput) -> proc_macro2::TokenStream {
     };
     let module = Ident::new("__wasp_plugin_bindings", Span::call_site());
 
+    // Only a wasm build is a component; natively (unit tests, benchmarks
+    // against the same code) the plugin is a plain Rust library.
     quote! {
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code, dead_code, unused_imports, unused_qualifications, clippy::all, missing_docs)]
         mod #module {

@@ -23,7 +23,10 @@ pub fn parse_config<C: DeserializeOwned>(json: &str, what: &str) -> Result<C, Pl
     match serde_json::from_str::<C>(json) {
         Ok(config) => Ok(config),
         Err(_) if json.trim() == "null" => serde_json::from_str::<C>("{}").map_err(|e| {
-            PluginError::invalid_config(format!("a `{what}` block is required: {}", without_position(&e)))
+            PluginError::invalid_config(format!(
+                "a `{what}` block is required: {}",
+                without_position(&e)
+            ))
         }),
         Err(e) => Err(PluginError::invalid_config(without_position(&e))),
     }
@@ -39,7 +42,10 @@ fn without_position(error: &serde_json::Error) -> String {
     }
 }
 
-fn with_plugin<T, R>(slot: &Slot<T>, call: impl FnOnce(&T) -> Result<R, PluginError>) -> Result<R, PluginError> {
+fn with_plugin<T, R>(
+    slot: &Slot<T>,
+    call: impl FnOnce(&T) -> Result<R, PluginError>,
+) -> Result<R, PluginError> {
     let plugin = slot.borrow();
     let plugin = plugin
         .as_ref()
@@ -61,7 +67,10 @@ pub fn filter<T: Filter>(slot: &Slot<T>, event: types::Event) -> Result<bool, Pl
 }
 
 /// `transform.transform`.
-pub fn transform<T: Transform>(slot: &Slot<T>, event: types::Event) -> Result<types::Transformed, PluginError> {
+pub fn transform<T: Transform>(
+    slot: &Slot<T>,
+    event: types::Event,
+) -> Result<types::Transformed, PluginError> {
     with_plugin(slot, |plugin| plugin.transform(Event::from_raw(event)))
 }
 
@@ -92,7 +101,9 @@ pub fn format<T: Format>(
 ) -> Result<types::Formatted, PluginError> {
     let endpoints = endpoints.borrow();
     let settings = endpoints.get(&endpoint).ok_or_else(|| {
-        PluginError::failed(format!("endpoint `{endpoint}` was not configured with this format"))
+        PluginError::failed(format!(
+            "endpoint `{endpoint}` was not configured with this format"
+        ))
     })?;
     with_plugin(slot, |plugin| {
         plugin.format(
@@ -124,7 +135,10 @@ mod tests {
 
     #[test]
     fn config_parsing() {
-        assert_eq!(parse_config::<Defaults>("null", "config").unwrap(), Defaults { words: vec![] });
+        assert_eq!(
+            parse_config::<Defaults>("null", "config").unwrap(),
+            Defaults { words: vec![] }
+        );
         assert_eq!(parse_config::<()>("null", "config").unwrap(), ());
         let error = parse_config::<Defaults>(r#"{"word": 1}"#, "config").unwrap_err();
         assert_eq!(
@@ -134,7 +148,9 @@ mod tests {
         let error = parse_config::<Required>("null", "settings").unwrap_err();
         assert_eq!(
             error,
-            PluginError::InvalidConfig("a `settings` block is required: missing field `key`".into())
+            PluginError::InvalidConfig(
+                "a `settings` block is required: missing field `key`".into()
+            )
         );
     }
 }

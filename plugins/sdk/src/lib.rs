@@ -57,6 +57,7 @@ mod bindings {
         path: "../../wit",
         world: "wasp:plugin/imports",
         generate_unused_types: true,
+        additional_derives: [PartialEq],
     });
 }
 
@@ -97,13 +98,21 @@ pub trait Format: Plugin {
 
     /// Check settings beyond what their type already enforces (called once
     /// per endpoint at load time).
-    fn check_settings(&self, _endpoint: &str, _settings: &Self::Settings) -> Result<(), PluginError> {
+    fn check_settings(
+        &self,
+        _endpoint: &str,
+        _settings: &Self::Settings,
+    ) -> Result<(), PluginError> {
         Ok(())
     }
 
     /// Format one event for one endpoint. Return [`Formatted::Skip`] with a
     /// reason when the format has no equivalent of the event.
-    fn format(&self, event: &Event, endpoint: &Endpoint<'_, Self::Settings>) -> Result<Formatted, PluginError>;
+    fn format(
+        &self,
+        event: &Event,
+        endpoint: &Endpoint<'_, Self::Settings>,
+    ) -> Result<Formatted, PluginError>;
 }
 
 /// The endpoint a [`Format`] is formatting for.

@@ -74,7 +74,11 @@ impl Format for Waha {
             ));
         }
         for name in settings.custom_headers.keys() {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
                 return Err(PluginError::invalid_config(format!(
                     "custom header name `{name}` is not a valid HTTP header name"
                 )));
@@ -83,7 +87,11 @@ impl Format for Waha {
         Ok(())
     }
 
-    fn format(&self, event: &Event, endpoint: &Endpoint<'_, Settings>) -> Result<Formatted, PluginError> {
+    fn format(
+        &self,
+        event: &Event,
+        endpoint: &Endpoint<'_, Settings>,
+    ) -> Result<Formatted, PluginError> {
         Ok(Formatted::Send(request(event.json(), endpoint.settings)))
     }
 }
@@ -110,7 +118,8 @@ pub fn request(body: &str, settings: &Settings) -> Request {
 
 /// Lower-case hex HMAC-SHA512 of `body` keyed with `key`'s UTF-8 bytes.
 pub fn hmac_sha512_hex(key: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha512>::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length");
+    let mut mac =
+        Hmac::<Sha512>::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
@@ -125,7 +134,10 @@ mod tests {
     #[test]
     fn hmac_matches_the_documented_vector() {
         assert_eq!(
-            hmac_sha512_hex("my-secret-key", br#"{"event":"message","session":"default","engine":"WEBJS"}"#),
+            hmac_sha512_hex(
+                "my-secret-key",
+                br#"{"event":"message","session":"default","engine":"WEBJS"}"#
+            ),
             "208f8a55dde9e05519e898b10b89bf0d0b3b0fdf11fdbf09b6b90476301b98d8097c462b2b17a6ce93b6b47a136cf2e78a33a63f6752c2c1631777076153fa89"
         );
     }
@@ -151,9 +163,19 @@ mod tests {
         let names: Vec<&str> = request.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(
             names,
-            ["Content-Type", "User-Agent", "X-Webhook-Hmac", "X-Webhook-Hmac-Algorithm", "X-Team"]
+            [
+                "Content-Type",
+                "User-Agent",
+                "X-Webhook-Hmac",
+                "X-Webhook-Hmac-Algorithm",
+                "X-Team"
+            ]
         );
-        let attempt: Vec<&str> = request.attempt_headers.iter().map(|h| h.name.as_str()).collect();
+        let attempt: Vec<&str> = request
+            .attempt_headers
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
         assert_eq!(attempt, ["X-Webhook-Request-Id", "X-Webhook-Timestamp"]);
         assert_eq!(request.body, b"{}");
     }

@@ -48,10 +48,18 @@ impl Plugin for KeywordFilter {
             .into_iter()
             .map(|k| k.trim().to_owned())
             .filter(|k| !k.is_empty())
-            .map(|k| if config.case_sensitive { k } else { k.to_lowercase() })
+            .map(|k| {
+                if config.case_sensitive {
+                    k
+                } else {
+                    k.to_lowercase()
+                }
+            })
             .collect();
         if keywords.is_empty() {
-            return Err(PluginError::invalid_config("`keywords` must list at least one keyword"));
+            return Err(PluginError::invalid_config(
+                "`keywords` must list at least one keyword",
+            ));
         }
         Ok(Self {
             keywords,
@@ -115,13 +123,20 @@ mod tests {
 
     #[test]
     fn events_without_text_pass_by_default() {
-        let status = Event::from_json(r#"{"event":"session.status","session":"s","payload":{"status":"WORKING"}}"#).unwrap();
+        let status = Event::from_json(
+            r#"{"event":"session.status","session":"s","payload":{"status":"WORKING"}}"#,
+        )
+        .unwrap();
         assert!(filter(&["x"], false).filter(&status).unwrap());
     }
 
     #[test]
     fn rejects_empty_keywords() {
-        let error = KeywordFilter::init(Config { keywords: vec![" ".into()], case_sensitive: false, keep_events_without_text: true });
+        let error = KeywordFilter::init(Config {
+            keywords: vec![" ".into()],
+            case_sensitive: false,
+            keep_events_without_text: true,
+        });
         assert!(matches!(error, Err(PluginError::InvalidConfig(_))));
     }
 }

@@ -15,7 +15,9 @@
 //!       fields: [body, replyTo.body]         # default; paths inside `payload`
 //! ```
 
-use wasp_plugin_sdk::{Event, Plugin, PluginError, Transform, Transformed, Value, serde::Deserialize};
+use wasp_plugin_sdk::{
+    Event, Plugin, PluginError, Transform, Transformed, Value, serde::Deserialize,
+};
 
 /// The `config:` block.
 #[derive(Debug, Deserialize)]
@@ -53,7 +55,9 @@ impl Plugin for Redact {
 
     fn init(config: Config) -> Result<Self, PluginError> {
         if config.min_digits < 3 {
-            return Err(PluginError::invalid_config("`min_digits` must be at least 3"));
+            return Err(PluginError::invalid_config(
+                "`min_digits` must be at least 3",
+            ));
         }
         if config.mask.is_empty() {
             return Err(PluginError::invalid_config("`mask` must not be empty"));
@@ -77,18 +81,25 @@ impl Transform for Redact {
         let mut changed = false;
         let payload = event.payload_mut()?;
         for path in &self.paths {
-            if let Some(Value::String(text)) = lookup(payload, path) {
-                if let Some(redacted) = self.redact(text) {
-                    *text = redacted;
-                    changed = true;
-                }
+            if let Some(Value::String(text)) = lookup(payload, path)
+                && let Some(redacted) = self.redact(text)
+            {
+                *text = redacted;
+                changed = true;
             }
         }
-        Ok(if changed { Transformed::replace(event) } else { Transformed::Unchanged })
+        Ok(if changed {
+            Transformed::replace(event)
+        } else {
+            Transformed::Unchanged
+        })
     }
 }
 
-fn lookup<'a>(payload: &'a mut wasp_plugin_sdk::Map<String, Value>, path: &[String]) -> Option<&'a mut Value> {
+fn lookup<'a>(
+    payload: &'a mut wasp_plugin_sdk::Map<String, Value>,
+    path: &[String],
+) -> Option<&'a mut Value> {
     let (first, rest) = path.split_first()?;
     let mut value = payload.get_mut(first)?;
     for key in rest {
@@ -108,7 +119,10 @@ impl Redact {
         let mut last = 0;
         for (start, end) in spans {
             out.push_str(&text[last..start]);
-            let digits = text[start..end].chars().filter(char::is_ascii_digit).count();
+            let digits = text[start..end]
+                .chars()
+                .filter(char::is_ascii_digit)
+                .count();
             let hide = digits.saturating_sub(self.config.keep_last);
             let mut seen = 0;
             for c in text[start..end].chars() {
@@ -137,7 +151,8 @@ fn phone_numbers(text: &str, min_digits: usize) -> Vec<(usize, usize)> {
         let starts = bytes[i].is_ascii_digit()
             || (bytes[i] == b'+' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
             || (bytes[i] == b'(' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
-        let preceded_by_word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let preceded_by_word =
+            i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         if !starts || preceded_by_word {
             i += 1;
             continue;
@@ -152,9 +167,16 @@ fn phone_numbers(text: &str, min_digits: usize) -> Vec<(usize, usize)> {
                 digits += 1;
                 j += 1;
                 end = j;
-            } else if (c == b'+' && j == start) || c == b'(' || c == b')' {
-                j += 1;
-            } else if matches!(c, b' ' | b'-' | b'.') && bytes.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'(') {
+            } else if (c == b'+' && j == start)
+                || c == b'('
+                || c == b')'
+                || (matches!(c, b' ' | b'-' | b'.')
+                    && bytes
+                        .get(j + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b'('))
+            {
+                // Part of the number's notation: a leading `+`, parentheses,
+                // or one separator before the next digit group.
                 j += 1;
             } else {
                 break;
@@ -181,7 +203,10 @@ mod tests {
 
     #[test]
     fn masks_numbers_in_common_notations() {
-        assert_eq!(redact("call +49 151 2345678 now").as_deref(), Some("call +•• ••• •••••78 now"));
+        assert_eq!(
+            redact("call +49 151 2345678 now").as_deref(),
+            Some("call +•• ••• •••••78 now")
+        );
         assert_eq!(redact("(555) 123-4567").as_deref(), Some("(•••) •••-••67"));
         assert_eq!(redact("4915123456789").as_deref(), Some("•••••••••••89"));
     }
@@ -196,10 +221,21 @@ mod tests {
     #[test]
     fn rewrites_configured_fields_only_when_needed() {
         let plugin = Redact::init(Config::default()).unwrap();
-        let clean = Event::from_json(r#"{"event":"message","session":"s","payload":{"from":"1@c.us","body":"hi"}}"#).unwrap();
-        assert!(matches!(plugin.transform(clean).unwrap(), Transformed::Unchanged));
+        let clean = Event::from_json(
+            r#"{"event":"message","session":"s","payload":{"from":"1@c.us","body":"hi"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            plugin.transform(clean).unwrap(),
+            Transformed::Unchanged
+        ));
         let dirty = Event::from_json(r#"{"event":"message","session":"s","payload":{"from":"1@c.us","body":"hi","replyTo":{"body":"+1 555 123 4567"}}}"#).unwrap();
-        let Transformed::Replace(json) = plugin.transform(dirty).unwrap() else { panic!("expected a replacement") };
-        assert!(json.contains(r#""replyTo":{"body":"+• ••• ••• ••67"}"#), "{json}");
+        let Transformed::Replace(json) = plugin.transform(dirty).unwrap() else {
+            panic!("expected a replacement")
+        };
+        assert!(
+            json.contains(r#""replyTo":{"body":"+• ••• ••• ••67"}"#),
+            "{json}"
+        );
     }
 }

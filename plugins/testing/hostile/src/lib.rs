@@ -34,7 +34,10 @@ fn misbehave(event: &Event) -> Result<(), PluginError> {
         Some("alloc") => {
             let mut block: Vec<u8> = Vec::with_capacity(1 << 30);
             block.resize(1 << 30, 1);
-            Err(PluginError::failed(format!("allocated {} bytes", std::hint::black_box(block).len())))
+            Err(PluginError::failed(format!(
+                "allocated {} bytes",
+                std::hint::black_box(block).len()
+            )))
         }
         Some("panic") => panic!("hostile plugin panicked on purpose"),
         Some("error") => Err(PluginError::failed("hostile plugin refused this event")),

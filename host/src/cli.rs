@@ -1,0 +1,367 @@
+//! The `wasp` command line: `run`, `check` and `plugin test`. This is the
+//! binary's edge, so errors are `anyhow` here and typed everywhere else.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Loaded, ProcessEnv};
+use crate::plugin::bindings::{Formatted, Transformed};
+use crate::plugin::{Kind, Limits, PluginEngine, PluginRuntime, PluginSpec, builtin};
+
+/// wasp — WhatsApp event processor with WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "wasp", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run wasp (default config: config/wasp.yaml, else the embedded default).
+    Run {
+        /// The config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config, load its plugins and check their kinds; exit 1 on errors.
+    Check {
+        /// The config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Plugin tools.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// Plugin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run one plugin on one event and print what it did.
+    Test {
+        /// A `.wasm` component, or the name of a built-in plugin.
+        plugin: String,
+        /// A JSON file holding one canonical (WAHA-envelope) event.
+        #[arg(long)]
+        event: PathBuf,
+        /// Run only this kind (default: every kind the plugin exports).
+        #[arg(long)]
+        kind: Option<String>,
+        /// The plugin's config, as JSON.
+        #[arg(long, default_value = "null")]
+        config: String,
+        /// For formats: the endpoint settings, as JSON.
+        #[arg(long, default_value = "null")]
+        settings: String,
+    },
+}
+
+/// Parse the command line, run, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => run(config.as_deref()),
+        Command::Check { config } => check(config.as_deref()),
+        Command::Plugin {
+            command:
+                PluginCommand::Test {
+                    plugin,
+                    event,
+                    kind,
+                    config,
+                    settings,
+                },
+        } => {
+            let request = PluginTest {
+                plugin,
+                event,
+                kind,
+                config,
+                settings,
+            };
+            plugin_test(&request, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `--config`, else `config/wasp.yaml` when present, else the embedded default.
+fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => {
+            let default = PathBuf::from("config/wasp.yaml");
+            default.is_file().then_some(default)
+        }
+    }
+}
+
+fn load(explicit: Option<&Path>) -> Result<Loaded, config::ConfigErrors> {
+    config::load(config_path(explicit).as_deref(), &ProcessEnv)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let loaded = match load(explicit) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    crate::delivery::install_tls_provider();
+    tracing::info!(config = %loaded.file, "starting wasp");
+    runtime()?.block_on(async move {
+        let listen = loaded.config.server.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        crate::server::run(listener, loaded, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+fn check(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let loaded = match load(explicit) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            println!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let engine = PluginEngine::new()?;
+    let runtime = PluginRuntime::new(engine, Some(loaded.config.store.plugin_cache()))?;
+    match crate::pipeline::build(&loaded, &runtime, 0) {
+        Ok(pipeline) => {
+            println!(
+                "{}: OK ({} plugins, {} endpoints, {} routes, {} sessions)",
+                loaded.file,
+                pipeline.plugins().len(),
+                loaded.config.endpoints.len(),
+                loaded.config.routes.len(),
+                loaded.config.sessions.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{errors}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// What `wasp plugin test` runs.
+#[derive(Debug, Clone)]
+pub struct PluginTest {
+    /// A `.wasm` file or a built-in plugin's name.
+    pub plugin: String,
+    /// The event file.
+    pub event: PathBuf,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Plugin config JSON.
+    pub config: String,
+    /// Format endpoint settings JSON.
+    pub settings: String,
+}
+
+/// Run one plugin on one event, writing what happened to `out`.
+pub fn plugin_test(test: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let (plugin, event, kind, config, settings) = (
+        test.plugin.as_str(),
+        test.event.as_path(),
+        test.kind.as_deref(),
+        test.config.as_str(),
+        test.settings.as_str(),
+    );
+    let (label, wasm) = if Path::new(plugin).is_file() {
+        (
+            plugin.to_owned(),
+            std::fs::read(plugin).with_context(|| format!("cannot read {plugin}"))?,
+        )
+    } else if let Some(bytes) = builtin::get(plugin) {
+        (format!("built-in plugin `{plugin}`"), bytes.to_vec())
+    } else {
+        bail!(
+            "`{plugin}` is neither a file nor a built-in plugin (built-ins: {})",
+            builtin::names().collect::<Vec<_>>().join(", ")
+        );
+    };
+    let text = std::fs::read_to_string(event)
+        .with_context(|| format!("cannot read {}", event.display()))?;
+    let event = crate::event::Event::from_json(&text)
+        .with_context(|| format!("{} is not a valid event", event.display()))?;
+    let config_json: serde_json::Value =
+        serde_json::from_str(config).context("--config is not valid JSON")?;
+    let settings_json: serde_json::Value =
+        serde_json::from_str(settings).context("--settings is not valid JSON")?;
+
+    let engine = PluginEngine::new()?;
+    let runtime = PluginRuntime::new(engine.clone(), None)?;
+    let started = Instant::now();
+    let compiled = runtime.load(&label, &wasm)?;
+    writeln!(
+        out,
+        "{label}: exports {} (compiled in {:.1} ms)",
+        compiled
+            .kinds()
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64() * 1000.0
+    )?;
+    let kinds: Vec<Kind> = match kind {
+        Some(name) => {
+            let kind = Kind::parse(name).with_context(|| {
+                format!("unknown kind `{name}`; expected filter, transform, route or format")
+            })?;
+            compiled.require(kind).map_err(anyhow::Error::msg)?;
+            vec![kind]
+        }
+        None => compiled.kinds(),
+    };
+    let spec = std::sync::Arc::new(PluginSpec {
+        name: plugin.into(),
+        compiled: compiled.clone(),
+        config_json: config_json.to_string(),
+        limits: Limits::default(),
+        endpoints: if compiled.has(Kind::Format) {
+            vec![("test".into(), settings_json.to_string())]
+        } else {
+            Vec::new()
+        },
+    });
+    let started = Instant::now();
+    let mut instance = spec.instantiate(&engine)?;
+    writeln!(
+        out,
+        "instantiated and initialized in {:.2} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    )?;
+    let wit = crate::pipeline::to_wit_event(&event);
+    for kind in kinds {
+        let started = Instant::now();
+        let took = || format!("{:.0} µs", started.elapsed().as_secs_f64() * 1e6);
+        match kind {
+            Kind::Filter => {
+                let keep = instance.filter(&wit)?;
+                writeln!(
+                    out,
+                    "filter: {} ({})",
+                    if keep { "keep" } else { "drop" },
+                    took()
+                )?;
+            }
+            Kind::Transform => match instance.transform(&wit)? {
+                Transformed::Unchanged => writeln!(out, "transform: unchanged ({})", took())?,
+                Transformed::Drop => writeln!(out, "transform: drop ({})", took())?,
+                Transformed::Replace(json) => {
+                    let time = took();
+                    writeln!(
+                        out,
+                        "transform: replaced ({time})\n{}",
+                        pretty(json.as_bytes())
+                    )?;
+                }
+            },
+            Kind::Route => {
+                let names = instance.route(&wit)?;
+                writeln!(out, "route: {names:?} ({})", took())?;
+            }
+            Kind::Format => match instance.format(&wit, "test")? {
+                Formatted::Skip(reason) => writeln!(out, "format: skip: {reason} ({})", took())?,
+                Formatted::Send(request) => {
+                    let time = took();
+                    writeln!(out, "format: send ({time})")?;
+                    let context = crate::delivery::attempt::AttemptContext::now();
+                    for (name, value) in crate::delivery::attempt::headers(&request, &context) {
+                        writeln!(out, "{name}: {value}")?;
+                    }
+                    writeln!(out, "\n{}", pretty(&request.body))?;
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+fn pretty(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}

@@ -1,0 +1,378 @@
+//! The shape of wasp.yaml. Every struct rejects unknown fields; every
+//! default is a function here and is written out in `config/wasp.yaml`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::units::{ByteSize, Span};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where state lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Pipeline workers.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Plugins, built-in or from `.wasm` files.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// WhatsApp sessions (accounts) and the engines producing their events.
+    #[serde(default)]
+    pub sessions: Vec<SessionConfig>,
+    /// Where events are delivered, and in which provider's format.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+    /// Which events go through which plugin chain to which endpoints.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// The built-in debug receiver.
+    #[serde(default)]
+    pub receiver: ReceiverConfig,
+}
+
+/// `server:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; `WASP_LISTEN` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// API key required on `/api/*` as `X-Api-Key`; `WASP_API_KEY` overrides it.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Largest accepted request body.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            api_key: None,
+            max_body: default_max_body(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3000".into()
+}
+
+fn default_max_body() -> ByteSize {
+    ByteSize(2 << 20)
+}
+
+/// `store:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Data directory (compiled-plugin cache, event store); `WASP_DATA_DIR` overrides it.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Compiled-plugin cache (default: `<data_dir>/plugin-cache`); several
+    /// wasp instances may share one.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            cache_dir: None,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// `pipeline:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Worker threads running plugins (default: one per CPU core).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Log one line per event at info level: the route it took, what each
+    /// plugin did, where it went (default: no; at debug level otherwise).
+    #[serde(default)]
+    pub log_events: bool,
+}
+
+/// One entry of `plugins:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The name routes and endpoints use.
+    pub name: String,
+    /// A built-in plugin (`waha`, `keyword-filter`, `redact`, …).
+    #[serde(default)]
+    pub builtin: Option<String>,
+    /// A `.wasm` component file, relative to the config file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Handed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: Option<Value>,
+    /// Memory and time limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `limits:` of a plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest linear memory (default 64MiB).
+    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// Longest a single call may take (default 100ms).
+    #[serde(default)]
+    pub time: Option<Span>,
+}
+
+/// One entry of `sessions:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session name (the envelope's `session`).
+    pub name: String,
+    /// Where its events come from.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// Put in every event's `metadata` (WAHA `config.metadata`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The account (`me` in envelopes), when known.
+    #[serde(default)]
+    pub me: Option<MeConfig>,
+    /// The WAHA engine named in envelopes (`engine`, `environment.engine`).
+    #[serde(default)]
+    pub waha_engine: WahaEngine,
+    /// Settings of the `simulated` engine.
+    #[serde(default)]
+    pub simulated: SimulatedConfig,
+}
+
+/// `engine:` of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Events arrive on `POST /api/events` and `/ingest/*`.
+    #[default]
+    Http,
+    /// wasp generates realistic traffic.
+    Simulated,
+}
+
+/// WAHA's engines (the envelope's `engine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum WahaEngine {
+    /// whatsapp-web.js.
+    #[default]
+    #[serde(rename = "WEBJS")]
+    Webjs,
+    /// WPPConnect.
+    #[serde(rename = "WPP")]
+    Wpp,
+    /// Baileys.
+    #[serde(rename = "NOWEB")]
+    Noweb,
+    /// whatsmeow.
+    #[serde(rename = "GOWS")]
+    Gows,
+}
+
+impl WahaEngine {
+    /// The name as it appears in envelopes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WahaEngine::Webjs => "WEBJS",
+            WahaEngine::Wpp => "WPP",
+            WahaEngine::Noweb => "NOWEB",
+            WahaEngine::Gows => "GOWS",
+        }
+    }
+}
+
+/// `me:` of a session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeConfig {
+    /// The account's chat id, e.g. `11111111111@c.us`.
+    pub id: String,
+    /// Its display name.
+    #[serde(default, rename = "pushName")]
+    pub push_name: Option<String>,
+}
+
+/// `simulated:` of a session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Events per second (default 2).
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// Random seed: the same seed gives the same traffic (default 1).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Stop after this many events (default: never).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+impl Default for SimulatedConfig {
+    fn default() -> Self {
+        Self {
+            rate: default_rate(),
+            seed: default_seed(),
+            limit: None,
+        }
+    }
+}
+
+fn default_rate() -> f64 {
+    2.0
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// One entry of `endpoints:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Name routes use.
+    pub name: String,
+    /// `http(s)://…`, or a path starting with `/` for wasp's own listener
+    /// (e.g. the built-in receiver).
+    pub url: String,
+    /// The format plugin: a built-in format (`waha`) or a plugin's name.
+    pub format: String,
+    /// Event names or patterns this endpoint accepts (default `["*"]`).
+    #[serde(default = "default_events")]
+    pub events: Vec<String>,
+    /// Handed to the format plugin for this endpoint.
+    #[serde(default)]
+    pub settings: Option<Value>,
+    /// Per-attempt request timeout (default 10s).
+    #[serde(default = "default_timeout")]
+    pub timeout: Span,
+    /// Retry schedule (default: the format's provider behaviour).
+    #[serde(default)]
+    pub retries: RetriesConfig,
+}
+
+fn default_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn default_timeout() -> Span {
+    Span(std::time::Duration::from_secs(10))
+}
+
+/// `retries:` of an endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetriesConfig {
+    /// `constant`, `linear` or `exponential`.
+    #[serde(default)]
+    pub policy: Option<RetryPolicyKind>,
+    /// Base delay between attempts.
+    #[serde(default)]
+    pub delay: Option<Span>,
+    /// Total attempts, the first included.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+}
+
+/// WAHA's retry policies (FORMATS.md §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryPolicyKind {
+    /// delay, delay, delay, …
+    Constant,
+    /// delay, 2·delay, 3·delay, …
+    Linear,
+    /// delay, 2·delay, 4·delay, … with ±20 % jitter.
+    Exponential,
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name for logs (default `route-<n>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Session names or patterns (default `["*"]`).
+    #[serde(default = "default_events")]
+    pub sessions: Vec<String>,
+    /// Event names or patterns (default `["*"]`).
+    #[serde(default = "default_events")]
+    pub events: Vec<String>,
+    /// Filter and transform plugins, in order.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// Endpoints that receive what the chain keeps.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// A route plugin naming endpoints per event (added to `to`).
+    #[serde(default)]
+    pub route: Option<String>,
+}
+
+/// `receiver:`: wasp's own webhook receiver, for trying things locally.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Serve it under `/receiver/{name}` (default: yes).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Deliveries kept per receiver name (default 100).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// Secret for verifying signatures (WAHA HMAC key, WAHooks secret, …).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keep: default_keep(),
+            secret: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_keep() -> usize {
+    100
+}

@@ -1,0 +1,325 @@
+//! Semantic checks that need no plugin: names, references, URLs, patterns
+//! that can never match. Plugin kinds and plugin configs are checked when
+//! the pipeline is built (they need the compiled plugins).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::Diagnostics;
+use super::glob::GlobSet;
+use super::model::*;
+use crate::event::names::EVENT_NAMES;
+use crate::plugin::builtin;
+
+/// What a plugin reference in the config points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginRef {
+    /// An entry of `plugins:` (index).
+    Configured(usize),
+    /// A built-in plugin used directly by name, with no config.
+    Builtin(&'static str),
+}
+
+/// Resolve a plugin name: `plugins:` entries first, then built-ins.
+pub fn resolve_plugin(config: &Config, name: &str) -> Option<PluginRef> {
+    if let Some(index) = config.plugins.iter().position(|p| p.name == name) {
+        return Some(PluginRef::Configured(index));
+    }
+    builtin::names()
+        .find(|b| *b == name)
+        .map(PluginRef::Builtin)
+}
+
+fn plugin_names(config: &Config) -> Vec<&str> {
+    let builtins: Vec<&'static str> = builtin::names().collect();
+    config
+        .plugins
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(builtins)
+        .collect()
+}
+
+fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    crate::text::closest(name, candidates)
+        .map(|best| format!("; did you mean `{best}`?"))
+        .unwrap_or_default()
+}
+
+/// Run every check, recording problems in `diagnostics`.
+pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
+    if let Err(error) = config.server.listen.parse::<SocketAddr>() {
+        diagnostics.at(
+            "server.listen",
+            format!(
+                "`{}` is not an address such as `127.0.0.1:3000` ({error})",
+                config.server.listen
+            ),
+        );
+    }
+    check_names(
+        "plugins",
+        config.plugins.iter().map(|p| p.name.as_str()),
+        diagnostics,
+    );
+    check_names(
+        "sessions",
+        config.sessions.iter().map(|s| s.name.as_str()),
+        diagnostics,
+    );
+    check_names(
+        "endpoints",
+        config.endpoints.iter().map(|e| e.name.as_str()),
+        diagnostics,
+    );
+    check_names(
+        "routes",
+        config.routes.iter().filter_map(|r| r.name.as_deref()),
+        diagnostics,
+    );
+    for (i, plugin) in config.plugins.iter().enumerate() {
+        check_plugin(i, plugin, diagnostics);
+    }
+    for (i, session) in config.sessions.iter().enumerate() {
+        let rate = session.simulated.rate;
+        if !(rate > 0.0 && rate <= 1_000_000.0) {
+            diagnostics.at(
+                &format!("sessions[{i}].simulated.rate"),
+                format!("rate must be between 0 and 1000000 events per second, got {rate}"),
+            );
+        }
+    }
+    let names = plugin_names(config);
+    for (i, endpoint) in config.endpoints.iter().enumerate() {
+        check_endpoint(config, i, endpoint, &names, diagnostics);
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        check_route(config, i, route, &names, diagnostics);
+    }
+}
+
+fn check_names<'a>(
+    section: &str,
+    names: impl Iterator<Item = &'a str>,
+    diagnostics: &mut Diagnostics<'_>,
+) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in names.enumerate() {
+        let path = format!("{section}[{i}].name");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            diagnostics.at(
+                &path,
+                format!(
+                    "name `{name}` must be non-empty and use only letters, digits, `-`, `_` and `.`"
+                ),
+            );
+        }
+        if let Some(first) = seen.insert(name, i) {
+            diagnostics.at(
+                &path,
+                format!("duplicate name `{name}` (also {section}[{first}])"),
+            );
+        }
+    }
+}
+
+fn check_plugin(i: usize, plugin: &PluginConfig, diagnostics: &mut Diagnostics<'_>) {
+    let path = format!("plugins[{i}]");
+    match (&plugin.builtin, &plugin.path) {
+        (Some(_), Some(_)) => diagnostics.at(&path, "give either `builtin` or `path`, not both"),
+        (None, None) => diagnostics.at(
+            &path,
+            format!(
+                "plugin `{}` needs `builtin: <name>` or `path: <file.wasm>`; built-in plugins: {}",
+                plugin.name,
+                builtin::names().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        (Some(name), None) if builtin::get(name).is_none() => diagnostics.at(
+            &format!("{path}.builtin"),
+            format!(
+                "unknown built-in plugin `{name}`{}; built-in plugins: {}",
+                suggestion(name, builtin::names()),
+                builtin::names().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        _ => {}
+    }
+    if let Some(memory) = plugin.limits.memory
+        && (memory.0 < (1 << 20) || memory.0 > crate::plugin::engine::MAX_PLUGIN_MEMORY)
+    {
+        diagnostics.at(
+            &format!("{path}.limits.memory"),
+            "memory limit must be between 1MiB and 4GiB",
+        );
+    }
+    if let Some(time) = plugin.limits.time
+        && (time.0.is_zero() || time.0 > std::time::Duration::from_secs(60))
+    {
+        diagnostics.at(
+            &format!("{path}.limits.time"),
+            "time limit must be between 1ms and 60s",
+        );
+    }
+}
+
+fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'_>) {
+    if patterns.is_empty() {
+        diagnostics.at(
+            path,
+            "the list is empty, so nothing can ever match; use `[\"*\"]` for every event",
+        );
+    }
+    for (i, pattern) in patterns.iter().enumerate() {
+        let glob = super::glob::Glob::new(pattern);
+        if !EVENT_NAMES.iter().any(|name| glob.matches(name)) {
+            diagnostics.at(
+                &format!("{path}[{i}]"),
+                format!(
+                    "event pattern `{pattern}` matches no event{}",
+                    suggestion(pattern, EVENT_NAMES.iter().copied())
+                ),
+            );
+        }
+    }
+}
+
+fn check_endpoint(
+    config: &Config,
+    i: usize,
+    endpoint: &EndpointConfig,
+    plugin_names: &[&str],
+    diagnostics: &mut Diagnostics<'_>,
+) {
+    let path = format!("endpoints[{i}]");
+    if !endpoint.url.starts_with('/') {
+        match url::Url::parse(&endpoint.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            Ok(url) => diagnostics.at(
+                &format!("{path}.url"),
+                format!("`{}` must be an http:// or https:// URL (got scheme `{}`)", endpoint.url, url.scheme()),
+            ),
+            Err(error) => diagnostics.at(
+                &format!("{path}.url"),
+                format!(
+                    "`{}` is not a valid URL ({error}); use http(s)://host/path, or /path for wasp's own listener",
+                    endpoint.url
+                ),
+            ),
+        }
+    }
+    if resolve_plugin(config, &endpoint.format).is_none() {
+        diagnostics.at(
+            &format!("{path}.format"),
+            format!(
+                "unknown format `{}`{}",
+                endpoint.format,
+                suggestion(&endpoint.format, plugin_names.iter().copied())
+            ),
+        );
+    }
+    check_events(&format!("{path}.events"), &endpoint.events, diagnostics);
+    if let Some(attempts) = endpoint.retries.attempts
+        && attempts == 0
+    {
+        diagnostics.at(
+            &format!("{path}.retries.attempts"),
+            "attempts must be at least 1 (the first try counts)",
+        );
+    }
+    if endpoint.timeout.0.is_zero() {
+        diagnostics.at(
+            &format!("{path}.timeout"),
+            "timeout must be longer than zero",
+        );
+    }
+}
+
+fn check_route(
+    config: &Config,
+    i: usize,
+    route: &RouteConfig,
+    plugin_names: &[&str],
+    diagnostics: &mut Diagnostics<'_>,
+) {
+    let path = format!("routes[{i}]");
+    let label = route.name.clone().unwrap_or_else(|| format!("route-{i}"));
+    check_events(&format!("{path}.events"), &route.events, diagnostics);
+    if route.sessions.is_empty() {
+        diagnostics.at(
+            &format!("{path}.sessions"),
+            "the list is empty, so the route can never match; use `[\"*\"]` for every session",
+        );
+    }
+    for (j, step) in route.chain.iter().enumerate() {
+        if resolve_plugin(config, step).is_none() {
+            diagnostics.at(
+                &format!("{path}.chain[{j}]"),
+                format!(
+                    "unknown plugin `{step}`{}",
+                    suggestion(step, plugin_names.iter().copied())
+                ),
+            );
+        }
+    }
+    if let Some(plugin) = &route.route
+        && resolve_plugin(config, plugin).is_none()
+    {
+        diagnostics.at(
+            &format!("{path}.route"),
+            format!(
+                "unknown plugin `{plugin}`{}",
+                suggestion(plugin, plugin_names.iter().copied())
+            ),
+        );
+    }
+    let endpoint_names: Vec<&str> = config.endpoints.iter().map(|e| e.name.as_str()).collect();
+    for (j, target) in route.to.iter().enumerate() {
+        if !endpoint_names.contains(&target.as_str()) {
+            diagnostics.at(
+                &format!("{path}.to[{j}]"),
+                format!(
+                    "unknown endpoint `{target}`{}",
+                    suggestion(target, endpoint_names.iter().copied())
+                ),
+            );
+        }
+    }
+    if route.to.is_empty() && route.route.is_none() {
+        diagnostics.at_key(
+            &path,
+            format!(
+                "route `{label}` sends events nowhere: give it `to:` endpoints or a `route:` plugin"
+            ),
+        );
+        return;
+    }
+    if route.route.is_none() {
+        let route_events = GlobSet::new(&route.events);
+        let reachable = route.to.iter().any(|target| {
+            config
+                .endpoints
+                .iter()
+                .find(|e| &e.name == target)
+                .is_none_or(|endpoint| {
+                    let accepted = GlobSet::new(&endpoint.events);
+                    EVENT_NAMES
+                        .iter()
+                        .any(|name| route_events.matches(name) && accepted.matches(name))
+                })
+        });
+        if !reachable {
+            diagnostics.at(
+                &format!("{path}.to"),
+                format!(
+                    "route `{label}` can never deliver: none of its endpoints accepts any of its events ({})",
+                    route.events.join(", ")
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! One HTTP attempt: POST the body with the attempt's headers, time it, and
+//! reduce the answer to an [`AttemptResult`] plus a short excerpt.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::attempt::{AttemptContext, headers};
+use super::policy::{AttemptResult, parse_retry_after};
+use super::{Endpoint, Target};
+use crate::plugin::bindings::Request;
+
+/// Longest response excerpt kept.
+const EXCERPT: usize = 256;
+
+/// What one attempt did.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    /// The result to judge.
+    pub result: AttemptResult,
+    /// Round-trip time.
+    pub latency: Duration,
+    /// Start of the response body, or the error.
+    pub excerpt: String,
+}
+
+/// Make `ring` the process's TLS crypto provider (once; later calls do
+/// nothing). Every HTTP client wasp builds needs it.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The HTTP client (shared; keeps connections alive per host).
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    client: reqwest::Client,
+    /// Base URL of wasp's own listener, for `Target::Local` endpoints.
+    local_base: String,
+}
+
+impl HttpSender {
+    /// A sender; `local_base` is e.g. `http://127.0.0.1:3000`.
+    pub fn new(local_base: String) -> Self {
+        install_tls_provider();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Self { client, local_base }
+    }
+
+    /// The URL requests to `endpoint` go to.
+    pub fn url(&self, endpoint: &Endpoint) -> String {
+        match &endpoint.target {
+            Target::Url(url) => url.to_string(),
+            Target::Local(path) => format!("{}{path}", self.local_base),
+        }
+    }
+
+    /// Make one attempt.
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: &Request,
+        context: &AttemptContext,
+    ) -> AttemptOutcome {
+        let mut builder = self
+            .client
+            .post(self.url(endpoint))
+            .timeout(endpoint.timeout);
+        for (name, value) in headers(request, context) {
+            builder = builder.header(name, value);
+        }
+        let started = Instant::now();
+        let response = builder.body(request.body.clone()).send().await;
+        match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                let excerpt = match response.bytes().await {
+                    Ok(bytes) => {
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT)]).into_owned()
+                    }
+                    Err(error) => format!("(body unreadable: {error})"),
+                };
+                AttemptOutcome {
+                    result: AttemptResult::Status(status, retry_after),
+                    latency: started.elapsed(),
+                    excerpt,
+                }
+            }
+            Err(error) => AttemptOutcome {
+                result: if error.is_timeout() {
+                    AttemptResult::Timeout
+                } else {
+                    AttemptResult::Network
+                },
+                latency: started.elapsed(),
+                excerpt: error_text(&error),
+            },
+        }
+    }
+}
+
+fn error_text(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

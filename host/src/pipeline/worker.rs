@@ -1,0 +1,313 @@
+//! Running one event through a pipeline generation on one worker thread:
+//! for each matching route, the chain (filters and transforms), then the
+//! route's endpoints (static and from a route plugin), then each endpoint's
+//! format. A plugin that fails costs this event on this route only: it is
+//! logged with the plugin name and event id, counted, and the worker goes on.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use super::{Pipeline, Route, Step, to_wit_event};
+use crate::delivery::Delivery;
+use crate::event::Event;
+use crate::metrics::{EndpointLabels, Metrics, PluginLabels};
+use crate::plugin::bindings::{self, Formatted, Transformed};
+use crate::plugin::{CallError, InstanceSlot, Kind, PluginEngine};
+
+/// What processing one event produced.
+#[derive(Debug)]
+pub struct Processed {
+    /// The event's id.
+    pub event_id: String,
+    /// The pipeline generation that processed it.
+    pub generation: u64,
+    /// Requests to send.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A worker's instances for one pipeline generation.
+struct Instances {
+    pipeline: Weak<Pipeline>,
+    generation: u64,
+    slots: Vec<InstanceSlot>,
+}
+
+/// One worker thread's state: its plugin instances, reused event after event.
+pub struct Worker {
+    engine: PluginEngine,
+    metrics: Arc<Metrics>,
+    generations: Vec<Instances>,
+}
+
+/// A one-line story of an event's walk, built only when someone will read it.
+struct Walk(Option<String>);
+
+impl Walk {
+    fn new(enabled: bool, event: &Event) -> Self {
+        Walk(enabled.then(|| {
+            let fields = event.fields();
+            let mut line = format!("{} {} (session {}", fields.id, fields.name, fields.session);
+            if let Some(chat) = &fields.chat_id {
+                line.push_str(", chat ");
+                line.push_str(chat);
+            }
+            line.push(')');
+            line
+        }))
+    }
+
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if let Some(line) = &mut self.0 {
+            line.push_str(&text());
+        }
+    }
+
+    fn finish(self, info: bool) {
+        if let Some(mut line) = self.0 {
+            if line.ends_with(';') {
+                line.pop();
+            }
+            if info {
+                tracing::info!("{line}");
+            } else {
+                tracing::debug!("{line}");
+            }
+        }
+    }
+}
+
+/// The event as it moves along a chain: canonical and as a WIT record.
+struct Current {
+    event: Event,
+    wit: bindings::Event,
+}
+
+impl Worker {
+    /// A worker with no instances yet.
+    pub fn new(engine: PluginEngine, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            metrics,
+            generations: Vec::new(),
+        }
+    }
+
+    fn slots(&mut self, pipeline: &Arc<Pipeline>) -> &mut Vec<InstanceSlot> {
+        // Forget generations nobody holds any more (reloaded away, drained).
+        self.generations.retain(|g| g.pipeline.strong_count() > 0);
+        let position = self
+            .generations
+            .iter()
+            .position(|g| g.generation == pipeline.generation);
+        let index = match position {
+            Some(index) => index,
+            None => {
+                let slots = pipeline
+                    .plugins
+                    .iter()
+                    .map(|spec| InstanceSlot::new(spec.clone(), self.engine.clone()))
+                    .collect();
+                self.generations.push(Instances {
+                    pipeline: Arc::downgrade(pipeline),
+                    generation: pipeline.generation,
+                    slots,
+                });
+                self.generations.len() - 1
+            }
+        };
+        &mut self.generations[index].slots
+    }
+
+    /// Run `event` through `pipeline`.
+    pub fn process(&mut self, pipeline: &Arc<Pipeline>, event: Event) -> Processed {
+        let metrics = self.metrics.clone();
+        let slots = self.slots(pipeline);
+        let event_id = event.id().to_owned();
+        let mut walk = Walk::new(
+            pipeline.log_events || tracing::enabled!(tracing::Level::DEBUG),
+            &event,
+        );
+        let wit = to_wit_event(&event);
+        let original = Current { event, wit };
+        let mut deliveries = Vec::new();
+        let mut delivered_to: HashSet<usize> = HashSet::new();
+        for route in &pipeline.routes {
+            if !route.sessions.matches(original.event.session())
+                || !route.events.matches(original.event.name())
+            {
+                continue;
+            }
+            walk.note(|| format!(" → route {}:", route.name));
+            let Some(current) = run_chain(route, slots, &metrics, &original, &mut walk) else {
+                continue;
+            };
+            let current = current.as_ref().unwrap_or(&original);
+            let mut targets = route.to.clone();
+            if let Some(router) = route.router {
+                match call(&mut slots[router], &metrics, Kind::Route, |i| {
+                    i.route(&current.wit)
+                }) {
+                    Ok(names) => {
+                        for name in names {
+                            match pipeline.endpoint_index.get(&name) {
+                                Some(index) => targets.push(*index),
+                                None => tracing::warn!(
+                                    event = %event_id, route = %route.name, plugin = %slots[router].name(),
+                                    "route plugin named unknown endpoint `{name}`; ignored"
+                                ),
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        log_failure(&event_id, &route.name, &error);
+                        continue;
+                    }
+                }
+            }
+            for target in targets {
+                if !delivered_to.insert(target) {
+                    continue;
+                }
+                let endpoint = &pipeline.endpoints[target];
+                let name = &endpoint.endpoint.name;
+                if !endpoint.events.matches(current.event.name()) {
+                    walk.note(|| format!(" {name} not subscribed;"));
+                    continue;
+                }
+                match call(&mut slots[endpoint.format], &metrics, Kind::Format, |i| {
+                    i.format(&current.wit, name)
+                }) {
+                    Ok(Formatted::Send(request)) => {
+                        walk.note(|| {
+                            format!(
+                                " → {name} ({}, {} bytes);",
+                                endpoint.endpoint.format,
+                                request.body.len()
+                            )
+                        });
+                        deliveries.push(Delivery {
+                            event_id: current.event.id().to_owned(),
+                            event_name: current.event.name().to_owned(),
+                            session: current.event.session().to_owned(),
+                            endpoint: endpoint.endpoint.clone(),
+                            request,
+                        });
+                    }
+                    Ok(Formatted::Skip(reason)) => {
+                        metrics
+                            .format_skips
+                            .get_or_create(&EndpointLabels {
+                                endpoint: name.clone(),
+                            })
+                            .inc();
+                        walk.note(|| format!(" {name} skipped by its format ({reason});"));
+                    }
+                    Err(error) => {
+                        walk.note(|| format!(" {name} failed;"));
+                        log_failure(&event_id, &route.name, &error);
+                    }
+                }
+            }
+        }
+        if deliveries.is_empty() {
+            walk.note(|| " delivered nowhere".to_owned());
+        }
+        walk.finish(pipeline.log_events);
+        Processed {
+            event_id,
+            generation: pipeline.generation,
+            deliveries,
+        }
+    }
+}
+
+/// Run a route's chain. `None`: the event was dropped or failed. `Some(None)`:
+/// it passed unchanged. `Some(Some(_))`: a transform replaced it.
+fn run_chain(
+    route: &Route,
+    slots: &mut [InstanceSlot],
+    metrics: &Metrics,
+    original: &Current,
+    walk: &mut Walk,
+) -> Option<Option<Current>> {
+    let mut replaced: Option<Current> = None;
+    for Step { plugin, kind } in &route.chain {
+        let current = replaced.as_ref().unwrap_or(original);
+        let slot = &mut slots[*plugin];
+        let outcome = match kind {
+            Kind::Filter => call(slot, metrics, Kind::Filter, |i| i.filter(&current.wit))
+                .map(|keep| if keep { Some(None) } else { None }),
+            _ => call(slot, metrics, Kind::Transform, |i| {
+                i.transform(&current.wit)
+            })
+            .and_then(|t| match t {
+                Transformed::Unchanged => Ok(Some(None)),
+                Transformed::Drop => Ok(None),
+                Transformed::Replace(json) => match Event::from_json(&json) {
+                    Ok(event) => Ok(Some(Some(event))),
+                    Err(problem) => Err(CallError::Plugin {
+                        plugin: slot.name().clone(),
+                        error: bindings::PluginError::InvalidEvent(format!(
+                            "the transform returned an invalid event: {problem}"
+                        )),
+                    }),
+                },
+            }),
+        };
+        match outcome {
+            Ok(Some(None)) => walk.note(|| match kind {
+                Kind::Filter => format!(" {} kept it;", slot.name()),
+                _ => format!(" {} left it as is;", slot.name()),
+            }),
+            Ok(Some(Some(event))) => {
+                walk.note(|| format!(" {} rewrote it;", slot.name()));
+                let wit = to_wit_event(&event);
+                replaced = Some(Current { event, wit });
+            }
+            Ok(None) => {
+                metrics
+                    .events_dropped
+                    .get_or_create(&PluginLabels {
+                        plugin: slot.name().to_string(),
+                        kind: kind.as_str().to_owned(),
+                    })
+                    .inc();
+                walk.note(|| format!(" dropped by {};", slot.name()));
+                return None;
+            }
+            Err(error) => {
+                walk.note(|| format!(" failed in {};", slot.name()));
+                log_failure(original.event.id(), &route.name, &error);
+                return None;
+            }
+        }
+    }
+    Some(replaced)
+}
+
+/// Call a plugin, counting the outcome and latency.
+fn call<R>(
+    slot: &mut InstanceSlot,
+    metrics: &Metrics,
+    kind: Kind,
+    run: impl FnOnce(&mut crate::plugin::PluginInstance) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    let started = Instant::now();
+    let outcome = slot.call(run);
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(error) => error.label(),
+    };
+    metrics.plugin_call(
+        slot.name(),
+        kind.as_str(),
+        label,
+        started.elapsed().as_secs_f64(),
+    );
+    outcome
+}
+
+fn log_failure(event_id: &str, route: &str, error: &CallError) {
+    tracing::warn!(event = %event_id, route = %route, "event failed: {error}");
+}

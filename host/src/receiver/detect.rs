@@ -1,0 +1,290 @@
+//! Recognizing an incoming webhook: which of the four provider formats it
+//! is (by headers and body shape), which event it carries, and whether its
+//! signature or token checks out against a secret.
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Sha256, Sha512};
+
+/// The provider format of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// WAHA (`X-Webhook-*` headers, WAHA envelope).
+    Waha,
+    /// WAHooks (`X-WAHooks-*` headers, WAHA envelope).
+    Wahooks,
+    /// eazeWA (`{event, instanceId, data}`).
+    Eazewa,
+    /// Green-API (`typeWebhook` + `instanceData`).
+    GreenApi,
+    /// None of the four.
+    Unknown,
+}
+
+/// The result of checking a signature or token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// `Some(true)`: it checks out; `Some(false)`: it does not; `None`: nothing to check.
+    pub verified: Option<bool>,
+    /// What was checked, in words.
+    pub detail: String,
+}
+
+/// What a webhook is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detected {
+    /// Its format.
+    pub provider: Provider,
+    /// The event name (WAHA/eazeWA `event`, Green-API `typeWebhook`).
+    pub event: Option<String>,
+    /// Signature or token check.
+    pub verification: Verification,
+}
+
+/// Look up a header case-insensitively.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Recognize a webhook and check it against `secret`.
+pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Detected {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let text = |key: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if header(headers, "X-WAHooks-Signature").is_some()
+        || header(headers, "X-WAHooks-Event").is_some()
+    {
+        return Detected {
+            provider: Provider::Wahooks,
+            event: header(headers, "X-WAHooks-Event")
+                .map(str::to_owned)
+                .or_else(|| text("event")),
+            verification: verify_wahooks(headers, body, secret),
+        };
+    }
+    if header(headers, "X-Webhook-Request-Id").is_some()
+        || header(headers, "X-Webhook-Hmac").is_some()
+        || header(headers, "X-Webhook-Timestamp").is_some()
+    {
+        return Detected {
+            provider: Provider::Waha,
+            event: text("event"),
+            verification: verify_waha(headers, body, secret),
+        };
+    }
+    if json
+        .as_ref()
+        .is_some_and(|j| j.get("typeWebhook").is_some() && j.get("instanceData").is_some())
+    {
+        return Detected {
+            provider: Provider::GreenApi,
+            event: text("typeWebhook"),
+            verification: verify_green_api(headers, secret),
+        };
+    }
+    if json
+        .as_ref()
+        .is_some_and(|j| j.get("instanceId").is_some() && j.get("event").is_some())
+    {
+        return Detected {
+            provider: Provider::Eazewa,
+            event: text("event"),
+            verification: Verification {
+                verified: None,
+                detail: "eazeWA webhooks carry no signature (put a secret in the URL path)".into(),
+            },
+        };
+    }
+    let waha_shaped = json
+        .as_ref()
+        .is_some_and(|j| j.get("event").is_some() && j.get("session").is_some());
+    Detected {
+        provider: if waha_shaped {
+            Provider::Waha
+        } else {
+            Provider::Unknown
+        },
+        event: text("event"),
+        verification: Verification {
+            verified: None,
+            detail: "no signature headers".into(),
+        },
+    }
+}
+
+fn verify_waha(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Verification {
+    let Some(signature) = header(headers, "X-Webhook-Hmac") else {
+        return Verification {
+            verified: None,
+            detail: "unsigned (no X-Webhook-Hmac)".into(),
+        };
+    };
+    let Some(secret) = secret else {
+        return Verification {
+            verified: None,
+            detail: "signed, but no secret is configured to check X-Webhook-Hmac".into(),
+        };
+    };
+    let algorithm = header(headers, "X-Webhook-Hmac-Algorithm").unwrap_or("sha512");
+    if !algorithm.eq_ignore_ascii_case("sha512") {
+        return Verification {
+            verified: Some(false),
+            detail: format!("unsupported X-Webhook-Hmac-Algorithm `{algorithm}`"),
+        };
+    }
+    let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    verdict(mac, signature, "X-Webhook-Hmac (HMAC-SHA512 of the body)")
+}
+
+fn verify_wahooks(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Verification {
+    let (Some(signature), Some(timestamp)) = (
+        header(headers, "X-WAHooks-Signature"),
+        header(headers, "X-WAHooks-Timestamp"),
+    ) else {
+        return Verification {
+            verified: Some(false),
+            detail: "X-WAHooks-Signature or X-WAHooks-Timestamp is missing".into(),
+        };
+    };
+    let Some(secret) = secret else {
+        return Verification {
+            verified: None,
+            detail: "signed, but no secret is configured to check X-WAHooks-Signature".into(),
+        };
+    };
+    let Some(hex_signature) = signature.strip_prefix("sha256=") else {
+        return Verification {
+            verified: Some(false),
+            detail: "X-WAHooks-Signature does not start with `sha256=`".into(),
+        };
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    verdict(
+        mac,
+        hex_signature,
+        "X-WAHooks-Signature (HMAC-SHA256 of timestamp.body)",
+    )
+}
+
+fn verify_green_api(headers: &[(String, String)], secret: Option<&str>) -> Verification {
+    let token = header(headers, "Authorization").map(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("Basic "))
+            .unwrap_or(value)
+            .trim()
+    });
+    match (token, secret) {
+        (None, _) => Verification {
+            verified: None,
+            detail: "no Authorization header (no webhookUrlToken set)".into(),
+        },
+        (Some(_), None) => Verification {
+            verified: None,
+            detail: "Authorization present, but no secret is configured to check it".into(),
+        },
+        (Some(token), Some(secret)) => {
+            let ok = constant_time_eq(token.as_bytes(), secret.as_bytes());
+            Verification {
+                verified: Some(ok),
+                detail: format!(
+                    "Authorization token {} webhookUrlToken",
+                    if ok { "matches" } else { "does not match" }
+                ),
+            }
+        }
+    }
+}
+
+fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
+    let ok = hex::decode(signature_hex.trim())
+        .is_ok_and(|signature| mac.verify_slice(&signature).is_ok());
+    Verification {
+        verified: Some(ok),
+        detail: format!("{what} {}", if ok { "is valid" } else { "does not match" }),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn waha_hmac_vector() {
+        let body = br#"{"event":"message","session":"default","engine":"WEBJS"}"#;
+        let good = headers(&[
+            ("x-webhook-request-id", "1"),
+            (
+                "X-Webhook-Hmac",
+                "208f8a55dde9e05519e898b10b89bf0d0b3b0fdf11fdbf09b6b90476301b98d8097c462b2b17a6ce93b6b47a136cf2e78a33a63f6752c2c1631777076153fa89",
+            ),
+            ("X-Webhook-Hmac-Algorithm", "sha512"),
+        ]);
+        let detected = detect(&good, body, Some("my-secret-key"));
+        assert_eq!(detected.provider, Provider::Waha);
+        assert_eq!(detected.event.as_deref(), Some("message"));
+        assert_eq!(detected.verification.verified, Some(true));
+        assert_eq!(
+            detect(&good, body, Some("other")).verification.verified,
+            Some(false)
+        );
+        assert_eq!(detect(&good, body, None).verification.verified, None);
+    }
+
+    #[test]
+    fn wahooks_vector() {
+        let body = br#"{"event":"test","session":"test","payload":{"message":"This is a test webhook event from WAHooks","timestamp":"2026-03-14T10:00:00.000Z"}}"#;
+        let h = headers(&[
+            ("X-WAHooks-Event", "test"),
+            ("X-WAHooks-Timestamp", "1710000000"),
+            (
+                "X-WAHooks-Signature",
+                "sha256=09cb321849f92331688bd3b0f0b01bf4492dbac39310642cecce11bd304e060b",
+            ),
+        ]);
+        let detected = detect(&h, body, Some("my-secret-key"));
+        assert_eq!(detected.provider, Provider::Wahooks);
+        assert_eq!(detected.verification.verified, Some(true));
+    }
+
+    #[test]
+    fn green_api_and_eazewa_by_shape() {
+        let green = br#"{"typeWebhook":"incomingMessageReceived","instanceData":{"idInstance":1}}"#;
+        let h = headers(&[("Authorization", "Bearer tok")]);
+        let detected = detect(&h, green, Some("tok"));
+        assert_eq!(detected.provider, Provider::GreenApi);
+        assert_eq!(detected.event.as_deref(), Some("incomingMessageReceived"));
+        assert_eq!(detected.verification.verified, Some(true));
+        assert_eq!(
+            detect(&h, green, Some("nope")).verification.verified,
+            Some(false)
+        );
+        let eaze = br#"{"event":"message","instanceId":"33","data":{}}"#;
+        assert_eq!(detect(&[], eaze, None).provider, Provider::Eazewa);
+        assert_eq!(detect(&[], b"[]", None).provider, Provider::Unknown);
+    }
+}

@@ -1,0 +1,6 @@
+//! wasp's integration tests: one binary (wasmtime is linked once), one
+//! module per area. Each test starts real hosts on port 0 with real plugins
+//! and delivers to a real HTTP receiver.
+
+mod cli;
+mod foundation;
