@@ -61,27 +61,47 @@ fn sdk_event(event: &Event) -> wasp_plugin_sdk::Event {
     })
 }
 
-fn slot(runtime: &PluginRuntime, name: &str, config: &str, endpoints: &[(&str, &str)]) -> (Arc<PluginSpec>, InstanceSlot) {
+fn slot(
+    runtime: &PluginRuntime,
+    name: &str,
+    config: &str,
+    endpoints: &[(&str, &str)],
+) -> (Arc<PluginSpec>, InstanceSlot) {
     let spec = Arc::new(PluginSpec {
         name: name.into(),
         compiled: runtime.load(name, builtin::get(name).unwrap()).unwrap(),
         config_json: config.into(),
         limits: Limits::default(),
-        endpoints: endpoints.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
+        endpoints: endpoints
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect(),
     });
-    (spec.clone(), InstanceSlot::new(spec, runtime.engine().clone()))
+    (
+        spec.clone(),
+        InstanceSlot::new(spec, runtime.engine().clone()),
+    )
 }
 
 fn per_event(c: &mut Criterion) {
     let runtime = PluginRuntime::new(PluginEngine::new().unwrap(), None).unwrap();
     let event = event();
-    assert!((1500..2200).contains(&event.json().len()), "event is {} bytes", event.json().len());
+    assert!(
+        (1500..2200).contains(&event.json().len()),
+        "event is {} bytes",
+        event.json().len()
+    );
 
     let filter_config = r#"{"keywords":["invoice","delivery"]}"#;
     let (filter_spec, mut filter) = slot(&runtime, "keyword-filter", filter_config, &[]);
-    let native_filter = wasp_plugin_keyword_filter::KeywordFilter::init(serde_json::from_str(filter_config).unwrap()).unwrap();
+    let native_filter = wasp_plugin_keyword_filter::KeywordFilter::init(
+        serde_json::from_str(filter_config).unwrap(),
+    )
+    .unwrap();
     let mut group = c.benchmark_group("filter (envelope field)");
-    group.bench_function("native", |b| b.iter(|| native_filter.filter(&sdk_event(black_box(&event))).unwrap()));
+    group.bench_function("native", |b| {
+        b.iter(|| native_filter.filter(&sdk_event(black_box(&event))).unwrap())
+    });
     group.bench_function("wasm", |b| {
         b.iter(|| {
             let wit = to_wit_event(black_box(&event));
@@ -91,7 +111,11 @@ fn per_event(c: &mut Criterion) {
     group.bench_function("wasm, fresh instance per event", |b| {
         b.iter(|| {
             let wit = to_wit_event(black_box(&event));
-            filter_spec.instantiate(runtime.engine()).unwrap().filter(&wit).unwrap()
+            filter_spec
+                .instantiate(runtime.engine())
+                .unwrap()
+                .filter(&wit)
+                .unwrap()
         })
     });
     group.finish();
@@ -99,7 +123,13 @@ fn per_event(c: &mut Criterion) {
     let (_, mut redact) = slot(&runtime, "redact", "null", &[]);
     let native_redact = wasp_plugin_redact::Redact::init(Default::default()).unwrap();
     let mut group = c.benchmark_group("transform (full JSON)");
-    group.bench_function("native", |b| b.iter(|| native_redact.transform(sdk_event(black_box(&event))).unwrap()));
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            native_redact
+                .transform(sdk_event(black_box(&event)))
+                .unwrap()
+        })
+    });
     group.bench_function("wasm", |b| {
         b.iter(|| {
             let wit = to_wit_event(black_box(&event));
@@ -117,7 +147,13 @@ fn per_event(c: &mut Criterion) {
         settings: &native_settings,
     };
     let mut group = c.benchmark_group("format (waha, HMAC-SHA512)");
-    group.bench_function("native", |b| b.iter(|| native_waha.format(&sdk_event(black_box(&event)), &endpoint).unwrap()));
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            native_waha
+                .format(&sdk_event(black_box(&event)), &endpoint)
+                .unwrap()
+        })
+    });
     group.bench_function("wasm", |b| {
         b.iter(|| {
             let wit = to_wit_event(black_box(&event));
