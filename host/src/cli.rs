@@ -47,6 +47,23 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// A local webhook receiver: prints each webhook, detects its format
+    /// (WAHA, WAHooks, eazeWA, Green-API) and checks its signature or token.
+    Receive {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// The secret to check signatures with: WAHA HMAC key, WAHooks
+        /// signing secret, Green-API webhookUrlToken, or a `whsec_` secret.
+        #[arg(long)]
+        secret: Option<String>,
+        /// The HTTP status to answer with (e.g. 503 to exercise retries).
+        #[arg(long, default_value_t = 200)]
+        status: u16,
+    },
     /// Plugin tools.
     Plugin {
         #[command(subcommand)]
@@ -107,6 +124,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => run(config.as_deref()),
         Command::Check { config } => check(config.as_deref()),
+        Command::Receive {
+            port,
+            bind,
+            secret,
+            status,
+        } => receive(&bind, port, secret, status),
         Command::Plugin {
             command:
                 PluginCommand::Test {
@@ -192,6 +215,33 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+fn receive(bind: &str, port: u16, secret: Option<String>, status: u16) -> anyhow::Result<ExitCode> {
+    let status =
+        axum::http::StatusCode::from_u16(status).context("--status is not an HTTP status")?;
+    let receiver = crate::receiver::Receiver::new(1000, secret);
+    let print: std::sync::Arc<dyn Fn(String) + Send + Sync> =
+        std::sync::Arc::new(|report: String| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{report}");
+            let _ = out.flush();
+        });
+    let app = crate::receiver::standalone(receiver, status, print);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((bind, port))
+            .await
+            .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+        eprintln!(
+            "wasp receive: listening on http://{}; POST webhooks to any path",
+            listener.local_addr()?
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn check(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -347,8 +397,9 @@ pub fn plugin_test(test: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::R
                 Formatted::Send(request) => {
                     let time = took();
                     writeln!(out, "format: send ({time})")?;
-                    let context = crate::delivery::attempt::AttemptContext::now();
-                    for (name, value) in crate::delivery::attempt::headers(&request, &context) {
+                    let context = crate::delivery::attempt::AttemptContext::now(event.id());
+                    for (name, value) in crate::delivery::attempt::headers(&request, &context, &[])
+                    {
                         writeln!(out, "{name}: {value}")?;
                     }
                     writeln!(out, "\n{}", pretty(&request.body))?;

@@ -28,4 +28,5 @@ pub mod plugin;
 pub mod receiver;
 pub mod server;
 pub mod session;
+pub mod signature;
 pub mod text;

@@ -4,3 +4,8 @@
 
 mod cli;
 mod foundation;
+mod golden;
+mod ingest;
+mod receive;
+mod roundtrip;
+mod schemas;

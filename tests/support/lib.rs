@@ -2,6 +2,9 @@
 //! what it is sent ([`TestReceiver`]), and a real wasp host on port 0
 //! ([`TestHost`]) started from config text.
 
+pub mod samples;
+pub mod schemas;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};

@@ -1,13 +1,16 @@
-//! wasp's HTTP API: `GET /health`, `POST /api/events`. Handlers translate
-//! HTTP to calls on ingest and back; every error is an [`ApiError`].
+//! wasp's HTTP API: `GET /health`, `GET /metrics`, `POST /api/events` and
+//! the provider webhooks `POST /ingest/{waha,wahooks,eazewa,green-api}`.
+//! Handlers translate HTTP to calls on ingest and back; every error is an
+//! [`ApiError`].
 
 pub mod error;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +18,7 @@ use serde_json::{Value, json};
 
 pub use error::ApiError;
 
-use crate::ingest::{Ingest, IngestError};
+use crate::ingest::{Ingest, IngestError, ProviderError, ProviderOutcome, Source};
 use crate::metrics::Metrics;
 
 /// What handlers share.
@@ -33,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/events", post(post_event))
+        .route("/ingest/waha", post(ingest_waha))
+        .route("/ingest/wahooks", post(ingest_wahooks))
+        .route("/ingest/eazewa", post(ingest_eazewa))
+        .route("/ingest/eazewa/{token}", post(ingest_eazewa_token))
+        .route("/ingest/green-api", post(ingest_green_api))
         .with_state(state)
 }
 
@@ -58,6 +66,96 @@ async fn post_event(
     let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
     let accepted = state.ingest.accept(value).await.map_err(ingest_error)?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": accepted.id}))))
+}
+
+async fn ingest_waha(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Waha, &headers, body, None).await
+}
+
+async fn ingest_wahooks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Wahooks, &headers, body, None).await
+}
+
+async fn ingest_eazewa(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Eazewa, &headers, body, None).await
+}
+
+async fn ingest_eazewa_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Eazewa, &headers, body, Some(&token)).await
+}
+
+async fn ingest_green_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::GreenApi, &headers, body, None).await
+}
+
+/// Providers treat 2xx (Green-API: exactly 200) as delivered, so an accepted
+/// provider webhook is answered 200 with the canonical event's id.
+async fn ingest_provider(
+    state: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    token: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(ApiError::from_body_rejection)?;
+    let headers = header_pairs(headers);
+    match state
+        .ingest
+        .accept_provider(source, &headers, &body, token)
+        .await
+    {
+        Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(json!({"id": accepted.id}))),
+        Ok(ProviderOutcome::Ignored(reason)) => Ok(Json(json!({"ignored": reason}))),
+        Err(ProviderError::Json(message)) => Err(ApiError::invalid_json(message)),
+        Err(error @ ProviderError::Unauthorized(_)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            error.to_string(),
+        )),
+        Err(error @ ProviderError::Shape(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook",
+            error.to_string(),
+        )),
+        Err(error @ ProviderError::UnknownInstance { .. }) => {
+            Err(ApiError::not_found("unknown_instance", error.to_string()))
+        }
+        Err(ProviderError::Ingest(error)) => Err(ingest_error(error)),
+    }
+}
+
+/// Request headers as (name, value) pairs.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The HTTP answer for a refused event.

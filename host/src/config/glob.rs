@@ -1,6 +1,8 @@
 //! Name patterns for event names and session names: `*` matches any run of
 //! characters (dots included), `?` one character; everything else is literal.
 //! `message*` matches `message`, `message.any` and `message.ack.group`.
+//! In a list, `!pattern` excludes: `["*", "!engine.event"]` is every event
+//! but `engine.event` (a list of exclusions alone starts from everything).
 
 /// A compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,29 +34,37 @@ impl Glob {
     }
 }
 
-/// Several patterns; matches when any does. An empty set matches nothing.
+/// Several patterns: matches when an including pattern does and no
+/// `!`-excluding one does. An empty set matches nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GlobSet {
-    globs: Vec<Glob>,
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
     any: bool,
 }
 
 impl GlobSet {
     /// Compile `patterns`.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
-        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p.as_ref())).collect();
-        let any = globs.iter().any(|g| g.pattern == "*");
-        Self { globs, any }
+        let (exclude, include): (Vec<&str>, Vec<&str>) = patterns
+            .iter()
+            .map(AsRef::as_ref)
+            .partition(|p| p.starts_with('!'));
+        let exclude: Vec<Glob> = exclude.iter().map(|p| Glob::new(&p[1..])).collect();
+        let include: Vec<Glob> = include.iter().map(|p| Glob::new(p)).collect();
+        let any =
+            include.iter().any(|g| g.pattern == "*") || (include.is_empty() && !exclude.is_empty());
+        Self {
+            include,
+            exclude,
+            any,
+        }
     }
 
-    /// Whether any pattern matches `name`.
+    /// Whether `name` is matched.
     pub fn matches(&self, name: &str) -> bool {
-        self.any || self.globs.iter().any(|g| g.matches(name))
-    }
-
-    /// The patterns.
-    pub fn globs(&self) -> &[Glob] {
-        &self.globs
+        (self.any || self.include.iter().any(|g| g.matches(name)))
+            && !self.exclude.iter().any(|g| g.matches(name))
     }
 }
 
@@ -106,5 +116,11 @@ mod tests {
         assert!(set.matches("session.status"));
         assert!(!set.matches("message.any"));
         assert!(!GlobSet::new::<&str>(&[]).matches("message"));
+        let all_but = GlobSet::new(&["*", "!engine.event"]);
+        assert!(all_but.matches("message"));
+        assert!(!all_but.matches("engine.event"));
+        let only_excludes = GlobSet::new(&["!message.*"]);
+        assert!(only_excludes.matches("message"));
+        assert!(!only_excludes.matches("message.any"));
     }
 }

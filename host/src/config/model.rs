@@ -173,6 +173,70 @@ pub struct SessionConfig {
     /// Settings of the `simulated` engine.
     #[serde(default)]
     pub simulated: SimulatedConfig,
+    /// Credentials for events posted to `/ingest/{provider}` for this session.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+/// `ingest:` of a session: how a provider instance posting its webhooks to
+/// wasp identifies itself, and the secret wasp checks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// WAHA: `X-Webhook-Hmac` is checked with this key.
+    #[serde(default)]
+    pub waha: Option<WahaIngest>,
+    /// WAHooks: `X-WAHooks-Signature` is checked with this secret.
+    #[serde(default)]
+    pub wahooks: Option<WahooksIngest>,
+    /// eazeWA: which `instanceId` is this session, and the URL token.
+    #[serde(default)]
+    pub eazewa: Option<EazewaIngest>,
+    /// Green-API: which `idInstance` is this session, and the token.
+    #[serde(default)]
+    pub green_api: Option<GreenApiIngest>,
+}
+
+/// `ingest.waha:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WahaIngest {
+    /// The WAHA webhook's `hmac.key`.
+    pub hmac_key: String,
+}
+
+/// `ingest.wahooks:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WahooksIngest {
+    /// The WAHooks webhook's signing secret.
+    pub signing_secret: String,
+    /// Reject signatures older than this (default 5m; WAHooks suggests 300 s).
+    #[serde(default)]
+    pub tolerance: Option<Span>,
+}
+
+/// `ingest.eazewa:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EazewaIngest {
+    /// The eazeWA `instanceId` of this session (default: the session name).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Required in the URL (`/ingest/eazewa/{token}`), as eazeWA's docs advise.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `ingest.green_api:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreenApiIngest {
+    /// The Green-API `idInstance` of this session.
+    pub id_instance: u64,
+    /// The `webhookUrlToken`, checked against `Authorization`.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// `engine:` of a session.
@@ -283,6 +347,18 @@ pub struct EndpointConfig {
     /// Retry schedule (default: the format's provider behaviour).
     #[serde(default)]
     pub retries: RetriesConfig,
+    /// Also sign with Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`), on top of the format's own headers.
+    #[serde(default)]
+    pub standard_webhooks: Option<StandardWebhooksConfig>,
+}
+
+/// `standard_webhooks:` of an endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardWebhooksConfig {
+    /// `whsec_…` secrets; each signs every request (list several while rotating).
+    pub secrets: Vec<String>,
 }
 
 fn default_events() -> Vec<String> {

@@ -175,7 +175,7 @@ fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'
         );
     }
     for (i, pattern) in patterns.iter().enumerate() {
-        let glob = super::glob::Glob::new(pattern);
+        let glob = super::glob::Glob::new(pattern.strip_prefix('!').unwrap_or(pattern));
         if !EVENT_NAMES.iter().any(|name| glob.matches(name)) {
             diagnostics.at(
                 &format!("{path}[{i}]"),
@@ -230,6 +230,22 @@ fn check_endpoint(
             &format!("{path}.retries.attempts"),
             "attempts must be at least 1 (the first try counts)",
         );
+    }
+    if let Some(standard) = &endpoint.standard_webhooks {
+        if standard.secrets.is_empty() {
+            diagnostics.at(
+                &format!("{path}.standard_webhooks.secrets"),
+                "list at least one `whsec_` secret",
+            );
+        }
+        for (k, secret) in standard.secrets.iter().enumerate() {
+            if let Err(problem) = crate::signature::StandardSecret::parse(secret) {
+                diagnostics.at(
+                    &format!("{path}.standard_webhooks.secrets[{k}]"),
+                    format!("invalid Standard Webhooks secret: {problem}"),
+                );
+            }
+        }
     }
     if endpoint.timeout.0.is_zero() {
         diagnostics.at(

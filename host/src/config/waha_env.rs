@@ -94,6 +94,7 @@ pub fn apply(config: &mut Config, env: &dyn Environment, diagnostics: &mut Diagn
         settings: Some(serde_json::Value::Object(settings)),
         timeout: Span(Duration::from_secs(10)),
         retries,
+        standard_webhooks: None,
     });
     config.routes.push(RouteConfig {
         name: Some(NAME.into()),

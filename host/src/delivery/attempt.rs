@@ -1,12 +1,10 @@
 //! The headers of one delivery attempt: the format's fixed headers plus the
 //! ones computed at send time (attempt timestamp, request id, timestamped
-//! signatures), from one clock reading so that a timestamp header and the
-//! signature over it always agree.
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+//! signatures, Standard Webhooks signatures), from one clock reading so that
+//! a timestamp header and the signature over it always agree.
 
 use crate::plugin::bindings::{AttemptValue, Request};
+use crate::signature::{StandardSecret, standard_signatures, timestamped_hmac_sha256_hex};
 
 /// When and as what an attempt is made.
 #[derive(Debug, Clone)]
@@ -15,14 +13,17 @@ pub struct AttemptContext {
     pub unix_ms: u64,
     /// The attempt's unique request id.
     pub request_id: String,
+    /// The message id Standard Webhooks signs (the same on every attempt).
+    pub message_id: String,
 }
 
 impl AttemptContext {
-    /// A context for an attempt made now.
-    pub fn now() -> Self {
+    /// A context for an attempt made now for message `message_id`.
+    pub fn now(message_id: &str) -> Self {
         Self {
             unix_ms: crate::clock::now_ms(),
             request_id: ulid::Ulid::new().to_string().to_ascii_lowercase(),
+            message_id: message_id.to_owned(),
         }
     }
 
@@ -31,8 +32,13 @@ impl AttemptContext {
     }
 }
 
-/// Every header of the attempt, fixed ones first, in the format's order.
-pub fn headers(request: &Request, context: &AttemptContext) -> Vec<(String, String)> {
+/// Every header of the attempt: the format's fixed ones, its per-attempt
+/// ones, then Standard Webhooks headers when the endpoint has secrets.
+pub fn headers(
+    request: &Request,
+    context: &AttemptContext,
+    standard: &[StandardSecret],
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
@@ -51,39 +57,22 @@ pub fn headers(request: &Request, context: &AttemptContext) -> Vec<(String, Stri
         };
         headers.push((header.name.clone(), value));
     }
+    if !standard.is_empty() {
+        let seconds = context.unix_seconds();
+        headers.push(("webhook-id".into(), context.message_id.clone()));
+        headers.push(("webhook-timestamp".into(), seconds.to_string()));
+        headers.push((
+            "webhook-signature".into(),
+            standard_signatures(standard, &context.message_id, seconds, &request.body),
+        ));
+    }
     headers
-}
-
-/// Lower-case hex HMAC-SHA256 of `"{seconds}.{body}"`, keyed with `key`'s
-/// UTF-8 bytes (WAHooks, FORMATS.md §2.4).
-pub fn timestamped_hmac_sha256_hex(key: &str, seconds: u64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length");
-    mac.update(seconds.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plugin::bindings::{AttemptHeader, Header, TimestampedHmac};
-
-    /// FORMATS.md §2.7 example A: secret `my-secret-key`, ts 1710000000.
-    #[test]
-    fn wahooks_signature_vector() {
-        let body = r#"{"event":"message","session":"default","payload":{"id":"false_1234567890@s.whatsapp.net_3A...","timestamp":1710000000,"from":"1234567890@s.whatsapp.net","body":"Hello!","hasMedia":false}}"#;
-        assert_eq!(
-            timestamped_hmac_sha256_hex("my-secret-key", 1_710_000_000, body.as_bytes()),
-            "fe1c65cf1dd936823fa596ebe01301e6ce80a83ef10253d08bd7b0e515fc58e4"
-        );
-        let test = r#"{"event":"test","session":"test","payload":{"message":"This is a test webhook event from WAHooks","timestamp":"2026-03-14T10:00:00.000Z"}}"#;
-        assert_eq!(
-            timestamped_hmac_sha256_hex("my-secret-key", 1_710_000_000, test.as_bytes()),
-            "09cb321849f92331688bd3b0f0b01bf4492dbac39310642cecce11bd304e060b"
-        );
-    }
 
     #[test]
     fn attempt_headers_share_one_clock_reading() {
@@ -118,8 +107,10 @@ mod tests {
         let context = AttemptContext {
             unix_ms: 1_710_000_000_123,
             request_id: "req".into(),
+            message_id: "evt_1".into(),
         };
-        let headers = headers(&request, &context);
+        let secret = StandardSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let headers = headers(&request, &context, std::slice::from_ref(&secret));
         assert_eq!(
             headers[0],
             ("Content-Type".into(), "application/json".into())
@@ -134,5 +125,11 @@ mod tests {
                 timestamped_hmac_sha256_hex("k", 1_710_000_000, b"{}")
             )
         );
+        assert_eq!(headers[5], ("webhook-id".into(), "evt_1".into()));
+        assert_eq!(
+            headers[6],
+            ("webhook-timestamp".into(), "1710000000".into())
+        );
+        assert_eq!(headers[7].1, secret.sign("evt_1", 1_710_000_000, b"{}"));
     }
 }

@@ -54,7 +54,7 @@ async fn deliver(sender: &HttpSender, metrics: &Metrics, delivery: &Delivery) {
     let first = Instant::now();
     let mut attempt = 1;
     loop {
-        let context = AttemptContext::now();
+        let context = AttemptContext::now(&delivery.event_id);
         let outcome = sender.send(endpoint, &delivery.request, &context).await;
         metrics
             .delivery_latency

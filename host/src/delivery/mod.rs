@@ -39,6 +39,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// When to retry.
     pub policy: RetryPolicy,
+    /// Standard Webhooks secrets signing every attempt (empty: none).
+    pub standard: Vec<crate::signature::StandardSecret>,
 }
 
 /// One request to one endpoint for one event.

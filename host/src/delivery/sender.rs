@@ -72,7 +72,7 @@ impl HttpSender {
             .client
             .post(self.url(endpoint))
             .timeout(endpoint.timeout);
-        for (name, value) in headers(request, context) {
+        for (name, value) in headers(request, context, &endpoint.standard) {
             builder = builder.header(name, value);
         }
         let started = Instant::now();

@@ -3,6 +3,8 @@
 //! session's envelope fields, normalized into a canonical [`Event`] and
 //! queued for the pipeline generation current at that moment.
 
+mod providers;
+
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -11,6 +13,8 @@ use crate::event::{Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
 use crate::pipeline::{Job, Pipelines, Submitter};
 use crate::session::Sessions;
+
+pub use providers::{ProviderError, ProviderOutcome, Source};
 
 /// An accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -215,6 +215,14 @@ pub fn build(
                 format: endpoint.format.clone(),
                 timeout: endpoint.timeout.0,
                 policy: RetryPolicy::resolve(&endpoint.format, &endpoint.retries),
+                standard: endpoint
+                    .standard_webhooks
+                    .iter()
+                    .flat_map(|s| &s.secrets)
+                    .map(|secret| {
+                        crate::signature::StandardSecret::parse(secret).expect("validated")
+                    })
+                    .collect(),
             }),
             events: GlobSet::new(&endpoint.events),
             format: format.expect("validated"),

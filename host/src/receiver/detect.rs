@@ -2,10 +2,13 @@
 //! is (by headers and body shape), which event it carries, and whether its
 //! signature or token checks out against a secret.
 
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Sha256, Sha512};
+
+use crate::signature::{
+    StandardSecret, verify_bearer, verify_standard, verify_waha, verify_wahooks,
+};
+pub use crate::signature::{Verification, header};
 
 /// The provider format of a webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,15 +26,6 @@ pub enum Provider {
     Unknown,
 }
 
-/// The result of checking a signature or token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verification {
-    /// `Some(true)`: it checks out; `Some(false)`: it does not; `None`: nothing to check.
-    pub verified: Option<bool>,
-    /// What was checked, in words.
-    pub detail: String,
-}
-
 /// What a webhook is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Detected {
@@ -41,18 +35,26 @@ pub struct Detected {
     pub event: Option<String>,
     /// Signature or token check.
     pub verification: Verification,
+    /// Standard Webhooks signature check, when the request carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_webhooks: Option<Verification>,
 }
 
-/// Look up a header case-insensitively.
-pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
-}
-
-/// Recognize a webhook and check it against `secret`.
+/// Recognize a webhook and check it against `secret` (a `whsec_` secret
+/// also checks Standard Webhooks signatures).
 pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Detected {
+    let mut detected = detect_provider(headers, body, secret);
+    if header(headers, "webhook-signature").is_some() {
+        let secrets: Vec<StandardSecret> = secret
+            .and_then(|s| StandardSecret::parse(s).ok())
+            .into_iter()
+            .collect();
+        detected.standard_webhooks = Some(verify_standard(headers, body, &secrets));
+    }
+    detected
+}
+
+fn detect_provider(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Detected {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let text = |key: &str| {
         json.as_ref()
@@ -68,7 +70,8 @@ pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -
             event: header(headers, "X-WAHooks-Event")
                 .map(str::to_owned)
                 .or_else(|| text("event")),
-            verification: verify_wahooks(headers, body, secret),
+            verification: verify_wahooks(headers, body, secret, None),
+            standard_webhooks: None,
         };
     }
     if header(headers, "X-Webhook-Request-Id").is_some()
@@ -79,6 +82,7 @@ pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -
             provider: Provider::Waha,
             event: text("event"),
             verification: verify_waha(headers, body, secret),
+            standard_webhooks: None,
         };
     }
     if json
@@ -88,7 +92,8 @@ pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -
         return Detected {
             provider: Provider::GreenApi,
             event: text("typeWebhook"),
-            verification: verify_green_api(headers, secret),
+            verification: verify_bearer(headers, secret),
+            standard_webhooks: None,
         };
     }
     if json
@@ -102,6 +107,7 @@ pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -
                 verified: None,
                 detail: "eazeWA webhooks carry no signature (put a secret in the URL path)".into(),
             },
+            standard_webhooks: None,
         };
     }
     let waha_shaped = json
@@ -116,110 +122,10 @@ pub fn detect(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -
         event: text("event"),
         verification: Verification {
             verified: None,
-            detail: "no signature headers".into(),
+            detail: "no provider signature headers".into(),
         },
+        standard_webhooks: None,
     }
-}
-
-fn verify_waha(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Verification {
-    let Some(signature) = header(headers, "X-Webhook-Hmac") else {
-        return Verification {
-            verified: None,
-            detail: "unsigned (no X-Webhook-Hmac)".into(),
-        };
-    };
-    let Some(secret) = secret else {
-        return Verification {
-            verified: None,
-            detail: "signed, but no secret is configured to check X-Webhook-Hmac".into(),
-        };
-    };
-    let algorithm = header(headers, "X-Webhook-Hmac-Algorithm").unwrap_or("sha512");
-    if !algorithm.eq_ignore_ascii_case("sha512") {
-        return Verification {
-            verified: Some(false),
-            detail: format!("unsupported X-Webhook-Hmac-Algorithm `{algorithm}`"),
-        };
-    }
-    let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    verdict(mac, signature, "X-Webhook-Hmac (HMAC-SHA512 of the body)")
-}
-
-fn verify_wahooks(headers: &[(String, String)], body: &[u8], secret: Option<&str>) -> Verification {
-    let (Some(signature), Some(timestamp)) = (
-        header(headers, "X-WAHooks-Signature"),
-        header(headers, "X-WAHooks-Timestamp"),
-    ) else {
-        return Verification {
-            verified: Some(false),
-            detail: "X-WAHooks-Signature or X-WAHooks-Timestamp is missing".into(),
-        };
-    };
-    let Some(secret) = secret else {
-        return Verification {
-            verified: None,
-            detail: "signed, but no secret is configured to check X-WAHooks-Signature".into(),
-        };
-    };
-    let Some(hex_signature) = signature.strip_prefix("sha256=") else {
-        return Verification {
-            verified: Some(false),
-            detail: "X-WAHooks-Signature does not start with `sha256=`".into(),
-        };
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    verdict(
-        mac,
-        hex_signature,
-        "X-WAHooks-Signature (HMAC-SHA256 of timestamp.body)",
-    )
-}
-
-fn verify_green_api(headers: &[(String, String)], secret: Option<&str>) -> Verification {
-    let token = header(headers, "Authorization").map(|value| {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("Basic "))
-            .unwrap_or(value)
-            .trim()
-    });
-    match (token, secret) {
-        (None, _) => Verification {
-            verified: None,
-            detail: "no Authorization header (no webhookUrlToken set)".into(),
-        },
-        (Some(_), None) => Verification {
-            verified: None,
-            detail: "Authorization present, but no secret is configured to check it".into(),
-        },
-        (Some(token), Some(secret)) => {
-            let ok = constant_time_eq(token.as_bytes(), secret.as_bytes());
-            Verification {
-                verified: Some(ok),
-                detail: format!(
-                    "Authorization token {} webhookUrlToken",
-                    if ok { "matches" } else { "does not match" }
-                ),
-            }
-        }
-    }
-}
-
-fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
-    let ok = hex::decode(signature_hex.trim())
-        .is_ok_and(|signature| mac.verify_slice(&signature).is_ok());
-    Verification {
-        verified: Some(ok),
-        detail: format!("{what} {}", if ok { "is valid" } else { "does not match" }),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -111,6 +111,86 @@ impl Receiver {
     }
 }
 
+impl Received {
+    /// A human-readable report: what arrived, which format it is, and
+    /// whether its signature passed. What `wasp receive` prints.
+    pub fn describe(&self, number: usize, method: &str, path: &str) -> String {
+        let seconds = self.received_at / 1000;
+        let mut text = format!(
+            "#{number} {:02}:{:02}:{:02}.{:03} UTC  {method} {path}\n  format:    {}{}\n",
+            seconds / 3600 % 24,
+            seconds / 60 % 60,
+            seconds % 60,
+            self.received_at % 1000,
+            match self.detected.provider {
+                Provider::Waha => "WAHA",
+                Provider::Wahooks => "WAHooks",
+                Provider::Eazewa => "eazeWA",
+                Provider::GreenApi => "Green-API",
+                Provider::Unknown => "unknown (not one of WAHA, WAHooks, eazeWA, Green-API)",
+            },
+            self.detected
+                .event
+                .as_deref()
+                .map(|e| format!(", event `{e}`"))
+                .unwrap_or_default(),
+        );
+        let mut checks = vec![("signature", &self.detected.verification)];
+        if let Some(standard) = &self.detected.standard_webhooks {
+            checks.push(("standard", standard));
+        }
+        for (label, check) in checks {
+            let verdict = match check.verified {
+                Some(true) => "PASSED",
+                Some(false) => "FAILED",
+                None => "NOT CHECKED",
+            };
+            text.push_str(&format!(
+                "  {label}: {:>width$} — {}\n",
+                verdict,
+                check.detail,
+                width = 21 - label.len()
+            ));
+        }
+        for (name, value) in &self.headers {
+            text.push_str(&format!("  {name}: {value}\n"));
+        }
+        let body = self
+            .json
+            .as_ref()
+            .and_then(|json| serde_json::to_string_pretty(json).ok())
+            .unwrap_or_else(|| self.body.clone());
+        for line in body.lines() {
+            text.push_str("  ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// A receiver on its own (`wasp receive`): every POST, to any path, is
+/// recorded under its path, printed with `print`, and answered `status`.
+pub fn standalone(
+    receiver: Arc<Receiver>,
+    status: StatusCode,
+    print: Arc<dyn Fn(String) + Send + Sync>,
+) -> Router {
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+        let receiver = receiver.clone();
+        let print = print.clone();
+        let counter = counter.clone();
+        async move {
+            let path = uri.path().to_owned();
+            let received = receiver.record(&path, crate::api::header_pairs(&headers), &body);
+            let number = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            print(received.describe(number, method.as_str(), &path));
+            (status, Json(json!({"received": true, "verified": received.detected.verification.verified})))
+        }
+    })
+}
+
 /// The receiver's routes, to be mounted at `/receiver`.
 pub fn routes(receiver: Arc<Receiver>) -> Router {
     Router::new()

@@ -11,7 +11,7 @@ use std::sync::RwLock;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{EngineKind, SessionConfig, WahaEngine};
+use crate::config::{EngineKind, IngestConfig, SessionConfig, WahaEngine};
 
 /// The WAHA release whose envelope wasp emits (`environment.version`).
 pub const WAHA_VERSION: &str = "2026.7.1";
@@ -29,6 +29,8 @@ pub struct Session {
     pub me: Option<Value>,
     /// WAHA engine named in envelopes.
     pub waha_engine: WahaEngine,
+    /// Credentials for provider webhooks posted to `/ingest/*`.
+    pub ingest: IngestConfig,
 }
 
 impl Session {
@@ -48,6 +50,7 @@ impl Session {
                 Value::Object(object)
             }),
             waha_engine: config.waha_engine,
+            ingest: config.ingest.clone(),
         }
     }
 
@@ -83,6 +86,15 @@ impl Session {
     }
 }
 
+/// Providers whose webhooks name an instance rather than a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// eazeWA (`instanceId`).
+    Eazewa,
+    /// Green-API (`instanceData.idInstance`).
+    GreenApi,
+}
+
 /// The sessions wasp knows.
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -108,6 +120,26 @@ impl Sessions {
             .expect("sessions lock")
             .get(name)
             .cloned()
+    }
+
+    /// The session a provider instance id belongs to: the one whose
+    /// `ingest` config names it, else the session named like it.
+    pub fn by_instance(&self, provider: Provider, instance: &str) -> Option<Session> {
+        let sessions = self.sessions.read().expect("sessions lock");
+        let configured = sessions.values().find(|session| match provider {
+            Provider::Eazewa => session
+                .ingest
+                .eazewa
+                .as_ref()
+                .and_then(|e| e.instance_id.as_deref())
+                .is_some_and(|id| id == instance),
+            Provider::GreenApi => session
+                .ingest
+                .green_api
+                .as_ref()
+                .is_some_and(|g| g.id_instance.to_string() == instance),
+        });
+        configured.or_else(|| sessions.get(instance)).cloned()
     }
 
     /// All session names.

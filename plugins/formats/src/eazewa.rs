@@ -1,0 +1,759 @@
+//! eazeWA (formerly WaAPI; FORMATS.md §3): `{event, instanceId, data}` with
+//! whatsapp-web.js-shaped `data`.
+//!
+//! | canonical (WAHA)                         | eazeWA                     |
+//! |------------------------------------------|----------------------------|
+//! | `message`                                | `message`                  |
+//! | `message.any`                            | `message_create`           |
+//! | `message.ack`                            | `message_ack`              |
+//! | `message.reaction`                       | `message_reaction`         |
+//! | `message.revoked`                        | `message_revoke_everyone`  |
+//! | `group.v2.join`, `group.join`            | `group_join`               |
+//! | `group.v2.leave`, `group.leave`          | `group_leave`              |
+//! | `group.v2.participants` join / leave     | `group_join` / `group_leave` |
+//! | `group.v2.update`                        | `group_update`             |
+//! | `session.status` STARTING                | `loading_screen`           |
+//! | `session.status` SCAN_QR_CODE (with a QR)| `qr`                       |
+//! | `session.status` WORKING                 | `ready` (setting `working_event`: or `authenticated`) |
+//! | `session.status` FAILED                  | `auth_failure`             |
+//! | `session.status` STOPPED                 | `disconnected`             |
+//! | `state.change`                           | `change_state`             |
+//! | `call.received`                          | `call`                     |
+//! | anything else                            | skipped                    |
+//!
+//! Choices where eazeWA's docs are silent (§8.6):
+//! - `User-Agent: eazeWA Webhook User Agent` (setting `user_agent`).
+//! - `authenticated`, `auth_failure` and `ready` carry no `data`, and their
+//!   keys come as `instanceId, event`, like the documented examples.
+//! - `loading_screen` sends `{percent, message}`, `disconnected` sends
+//!   `{reason}` and `call` sends `{call}`, as whatsapp-web.js emits them.
+//! - `deviceType` comes from the engine's `_data` when present, else from
+//!   the setting `device_type` (`android`).
+//! - Media is not inlined as base64; `hasMedia` says it exists.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::waha::{self, MessageId};
+use crate::{
+    DecodeError, Decoded, Encoded, required_object, required_str, str_or_empty, whole_seconds,
+};
+
+/// eazeWA's documented User-Agent.
+pub const USER_AGENT: &str = "eazeWA Webhook User Agent";
+
+/// An endpoint's `settings:` for the eazeWA format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `instanceId` (a string in eazeWA); default: the session name.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// The `User-Agent` header; empty to send none.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// The event a WORKING session becomes: `ready` or `authenticated`.
+    #[serde(default = "default_working_event")]
+    pub working_event: String,
+    /// `deviceType` when the engine does not say.
+    #[serde(default = "default_device_type")]
+    pub device_type: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            instance_id: None,
+            user_agent: default_user_agent(),
+            working_event: default_working_event(),
+            device_type: default_device_type(),
+        }
+    }
+}
+
+fn default_user_agent() -> String {
+    USER_AGENT.into()
+}
+
+fn default_working_event() -> String {
+    "ready".into()
+}
+
+fn default_device_type() -> String {
+    "android".into()
+}
+
+impl Settings {
+    /// Check what the types cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if !["ready", "authenticated"].contains(&self.working_event.as_str()) {
+            return Err(format!(
+                "`working_event` must be `ready` or `authenticated`, got `{}`",
+                self.working_event
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn with_data(event: &str, instance: &str, data: Value) -> Encoded {
+    Encoded::Send(json!({"event": event, "instanceId": instance, "data": data}))
+}
+
+fn without_data(event: &str, instance: &str) -> Encoded {
+    Encoded::Send(json!({"instanceId": instance, "event": event}))
+}
+
+/// Encode a canonical envelope.
+pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
+    let event = str_or_empty(envelope, "event");
+    let instance = settings
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| str_or_empty(envelope, "session").to_owned());
+    let empty = Value::Object(Map::new());
+    let payload = envelope.get("payload").unwrap_or(&empty);
+    match event {
+        "message" => with_data(
+            "message",
+            &instance,
+            json!({"message": message(payload, settings)}),
+        ),
+        "message.any" => with_data(
+            "message_create",
+            &instance,
+            json!({"message": message(payload, settings)}),
+        ),
+        "message.ack" => with_data(
+            "message_ack",
+            &instance,
+            json!({"message": ack_message(payload)}),
+        ),
+        "message.reaction" => with_data(
+            "message_reaction",
+            &instance,
+            json!({"reaction": reaction(payload)}),
+        ),
+        "message.revoked" => {
+            let Some(after) = payload.get("after").filter(|a| a.is_object()) else {
+                return Encoded::Skip(
+                    "message.revoked without `after` has no eazeWA equivalent".into(),
+                );
+            };
+            let mut after = message(after, settings);
+            after["type"] = json!("revoked");
+            let before = payload
+                .get("before")
+                .filter(|b| b.is_object())
+                .map_or(Value::Null, |b| message(b, settings));
+            with_data(
+                "message_revoke_everyone",
+                &instance,
+                json!({"after": after, "before": before}),
+            )
+        }
+        "group.v2.join" | "group.join" => {
+            group_notification("group_join", "add", envelope, payload, &instance)
+        }
+        "group.v2.leave" | "group.leave" => {
+            group_notification("group_leave", "leave", envelope, payload, &instance)
+        }
+        "group.v2.participants" => match str_or_empty(payload, "type") {
+            "join" => group_notification("group_join", "add", envelope, payload, &instance),
+            "leave" => group_notification("group_leave", "leave", envelope, payload, &instance),
+            other => Encoded::Skip(format!(
+                "eazeWA has no webhook for participants being `{other}`d"
+            )),
+        },
+        "group.v2.update" => {
+            group_notification("group_update", "update", envelope, payload, &instance)
+        }
+        "session.status" => session_status(payload, settings, &instance),
+        "state.change" => {
+            let state = payload
+                .get("state")
+                .cloned()
+                .unwrap_or_else(|| payload.clone());
+            with_data("change_state", &instance, json!({"state": state}))
+        }
+        "call.received" => with_data(
+            "call",
+            &instance,
+            json!({"call": {
+                "id": payload.get("id").cloned().unwrap_or(Value::Null),
+                "from": payload.get("from").cloned().unwrap_or(Value::Null),
+                "timestamp": payload.get("timestamp").cloned().unwrap_or(Value::Null),
+                "isVideo": payload.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+                "isGroup": payload.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
+                "fromMe": false,
+            }}),
+        ),
+        other => Encoded::Skip(format!("eazeWA has no webhook for `{other}`")),
+    }
+}
+
+fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encoded {
+    match str_or_empty(payload, "status") {
+        "STARTING" => with_data(
+            "loading_screen",
+            instance,
+            json!({"percent": 0, "message": "STARTING"}),
+        ),
+        "SCAN_QR_CODE" => match payload
+            .get("data")
+            .and_then(|d| d.get("qr"))
+            .and_then(Value::as_str)
+        {
+            Some(qr) => with_data("qr", instance, json!({"qr": qr})),
+            None => Encoded::Skip(
+                "SCAN_QR_CODE without a QR value: eazeWA's `qr` needs `data.qr`".into(),
+            ),
+        },
+        "WORKING" => without_data(&settings.working_event, instance),
+        "FAILED" => without_data("auth_failure", instance),
+        "STOPPED" => with_data("disconnected", instance, json!({"reason": "STOPPED"})),
+        other => Encoded::Skip(format!(
+            "eazeWA has no webhook for session status `{other}`"
+        )),
+    }
+}
+
+fn serialized_id(id: &str) -> Value {
+    match MessageId::parse(id) {
+        Some(parsed) => {
+            let mut object = Map::new();
+            object.insert("fromMe".into(), json!(parsed.from_me));
+            object.insert("remote".into(), json!(parsed.remote));
+            object.insert("id".into(), json!(parsed.id));
+            if let Some(participant) = &parsed.participant {
+                object.insert("participant".into(), json!(participant));
+            }
+            object.insert("_serialized".into(), json!(id));
+            Value::Object(object)
+        }
+        None => json!({"id": id, "_serialized": id}),
+    }
+}
+
+/// whatsapp-web.js's `type` for a WAMessage.
+fn message_type(message: &Value) -> &'static str {
+    if let Some(kind) = message
+        .get("_data")
+        .and_then(|d| d.get("type"))
+        .and_then(Value::as_str)
+    {
+        for known in [
+            "chat",
+            "image",
+            "video",
+            "audio",
+            "ptt",
+            "document",
+            "sticker",
+            "location",
+            "vcard",
+            "multi_vcard",
+            "revoked",
+        ] {
+            if kind == known {
+                return known;
+            }
+        }
+    }
+    if message.get("location").is_some_and(Value::is_object) {
+        return "location";
+    }
+    match message
+        .get("vCards")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+    {
+        0 => {}
+        1 => return "vcard",
+        _ => return "multi_vcard",
+    }
+    if message.get("hasMedia").and_then(Value::as_bool) == Some(true) {
+        let mimetype = message
+            .get("media")
+            .and_then(|m| m.get("mimetype"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return match mimetype.split('/').next() {
+            Some("image") => "image",
+            Some("video") => "video",
+            Some("audio") => "audio",
+            _ => "document",
+        };
+    }
+    "chat"
+}
+
+/// A WAMessage as whatsapp-web.js serializes a `Message`.
+fn message(payload: &Value, settings: &Settings) -> Value {
+    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
+    let flag = |key: &str| data.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let id = str_or_empty(payload, "id");
+    let from = payload.get("from").cloned().unwrap_or(Value::Null);
+    let mut m = Map::new();
+    m.insert("id".into(), serialized_id(id));
+    m.insert(
+        "ack".into(),
+        payload.get("ack").cloned().unwrap_or(json!(0)),
+    );
+    m.insert(
+        "hasMedia".into(),
+        json!(
+            payload
+                .get("hasMedia")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+    );
+    m.insert("body".into(), json!(str_or_empty(payload, "body")));
+    m.insert("type".into(), json!(message_type(payload)));
+    m.insert(
+        "timestamp".into(),
+        payload.get("timestamp").cloned().unwrap_or(Value::Null),
+    );
+    m.insert("from".into(), from.clone());
+    m.insert(
+        "to".into(),
+        payload.get("to").cloned().unwrap_or(Value::Null),
+    );
+    if let Some(author) = payload
+        .get("participant")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
+        m.insert("author".into(), json!(author));
+    }
+    let device = data
+        .get("deviceType")
+        .and_then(Value::as_str)
+        .unwrap_or(&settings.device_type);
+    m.insert("deviceType".into(), json!(device));
+    m.insert("isForwarded".into(), json!(flag("isForwarded")));
+    m.insert(
+        "forwardingScore".into(),
+        data.get("forwardingScore").cloned().unwrap_or(json!(0)),
+    );
+    m.insert(
+        "isStatus".into(),
+        json!(from.as_str() == Some("status@broadcast")),
+    );
+    m.insert("isStarred".into(), json!(flag("star")));
+    m.insert("broadcast".into(), json!(flag("broadcast")));
+    m.insert(
+        "fromMe".into(),
+        json!(
+            payload
+                .get("fromMe")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+    );
+    m.insert(
+        "hasQuotedMsg".into(),
+        json!(payload.get("replyTo").is_some_and(Value::is_object)),
+    );
+    m.insert(
+        "vCards".into(),
+        payload.get("vCards").cloned().unwrap_or(json!([])),
+    );
+    m.insert(
+        "mentionedIds".into(),
+        data.get("mentionedJidList").cloned().unwrap_or(json!([])),
+    );
+    m.insert("isGif".into(), json!(flag("isGif")));
+    m.insert("isEphemeral".into(), json!(flag("isEphemeral")));
+    m.insert(
+        "links".into(),
+        data.get("links").cloned().unwrap_or(json!([])),
+    );
+    if let Some(location) = payload.get("location").filter(|l| l.is_object()) {
+        m.insert(
+            "location".into(),
+            json!({
+                "latitude": location.get("latitude").cloned().unwrap_or(Value::Null),
+                "longitude": location.get("longitude").cloned().unwrap_or(Value::Null),
+                "description": location.get("description").or_else(|| location.get("name")).cloned().unwrap_or(Value::Null),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// The `Message` of a receipt: what the ack payload (and the engine's raw
+/// message, when present) tell.
+fn ack_message(payload: &Value) -> Value {
+    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
+    let mut m = Map::new();
+    m.insert("id".into(), serialized_id(str_or_empty(payload, "id")));
+    m.insert(
+        "ack".into(),
+        payload.get("ack").cloned().unwrap_or(Value::Null),
+    );
+    if let Some(body) = data.get("body") {
+        m.insert("body".into(), body.clone());
+    }
+    if let Some(kind) = data.get("type") {
+        m.insert("type".into(), kind.clone());
+    }
+    if let Some(t) = data.get("t") {
+        m.insert("timestamp".into(), t.clone());
+    }
+    m.insert(
+        "from".into(),
+        payload.get("from").cloned().unwrap_or(Value::Null),
+    );
+    m.insert(
+        "to".into(),
+        payload.get("to").cloned().unwrap_or(Value::Null),
+    );
+    if let Some(author) = payload
+        .get("participant")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
+        m.insert("author".into(), json!(author));
+    }
+    m.insert(
+        "fromMe".into(),
+        json!(
+            payload
+                .get("fromMe")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+    );
+    Value::Object(m)
+}
+
+fn reaction(payload: &Value) -> Value {
+    let reaction = payload.get("reaction").cloned().unwrap_or(Value::Null);
+    let sender = payload
+        .get("participant")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .or_else(|| payload.get("from").and_then(Value::as_str))
+        .unwrap_or("");
+    json!({
+        "id": serialized_id(str_or_empty(payload, "id")),
+        "timestamp": whole_seconds(payload.get("timestamp")),
+        "reaction": reaction.get("text").cloned().unwrap_or(json!("")),
+        "read": false,
+        "msgId": serialized_id(str_or_empty(&reaction, "messageId")),
+        "senderId": sender,
+        "ack": 1,
+    })
+}
+
+fn group_notification(
+    event: &str,
+    kind: &str,
+    envelope: &Value,
+    payload: &Value,
+    instance: &str,
+) -> Encoded {
+    let group = payload.get("group").cloned().unwrap_or(Value::Null);
+    let Some(chat) = group
+        .get("id")
+        .or_else(|| payload.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Encoded::Skip(format!(
+            "{} without a group id has no eazeWA equivalent",
+            str_or_empty(envelope, "event")
+        ));
+    };
+    let recipients: Vec<Value> = match payload.get("participants").and_then(Value::as_array) {
+        Some(participants) => participants
+            .iter()
+            .filter_map(|p| p.get("id").cloned())
+            .collect(),
+        None => envelope
+            .get("me")
+            .and_then(|me| me.get("id"))
+            .cloned()
+            .into_iter()
+            .collect(),
+    };
+    let timestamp = whole_seconds(payload.get("timestamp")).unwrap_or(0);
+    let notification_id = format!("false_{chat}_{}", timestamp);
+    let body = match event {
+        "group_update" => group
+            .get("subject")
+            .or_else(|| group.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        _ => String::new(),
+    };
+    let kind = match (event, group.get("subject"), group.get("description")) {
+        ("group_update", Some(_), _) => "subject",
+        ("group_update", None, Some(_)) => "description",
+        _ => kind,
+    };
+    with_data(
+        event,
+        instance,
+        json!({"notification": {
+            "id": {"fromMe": false, "remote": chat, "id": timestamp.to_string(), "_serialized": notification_id},
+            "body": body,
+            "type": kind,
+            "timestamp": timestamp,
+            "chatId": chat,
+            "author": payload.get("by").and_then(|b| b.get("id")).cloned().unwrap_or(json!("")),
+            "recipientIds": recipients,
+        }}),
+    )
+}
+
+/// Decode an eazeWA webhook into a canonical envelope.
+pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
+    if !body.is_object() {
+        return Err(DecodeError(
+            "an eazeWA webhook must be a JSON object".into(),
+        ));
+    }
+    let event = required_str(body, "event", "")?;
+    let instance = match body.get("instanceId") {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Number(id)) => id.to_string(),
+        Some(_) => return Err(DecodeError("`instanceId` must be a string".into())),
+        None => return Err(DecodeError("missing field `instanceId`".into())),
+    };
+    let data = || required_object(body, "data", "");
+    let envelope = |name: &str, timestamp_s: Option<i64>, payload: Value| {
+        let mut e = Map::new();
+        e.insert("event".into(), json!(name));
+        if let Some(seconds) = timestamp_s {
+            e.insert("timestamp".into(), json!(seconds * 1000));
+        }
+        e.insert("payload".into(), payload);
+        Decoded::Event {
+            instance: instance.clone(),
+            envelope: Value::Object(e),
+        }
+    };
+    let status = |status: &str, data: Value| {
+        envelope(
+            "session.status",
+            None,
+            json!({"status": status, "statuses": [], "data": data}),
+        )
+    };
+    match event {
+        "message" | "message_create" => {
+            let message = required_object(data()?, "message", "data.")?;
+            let name = if event == "message" {
+                "message"
+            } else {
+                "message.any"
+            };
+            Ok(envelope(
+                name,
+                whole_seconds(message.get("timestamp")),
+                wa_message(message)?,
+            ))
+        }
+        "message_ack" => {
+            let message = required_object(data()?, "message", "data.")?;
+            let id = required_str(
+                required_object(message, "id", "data.message.")?,
+                "_serialized",
+                "data.message.id.",
+            )?;
+            let ack = message.get("ack").and_then(Value::as_i64);
+            Ok(envelope(
+                "message.ack",
+                whole_seconds(message.get("timestamp")),
+                json!({
+                    "id": id,
+                    "from": message.get("from").cloned().unwrap_or(Value::Null),
+                    "to": message.get("to").cloned().unwrap_or(Value::Null),
+                    "participant": message.get("author").cloned().unwrap_or(Value::Null),
+                    "fromMe": message.get("fromMe").and_then(Value::as_bool).unwrap_or(false),
+                    "ack": ack,
+                    "ackName": waha::ack_name(ack),
+                    "_data": message,
+                }),
+            ))
+        }
+        "message_reaction" => {
+            let reaction = required_object(data()?, "reaction", "data.")?;
+            let id = required_str(
+                required_object(reaction, "id", "data.reaction.")?,
+                "_serialized",
+                "data.reaction.id.",
+            )?;
+            let target = required_str(
+                required_object(reaction, "msgId", "data.reaction.")?,
+                "_serialized",
+                "data.reaction.msgId.",
+            )?;
+            let parsed = MessageId::parse(id);
+            let from_me = parsed.as_ref().is_some_and(|p| p.from_me);
+            let chat = parsed
+                .as_ref()
+                .map(|p| p.remote.clone())
+                .unwrap_or_default();
+            let sender = str_or_empty(reaction, "senderId");
+            let (from, participant) = if waha::is_group(&chat) {
+                (chat.clone(), json!(sender))
+            } else {
+                (
+                    if from_me {
+                        sender.to_owned()
+                    } else {
+                        chat.clone()
+                    },
+                    Value::Null,
+                )
+            };
+            let to = if from_me { chat.clone() } else { String::new() };
+            Ok(envelope(
+                "message.reaction",
+                whole_seconds(reaction.get("timestamp")),
+                json!({
+                    "id": id,
+                    "timestamp": reaction.get("timestamp").cloned().unwrap_or(Value::Null),
+                    "from": from,
+                    "fromMe": from_me,
+                    "source": "app",
+                    "to": to,
+                    "participant": participant,
+                    "reaction": {"text": reaction.get("reaction").cloned().unwrap_or(json!("")), "messageId": target},
+                }),
+            ))
+        }
+        "message_revoke_everyone" => {
+            let data = data()?;
+            let after = required_object(data, "after", "data.")?;
+            let before = data.get("before").filter(|b| b.is_object());
+            let revoked = before
+                .and_then(|b| b.get("id"))
+                .and_then(|id| id.get("_serialized"))
+                .and_then(Value::as_str)
+                .map(waha::bare_id)
+                .unwrap_or_default();
+            Ok(envelope(
+                "message.revoked",
+                whole_seconds(after.get("timestamp")),
+                json!({
+                    "revokedMessageId": revoked,
+                    "after": wa_message(after)?,
+                    "before": before.map(wa_message).transpose()?,
+                }),
+            ))
+        }
+        "group_join" | "group_leave" | "group_update" => {
+            let notification = required_object(data()?, "notification", "data.")?;
+            let chat = required_str(notification, "chatId", "data.notification.")?;
+            let timestamp = whole_seconds(notification.get("timestamp"));
+            if event == "group_update" {
+                let field = if str_or_empty(notification, "type") == "description" {
+                    "description"
+                } else {
+                    "subject"
+                };
+                return Ok(envelope(
+                    "group.v2.update",
+                    timestamp,
+                    json!({"timestamp": timestamp, "group": {"id": chat, field: str_or_empty(notification, "body")}, "_data": notification}),
+                ));
+            }
+            let participants: Vec<Value> = notification
+                .get("recipientIds")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .map(|id| json!({"id": id, "role": "participant"}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(envelope(
+                "group.v2.participants",
+                timestamp,
+                json!({
+                    "type": if event == "group_join" { "join" } else { "leave" },
+                    "timestamp": timestamp,
+                    "group": {"id": chat},
+                    "participants": participants,
+                    "_data": notification,
+                }),
+            ))
+        }
+        "loading_screen" => Ok(status("STARTING", Value::Null)),
+        "qr" => Ok(status(
+            "SCAN_QR_CODE",
+            json!({"qr": str_or_empty(data()?, "qr")}),
+        )),
+        "ready" => Ok(status("WORKING", Value::Null)),
+        "authenticated" => Ok(Decoded::Ignored(
+            "`authenticated` is followed by `ready`, which becomes session.status WORKING".into(),
+        )),
+        "auth_failure" => Ok(status("FAILED", Value::Null)),
+        "disconnected" => Ok(status("STOPPED", Value::Null)),
+        "change_state" => Ok(envelope(
+            "state.change",
+            None,
+            json!({"state": data()?.get("state").cloned().unwrap_or(Value::Null)}),
+        )),
+        "call" => {
+            let call = required_object(data()?, "call", "data.")?;
+            Ok(envelope(
+                "call.received",
+                whole_seconds(call.get("timestamp")),
+                json!({
+                    "id": call.get("id").cloned().unwrap_or(Value::Null),
+                    "from": call.get("from").cloned().unwrap_or(Value::Null),
+                    "timestamp": call.get("timestamp").cloned().unwrap_or(Value::Null),
+                    "isVideo": call.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+                    "isGroup": call.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
+                    "_data": call,
+                }),
+            ))
+        }
+        "message_revoke_me" | "media_uploaded" => Ok(Decoded::Ignored(format!(
+            "eazeWA `{event}` has no canonical equivalent"
+        ))),
+        other => Err(DecodeError(format!(
+            "unknown eazeWA event `{other}`; expected one of message, message_create, message_ack, message_reaction, message_revoke_everyone, message_revoke_me, media_uploaded, group_join, group_leave, group_update, qr, authenticated, auth_failure, ready, disconnected, loading_screen, change_state, call"
+        ))),
+    }
+}
+
+/// A whatsapp-web.js `Message` as a WAMessage.
+fn wa_message(message: &Value) -> Result<Value, DecodeError> {
+    let id = required_str(
+        required_object(message, "id", "data.message.")?,
+        "_serialized",
+        "data.message.id.",
+    )?;
+    let ack = message.get("ack").and_then(Value::as_i64);
+    let from_me = message
+        .get("fromMe")
+        .and_then(Value::as_bool)
+        .or_else(|| MessageId::parse(id).map(|p| p.from_me))
+        .unwrap_or(false);
+    Ok(json!({
+        "id": id,
+        "timestamp": message.get("timestamp").cloned().unwrap_or(Value::Null),
+        "from": message.get("from").cloned().unwrap_or(Value::Null),
+        "fromMe": from_me,
+        "source": "app",
+        "to": message.get("to").cloned().unwrap_or(Value::Null),
+        "participant": message.get("author").cloned().unwrap_or(Value::Null),
+        "body": str_or_empty(message, "body"),
+        "hasMedia": message.get("hasMedia").and_then(Value::as_bool).unwrap_or(false),
+        "media": null,
+        "mediaUrl": null,
+        "ack": ack,
+        "ackName": waha::ack_name(ack),
+        "vCards": message.get("vCards").cloned().unwrap_or(json!([])),
+        "replyTo": null,
+        "_data": message,
+    }))
+}

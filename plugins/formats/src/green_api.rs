@@ -1,0 +1,837 @@
+//! Green-API (FORMATS.md §4): flat bodies discriminated by `typeWebhook`.
+//!
+//! | canonical (WAHA)                                   | Green-API `typeWebhook`          |
+//! |----------------------------------------------------|----------------------------------|
+//! | `message` (incoming)                               | `incomingMessageReceived`        |
+//! | `message.any` with `fromMe`, `source: app`         | `outgoingMessageReceived`        |
+//! | `message.any` with `fromMe`, `source: api`         | `outgoingAPIMessageReceived`     |
+//! | `message.any` not `fromMe`                         | skipped: sent as `message` (setting `incoming_from`) |
+//! | `message.ack` (own messages; §5.2)                 | `outgoingMessageStatus`          |
+//! | `message.reaction`                                 | incoming/outgoing… + `reactionMessage` |
+//! | `message.revoked`                                  | incoming/outgoing… + `deletedMessage`  |
+//! | `message.edited`                                   | incoming/outgoing… + `editedMessage`   |
+//! | `session.status` (§5.3)                            | `stateInstanceChanged`           |
+//! | `state.change`                                     | `statusInstanceChanged`          |
+//! | `call.received` / `.accepted` / `.rejected`        | `incomingCall` `offer` / `pickUp` / `declined` |
+//! | anything else                                      | skipped                          |
+//!
+//! `messageData.typeMessage` follows the message: `textMessage`,
+//! `quotedMessage` (a reply: `extendedTextMessageData` + `quotedMessage`),
+//! `extendedTextMessage` (a link preview), `imageMessage`, `videoMessage`,
+//! `audioMessage`, `documentMessage`, `stickerMessage` (all with
+//! `fileMessageData`), `locationMessage`, `contactMessage`,
+//! `contactsArrayMessage`.
+//!
+//! Choices where Green-API's docs are silent (§8.3–8.5):
+//! - The token goes out as `Authorization: Bearer <webhookUrlToken>`
+//!   (setting `auth_scheme`: `Bearer`, or empty for the bare token).
+//! - A STOPPED session is `notAuthorized` (setting `stopped_state`).
+//! - A receipt's `sendByApi` is `true` when the ack payload says
+//!   `source: "api"`, else `false`.
+//! - `senderContactName` (the phone book name) is sent only when the
+//!   engine's `_data` has `contactName`; WAHA events do not carry it.
+//! - `quotaExceeded` is never emitted: no engine reports quotas.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::waha::{self, MessageId};
+use crate::{
+    DecodeError, Decoded, Encoded, required_object, required_str, str_or_empty, whole_seconds,
+};
+
+/// An endpoint's `settings:` for the Green-API format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `instanceData.idInstance`.
+    pub id_instance: u64,
+    /// `instanceData.wid`; default: the envelope's `me.id`.
+    #[serde(default)]
+    pub wid: Option<String>,
+    /// `instanceData.typeInstance`.
+    #[serde(default = "default_type_instance")]
+    pub type_instance: String,
+    /// Sent in `Authorization` when set (Green-API's `webhookUrlToken`).
+    #[serde(default)]
+    pub webhook_url_token: Option<String>,
+    /// Scheme before the token in `Authorization` (empty for none).
+    #[serde(default = "default_auth_scheme")]
+    pub auth_scheme: String,
+    /// `stateInstance` for a STOPPED session: `notAuthorized` or `starting`.
+    #[serde(default = "default_stopped_state")]
+    pub stopped_state: String,
+    /// Which canonical event carries incoming messages: `message` or `message.any`.
+    #[serde(default = "default_incoming_from")]
+    pub incoming_from: String,
+}
+
+fn default_type_instance() -> String {
+    "whatsapp".into()
+}
+
+fn default_auth_scheme() -> String {
+    "Bearer".into()
+}
+
+fn default_stopped_state() -> String {
+    "notAuthorized".into()
+}
+
+fn default_incoming_from() -> String {
+    "message".into()
+}
+
+impl Settings {
+    /// Settings for instance `id_instance` with every default.
+    pub fn new(id_instance: u64) -> Self {
+        Self {
+            id_instance,
+            wid: None,
+            type_instance: default_type_instance(),
+            webhook_url_token: None,
+            auth_scheme: default_auth_scheme(),
+            stopped_state: default_stopped_state(),
+            incoming_from: default_incoming_from(),
+        }
+    }
+
+    /// Check what the types cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id_instance == 0 || self.id_instance > 9_999_999_999 {
+            return Err(format!(
+                "`id_instance` must be 1 to 10 digits, got {}",
+                self.id_instance
+            ));
+        }
+        if !["notAuthorized", "starting"].contains(&self.stopped_state.as_str()) {
+            return Err(format!(
+                "`stopped_state` must be `notAuthorized` or `starting`, got `{}`",
+                self.stopped_state
+            ));
+        }
+        if !["message", "message.any"].contains(&self.incoming_from.as_str()) {
+            return Err(format!(
+                "`incoming_from` must be `message` or `message.any`, got `{}`",
+                self.incoming_from
+            ));
+        }
+        if self.webhook_url_token.as_deref() == Some("") {
+            return Err(
+                "`webhook_url_token` is empty; remove it to send no Authorization header".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The `Authorization` header value, when a token is set.
+    pub fn authorization(&self) -> Option<String> {
+        let token = self.webhook_url_token.as_deref()?;
+        Some(if self.auth_scheme.is_empty() {
+            token.to_owned()
+        } else {
+            format!("{} {token}", self.auth_scheme)
+        })
+    }
+}
+
+/// WAHA session status → Green-API `stateInstance` (§5.3).
+pub fn state_instance(status: &str, settings: &Settings) -> Option<&'static str> {
+    Some(match status {
+        "STARTING" => "starting",
+        "SCAN_QR_CODE" | "PASSKEY_REQUIRED" | "PASSKEY_CONFIRMATION_REQUIRED" | "FAILED" => {
+            "notAuthorized"
+        }
+        "WORKING" => "authorized",
+        "STOPPED" if settings.stopped_state == "starting" => "starting",
+        "STOPPED" => "notAuthorized",
+        _ => return None,
+    })
+}
+
+/// WAHA ack → Green-API `status` (§5.2); `None`: Green-API has no such status.
+pub fn ack_status(ack: i64) -> Option<&'static str> {
+    Some(match ack {
+        -1 => "failed",
+        1 => "sent",
+        2 => "delivered",
+        3 | 4 => "read",
+        _ => return None,
+    })
+}
+
+/// Green-API `status` → WAHA ack.
+pub fn status_ack(status: &str) -> Option<i64> {
+    Some(match status {
+        "sent" => 1,
+        "delivered" => 2,
+        "read" => 3,
+        "failed" | "noAccount" | "notInGroup" | "yellowCard" | "noActiveSession" => -1,
+        _ => return None,
+    })
+}
+
+/// Encode a canonical envelope.
+pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
+    let event = str_or_empty(envelope, "event");
+    let empty = Value::Object(Map::new());
+    let payload = envelope.get("payload").unwrap_or(&empty);
+    let own_wid = settings
+        .wid
+        .clone()
+        .or_else(|| {
+            envelope
+                .get("me")
+                .and_then(|me| me.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let instance_data = |wid: &str| json!({"idInstance": settings.id_instance, "wid": wid, "typeInstance": settings.type_instance});
+    let envelope_seconds = envelope
+        .get("timestamp")
+        .and_then(Value::as_u64)
+        .map_or(0, |ms| ms / 1000) as i64;
+    let from_me = payload
+        .get("fromMe")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match event {
+        "message" | "message.any" => {
+            let incoming_event = settings.incoming_from.as_str();
+            if !from_me && event != incoming_event {
+                return Encoded::Skip(format!(
+                    "incoming messages are sent from `{incoming_event}` events (setting `incoming_from`)"
+                ));
+            }
+            let message_data = match message_data(payload) {
+                Ok(data) => data,
+                Err(reason) => return Encoded::Skip(reason),
+            };
+            message_webhook(payload, message_data, &own_wid, &instance_data(&own_wid))
+        }
+        "message.reaction" => {
+            let reaction = payload.get("reaction").cloned().unwrap_or(Value::Null);
+            let target = str_or_empty(&reaction, "messageId");
+            let data = json!({
+                "typeMessage": "reactionMessage",
+                "extendedTextMessageData": {"text": reaction.get("text").cloned().unwrap_or(json!(""))},
+                "quotedMessage": {"stanzaId": waha::bare_id(target), "participant": quoted_participant(target, payload)},
+            });
+            message_webhook(payload, data, &own_wid, &instance_data(&own_wid))
+        }
+        "message.revoked" => {
+            let Some(after) = payload.get("after").filter(|a| a.is_object()) else {
+                return Encoded::Skip(
+                    "message.revoked without `after` has no Green-API equivalent".into(),
+                );
+            };
+            let data = json!({
+                "typeMessage": "deletedMessage",
+                "deletedMessageData": {"stanzaId": waha::bare_id(str_or_empty(payload, "revokedMessageId"))},
+            });
+            message_webhook(after, data, &own_wid, &instance_data(&own_wid))
+        }
+        "message.edited" => {
+            let data = json!({
+                "typeMessage": "editedMessage",
+                "editedMessageData": {
+                    "textMessage": str_or_empty(payload, "body"),
+                    "stanzaId": waha::bare_id(str_or_empty(payload, "editedMessageId")),
+                },
+            });
+            message_webhook(payload, data, &own_wid, &instance_data(&own_wid))
+        }
+        "message.ack" => {
+            if !from_me {
+                return Encoded::Skip(
+                    "Green-API reports statuses of this account's own messages only".into(),
+                );
+            }
+            let ack = payload.get("ack").and_then(Value::as_i64).unwrap_or(0);
+            let Some(status) = ack_status(ack) else {
+                return Encoded::Skip(format!(
+                    "Green-API has no status for ack {ack} ({})",
+                    waha::ack_name(Some(ack))
+                ));
+            };
+            Encoded::Send(json!({
+                "typeWebhook": "outgoingMessageStatus",
+                "chatId": waha::chat_of(payload),
+                "instanceData": instance_data(&own_wid),
+                "timestamp": whole_seconds(payload.get("timestamp")).unwrap_or(envelope_seconds),
+                "idMessage": waha::bare_id(str_or_empty(payload, "id")),
+                "status": status,
+                "sendByApi": str_or_empty(payload, "source") == "api",
+            }))
+        }
+        "session.status" => {
+            let status = str_or_empty(payload, "status");
+            let Some(state) = state_instance(status, settings) else {
+                return Encoded::Skip(format!(
+                    "Green-API has no instance state for session status `{status}`"
+                ));
+            };
+            // An instance that is not authorized has no number (§4.6 example C).
+            let wid = if state == "authorized" {
+                own_wid.as_str()
+            } else {
+                ""
+            };
+            Encoded::Send(json!({
+                "typeWebhook": "stateInstanceChanged",
+                "instanceData": instance_data(wid),
+                "timestamp": latest_status_seconds(payload).unwrap_or(envelope_seconds),
+                "stateInstance": state,
+            }))
+        }
+        "state.change" => {
+            let state = payload.get("state").and_then(Value::as_str).unwrap_or("");
+            Encoded::Send(json!({
+                "typeWebhook": "statusInstanceChanged",
+                "instanceData": instance_data(&own_wid),
+                "timestamp": envelope_seconds,
+                "statusInstance": if state == "CONNECTED" { "online" } else { "offline" },
+            }))
+        }
+        "call.received" | "call.accepted" | "call.rejected" => {
+            let status = match event {
+                "call.received" => "offer",
+                "call.accepted" => "pickUp",
+                _ => "declined",
+            };
+            Encoded::Send(json!({
+                "typeWebhook": "incomingCall",
+                "instanceData": instance_data(&own_wid),
+                "status": status,
+                "timestamp": whole_seconds(payload.get("timestamp")).unwrap_or(envelope_seconds),
+                "idMessage": str_or_empty(payload, "id"),
+                "from": str_or_empty(payload, "from"),
+            }))
+        }
+        other => Encoded::Skip(format!("Green-API has no webhook for `{other}`")),
+    }
+}
+
+fn latest_status_seconds(payload: &Value) -> Option<i64> {
+    let statuses = payload.get("statuses")?.as_array()?;
+    let last = statuses.last()?;
+    last.get("timestamp")
+        .and_then(Value::as_i64)
+        .map(|ms| ms / 1000)
+}
+
+/// Who wrote the message a reaction or reply points at.
+fn quoted_participant(target: &str, payload: &Value) -> String {
+    match MessageId::parse(target) {
+        Some(id) => id.participant.unwrap_or(id.remote),
+        None => waha::chat_of(payload).to_owned(),
+    }
+}
+
+/// `incomingMessageReceived` / `outgoing(API)MessageReceived` for a WAMessage.
+fn message_webhook(
+    message: &Value,
+    message_data: Value,
+    own_wid: &str,
+    instance_data: &Value,
+) -> Encoded {
+    let from_me = message
+        .get("fromMe")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let type_webhook = match (from_me, str_or_empty(message, "source")) {
+        (false, _) => "incomingMessageReceived",
+        (true, "api") => "outgoingAPIMessageReceived",
+        (true, _) => "outgoingMessageReceived",
+    };
+    let chat = waha::chat_of(message).to_owned();
+    let participant = message
+        .get("participant")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty());
+    let sender = if from_me {
+        if own_wid.is_empty() {
+            str_or_empty(message, "from").to_owned()
+        } else {
+            own_wid.to_owned()
+        }
+    } else {
+        participant.map_or_else(|| str_or_empty(message, "from").to_owned(), str::to_owned)
+    };
+    let sender_name = waha::sender_name(message).unwrap_or("").to_owned();
+    let mut sender_data = Map::new();
+    sender_data.insert("chatId".into(), json!(chat));
+    sender_data.insert("sender".into(), json!(sender));
+    if !waha::is_group(&chat) && !from_me && !sender_name.is_empty() {
+        sender_data.insert("chatName".into(), json!(sender_name));
+    }
+    sender_data.insert("senderName".into(), json!(sender_name));
+    if let Some(contact) = message
+        .get("_data")
+        .and_then(|d| d.get("contactName"))
+        .and_then(Value::as_str)
+    {
+        sender_data.insert("senderContactName".into(), json!(contact));
+    }
+    Encoded::Send(json!({
+        "typeWebhook": type_webhook,
+        "instanceData": instance_data,
+        "timestamp": whole_seconds(message.get("timestamp")).unwrap_or(0),
+        "idMessage": waha::bare_id(str_or_empty(message, "id")),
+        "senderData": sender_data,
+        "messageData": message_data,
+    }))
+}
+
+/// `messageData` for a WAMessage (§4.3).
+fn message_data(message: &Value) -> Result<Value, String> {
+    let body = str_or_empty(message, "body");
+    let forwarded = message
+        .get("_data")
+        .and_then(|d| d.get("isForwarded"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let score = message
+        .get("_data")
+        .and_then(|d| d.get("forwardingScore"))
+        .cloned()
+        .unwrap_or(json!(0));
+    if let Some(location) = message.get("location").filter(|l| l.is_object()) {
+        return Ok(json!({
+            "typeMessage": "locationMessage",
+            "locationMessageData": {
+                "nameLocation": str_or_empty(location, "name"),
+                "address": str_or_empty(location, "address"),
+                "jpegThumbnail": str_or_empty(location, "thumbnail"),
+                "latitude": location.get("latitude").and_then(Value::as_f64).unwrap_or(0.0),
+                "longitude": location.get("longitude").and_then(Value::as_f64).unwrap_or(0.0),
+                "forwardingScore": score,
+                "isForwarded": forwarded,
+            },
+        }));
+    }
+    let cards: Vec<&str> = message
+        .get("vCards")
+        .and_then(Value::as_array)
+        .map(|cards| cards.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match cards.as_slice() {
+        [] => {}
+        [card] => {
+            return Ok(json!({
+                "typeMessage": "contactMessage",
+                "contactMessageData": {"displayName": vcard_name(card), "vcard": card, "forwardingScore": score, "isForwarded": forwarded},
+            }));
+        }
+        cards => {
+            let contacts: Vec<Value> = cards
+                .iter()
+                .map(|card| json!({"displayName": vcard_name(card), "vcard": card}))
+                .collect();
+            return Ok(json!({
+                "typeMessage": "contactsArrayMessage",
+                "messageData": {"contacts": contacts, "isForwarded": forwarded, "forwardingScore": score},
+            }));
+        }
+    }
+    if message.get("hasMedia").and_then(Value::as_bool) == Some(true) {
+        let media = message.get("media").cloned().unwrap_or(Value::Null);
+        let mimetype = str_or_empty(&media, "mimetype");
+        let raw_type = message
+            .get("_data")
+            .and_then(|d| d.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let type_message = match (raw_type, mimetype.split('/').next().unwrap_or("")) {
+            ("sticker", _) => "stickerMessage",
+            (_, "image") => "imageMessage",
+            (_, "video") => "videoMessage",
+            (_, "audio") => "audioMessage",
+            _ => "documentMessage",
+        };
+        // Green-API's placeholder when a file cannot be downloaded (§4.3).
+        let url = media
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("{{SWE002}}");
+        let file_name = match media.get("filename").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => format!(
+                "{}.{}",
+                waha::bare_id(str_or_empty(message, "id")),
+                extension(mimetype)
+            ),
+        };
+        return Ok(json!({
+            "typeMessage": type_message,
+            "fileMessageData": {
+                "downloadUrl": url,
+                "caption": body,
+                "fileName": file_name,
+                "jpegThumbnail": "",
+                "mimeType": mimetype,
+                "forwardingScore": score,
+                "isForwarded": forwarded,
+                "isAnimated": raw_type == "sticker" && message.get("_data").and_then(|d| d.get("isAnimated")).and_then(Value::as_bool).unwrap_or(false),
+            },
+        }));
+    }
+    if let Some(reply) = message.get("replyTo").filter(|r| r.is_object()) {
+        let stanza = waha::bare_id(str_or_empty(reply, "id"));
+        let participant = reply
+            .get("participant")
+            .and_then(Value::as_str)
+            .map_or_else(|| waha::chat_of(message).to_owned(), str::to_owned);
+        return Ok(json!({
+            "typeMessage": "quotedMessage",
+            "extendedTextMessageData": {"text": body, "stanzaId": stanza, "participant": participant},
+            "quotedMessage": {
+                "stanzaId": stanza,
+                "participant": participant,
+                "typeMessage": "textMessage",
+                "textMessage": str_or_empty(reply, "body"),
+            },
+        }));
+    }
+    let data = message.get("_data").cloned().unwrap_or(Value::Null);
+    let title = str_or_empty(&data, "title");
+    let description = str_or_empty(&data, "description");
+    if !title.is_empty() || !description.is_empty() {
+        return Ok(json!({
+            "typeMessage": "extendedTextMessage",
+            "extendedTextMessageData": {
+                "text": body,
+                "description": description,
+                "title": title,
+                "previewType": "None",
+                "jpegThumbnail": "",
+                "forwardingScore": score,
+                "isForwarded": forwarded,
+            },
+        }));
+    }
+    if body.is_empty() && message.get("hasMedia").and_then(Value::as_bool) != Some(true) {
+        return Err(
+            "a message with no text, media, location or contact has no Green-API equivalent".into(),
+        );
+    }
+    Ok(json!({"typeMessage": "textMessage", "textMessageData": {"textMessage": body}}))
+}
+
+fn vcard_name(card: &str) -> String {
+    card.lines()
+        .find_map(|line| line.strip_prefix("FN:"))
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn extension(mimetype: &str) -> &str {
+    match mimetype {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "video/mp4" => "mp4",
+        "audio/ogg" | "audio/ogg; codecs=opus" => "oga",
+        "audio/mpeg" => "mp3",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    }
+}
+
+/// Decode a Green-API webhook into a canonical envelope.
+pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
+    if !body.is_object() {
+        return Err(DecodeError(
+            "a Green-API webhook must be a JSON object".into(),
+        ));
+    }
+    let type_webhook = required_str(body, "typeWebhook", "")?;
+    let instance_data = required_object(body, "instanceData", "")?;
+    let instance = match instance_data.get("idInstance") {
+        Some(Value::Number(id)) => id.to_string(),
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => {
+            return Err(DecodeError(
+                "`instanceData.idInstance` must be a number".into(),
+            ));
+        }
+        None => {
+            return Err(DecodeError(
+                "missing field `instanceData.idInstance`".into(),
+            ));
+        }
+    };
+    let wid = str_or_empty(instance_data, "wid").to_owned();
+    let timestamp = || match body.get("timestamp") {
+        Some(value) if value.is_number() => Ok(whole_seconds(Some(value)).unwrap_or(0)),
+        Some(_) => Err(DecodeError(
+            "`timestamp` must be a number (Unix seconds)".into(),
+        )),
+        None => Err(DecodeError("missing field `timestamp`".into())),
+    };
+    let event = |name: &str, seconds: i64, payload: Value| Decoded::Event {
+        instance: instance.clone(),
+        envelope: json!({"timestamp": seconds * 1000, "event": name, "payload": payload}),
+    };
+    match type_webhook {
+        "incomingMessageReceived" | "outgoingMessageReceived" | "outgoingAPIMessageReceived" => {
+            let seconds = timestamp()?;
+            let id = required_str(body, "idMessage", "")?;
+            let sender_data = required_object(body, "senderData", "")?;
+            let chat = required_str(sender_data, "chatId", "senderData.")?;
+            let sender = required_str(sender_data, "sender", "senderData.")?;
+            let message_data = required_object(body, "messageData", "")?;
+            let type_message = required_str(message_data, "typeMessage", "messageData.")?;
+            let from_me = type_webhook != "incomingMessageReceived";
+            let source = if type_webhook == "outgoingAPIMessageReceived" {
+                "api"
+            } else {
+                "app"
+            };
+            let group = waha::is_group(chat);
+            let serialized = if group && !from_me {
+                format!("{from_me}_{chat}_{id}_{sender}")
+            } else {
+                format!("{from_me}_{chat}_{id}")
+            };
+            let (from, to) = if from_me {
+                (sender.to_owned(), chat.to_owned())
+            } else {
+                (chat.to_owned(), wid.clone())
+            };
+            let participant = if group && !from_me {
+                json!(sender)
+            } else {
+                Value::Null
+            };
+            let mut data = Map::new();
+            data.insert(
+                "notifyName".into(),
+                json!(str_or_empty(sender_data, "senderName")),
+            );
+            if let Some(contact) = sender_data.get("senderContactName") {
+                data.insert("contactName".into(), contact.clone());
+            }
+            let base = |body: &str| {
+                json!({
+                    "id": serialized,
+                    "timestamp": seconds,
+                    "from": from,
+                    "fromMe": from_me,
+                    "source": source,
+                    "to": to,
+                    "participant": participant,
+                    "body": body,
+                    "hasMedia": false,
+                    "media": null,
+                    "mediaUrl": null,
+                    "ack": 1,
+                    "ackName": "SERVER",
+                    "vCards": [],
+                    "replyTo": null,
+                    "_data": Value::Object(data.clone()),
+                })
+            };
+            let name = if from_me { "message.any" } else { "message" };
+            let quoted = |key: &str| {
+                message_data
+                    .get("quotedMessage")
+                    .and_then(|q| q.get(key))
+                    .and_then(Value::as_str)
+            };
+            let target_id = |stanza: &str| {
+                let participant = quoted("participant").unwrap_or(chat);
+                let target_from_me = participant == wid;
+                if group && !target_from_me {
+                    format!("{target_from_me}_{chat}_{stanza}_{participant}")
+                } else {
+                    format!("{target_from_me}_{chat}_{stanza}")
+                }
+            };
+            match type_message {
+                "textMessage" => {
+                    let text = required_str(
+                        required_object(message_data, "textMessageData", "messageData.")?,
+                        "textMessage",
+                        "messageData.textMessageData.",
+                    )?;
+                    Ok(event(name, seconds, base(text)))
+                }
+                "extendedTextMessage" | "quotedMessage" => {
+                    let extended =
+                        required_object(message_data, "extendedTextMessageData", "messageData.")?;
+                    let mut message = base(str_or_empty(extended, "text"));
+                    if let Some(stanza) = quoted("stanzaId") {
+                        message["replyTo"] = json!({
+                            "id": stanza,
+                            "participant": quoted("participant"),
+                            "body": quoted("textMessage").unwrap_or(""),
+                            "hasMedia": false,
+                        });
+                    }
+                    Ok(event(name, seconds, message))
+                }
+                "imageMessage" | "videoMessage" | "audioMessage" | "documentMessage"
+                | "stickerMessage" => {
+                    let file = required_object(message_data, "fileMessageData", "messageData.")?;
+                    let mut message = base(str_or_empty(file, "caption"));
+                    message["hasMedia"] = json!(true);
+                    message["media"] = json!({
+                        "url": str_or_empty(file, "downloadUrl"),
+                        "mimetype": str_or_empty(file, "mimeType"),
+                        "filename": str_or_empty(file, "fileName"),
+                    });
+                    if type_message == "stickerMessage" {
+                        message["_data"]["type"] = json!("sticker");
+                    }
+                    Ok(event(name, seconds, message))
+                }
+                "locationMessage" => {
+                    let location =
+                        required_object(message_data, "locationMessageData", "messageData.")?;
+                    let mut message = base("");
+                    message["location"] = json!({
+                        "latitude": location.get("latitude").cloned().unwrap_or(Value::Null),
+                        "longitude": location.get("longitude").cloned().unwrap_or(Value::Null),
+                        "live": false,
+                        "name": str_or_empty(location, "nameLocation"),
+                        "address": str_or_empty(location, "address"),
+                    });
+                    Ok(event(name, seconds, message))
+                }
+                "contactMessage" => {
+                    let contact =
+                        required_object(message_data, "contactMessageData", "messageData.")?;
+                    let mut message = base("");
+                    message["vCards"] = json!([str_or_empty(contact, "vcard")]);
+                    Ok(event(name, seconds, message))
+                }
+                "reactionMessage" => {
+                    let text = message_data
+                        .get("extendedTextMessageData")
+                        .map(|e| str_or_empty(e, "text"))
+                        .unwrap_or("");
+                    let stanza = quoted("stanzaId").ok_or_else(|| {
+                        DecodeError("missing field `messageData.quotedMessage.stanzaId`".into())
+                    })?;
+                    Ok(event(
+                        "message.reaction",
+                        seconds,
+                        json!({
+                            "id": serialized,
+                            "timestamp": seconds,
+                            "from": from,
+                            "fromMe": from_me,
+                            "source": source,
+                            "to": to,
+                            "participant": participant,
+                            "reaction": {"text": text, "messageId": target_id(stanza)},
+                        }),
+                    ))
+                }
+                "deletedMessage" => {
+                    let deleted =
+                        required_object(message_data, "deletedMessageData", "messageData.")?;
+                    let stanza =
+                        required_str(deleted, "stanzaId", "messageData.deletedMessageData.")?;
+                    Ok(event(
+                        "message.revoked",
+                        seconds,
+                        json!({"revokedMessageId": stanza, "after": base(""), "before": null}),
+                    ))
+                }
+                "editedMessage" => {
+                    let edited =
+                        required_object(message_data, "editedMessageData", "messageData.")?;
+                    let mut message = base(str_or_empty(edited, "textMessage"));
+                    message["editedMessageId"] = json!(str_or_empty(edited, "stanzaId"));
+                    Ok(event("message.edited", seconds, message))
+                }
+                other => Ok(Decoded::Ignored(format!(
+                    "Green-API message type `{other}` has no canonical equivalent"
+                ))),
+            }
+        }
+        "outgoingMessageStatus" => {
+            let seconds = timestamp()?;
+            let chat = required_str(body, "chatId", "")?;
+            let id = required_str(body, "idMessage", "")?;
+            let status = required_str(body, "status", "")?;
+            let ack = status_ack(status).ok_or_else(|| {
+                DecodeError(format!("unknown `status` `{status}`; expected sent, delivered, read, failed, noAccount, notInGroup or yellowCard"))
+            })?;
+            let send_by_api = body
+                .get("sendByApi")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            Ok(event(
+                "message.ack",
+                seconds,
+                json!({
+                    "id": format!("true_{chat}_{id}"),
+                    "from": wid,
+                    "to": chat,
+                    "participant": null,
+                    "fromMe": true,
+                    "ack": ack,
+                    "ackName": waha::ack_name(Some(ack)),
+                    "source": if send_by_api { "api" } else { "app" },
+                    "_data": {"status": status},
+                }),
+            ))
+        }
+        "stateInstanceChanged" => {
+            let seconds = timestamp()?;
+            let state = required_str(body, "stateInstance", "")?;
+            let status = match state {
+                "authorized" => "WORKING",
+                "notAuthorized" => "SCAN_QR_CODE",
+                "starting" => "STARTING",
+                "blocked" | "yellowCard" => "FAILED",
+                "sleepMode" => "STOPPED",
+                other => {
+                    return Err(DecodeError(format!(
+                        "unknown `stateInstance` `{other}`; expected authorized, notAuthorized, starting, blocked, sleepMode or yellowCard"
+                    )));
+                }
+            };
+            Ok(event(
+                "session.status",
+                seconds,
+                json!({"status": status, "statuses": [{"status": status, "timestamp": seconds * 1000}], "data": null}),
+            ))
+        }
+        "statusInstanceChanged" => {
+            let seconds = timestamp()?;
+            let status = required_str(body, "statusInstance", "")?;
+            let state = if status == "online" {
+                "CONNECTED"
+            } else {
+                "UNPAIRED"
+            };
+            Ok(event("state.change", seconds, json!({"state": state})))
+        }
+        "incomingCall" => {
+            let seconds = timestamp()?;
+            let id = required_str(body, "idMessage", "")?;
+            let from = required_str(body, "from", "")?;
+            let name = match str_or_empty(body, "status") {
+                "offer" | "" => "call.received",
+                "pickUp" => "call.accepted",
+                _ => "call.rejected",
+            };
+            Ok(event(
+                name,
+                seconds,
+                json!({"id": id, "from": from, "timestamp": seconds, "isVideo": false, "isGroup": false, "_data": body}),
+            ))
+        }
+        "quotaExceeded" | "deviceInfo" | "incomingBlock" | "outgoingCall" => Ok(Decoded::Ignored(
+            format!("Green-API `{type_webhook}` has no canonical equivalent"),
+        )),
+        other => Err(DecodeError(format!(
+            "unknown `typeWebhook` `{other}`; expected incomingMessageReceived, outgoingMessageReceived, outgoingAPIMessageReceived, outgoingMessageStatus, stateInstanceChanged, statusInstanceChanged, incomingCall, …"
+        ))),
+    }
+}

@@ -1,0 +1,110 @@
+//! # wasp-formats
+//!
+//! WhatsApp webhook providers' formats as plain functions over JSON, shared
+//! by the format plugins (which encode, inside WebAssembly) and the host's
+//! ingest (which decodes). One crate, so both directions use the same
+//! mapping tables (FORMATS.md §5).
+//!
+//! wasp's canonical event is a WAHA webhook envelope, so the `waha` module
+//! only has helpers; `eazewa` and `green_api` encode and decode.
+
+pub mod eazewa;
+pub mod green_api;
+pub mod waha;
+
+use serde_json::Value;
+
+/// What encoding made of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Encoded {
+    /// The body to send.
+    Send(Value),
+    /// The target format has no equivalent; the reason says why.
+    Skip(String),
+}
+
+/// What decoding made of a provider's webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A canonical envelope. Its `session` is left for the host to fill in
+    /// from `instance` (the provider's account id).
+    Event {
+        /// The provider's instance id (eazeWA `instanceId`, Green-API `idInstance`).
+        instance: String,
+        /// The canonical envelope (without `session`).
+        envelope: Value,
+    },
+    /// A valid webhook with no canonical equivalent (e.g. Green-API
+    /// `quotaExceeded`); the reason says why.
+    Ignored(String),
+}
+
+/// A webhook that is not what its format says it should be: what is
+/// missing or wrong, by JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Read a required string at `path` (for error messages) from `value[key]`.
+pub(crate) fn required_str<'a>(
+    value: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, DecodeError> {
+    match value.get(key) {
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(DecodeError(format!(
+            "`{path}{key}` must be a string, got {}",
+            type_name(other)
+        ))),
+        None => Err(DecodeError(format!("missing field `{path}{key}`"))),
+    }
+}
+
+/// Read a required object at `path` from `value[key]`.
+pub(crate) fn required_object<'a>(
+    value: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<&'a Value, DecodeError> {
+    match value.get(key) {
+        Some(object @ Value::Object(_)) => Ok(object),
+        Some(other) => Err(DecodeError(format!(
+            "`{path}{key}` must be an object, got {}",
+            type_name(other)
+        ))),
+        None => Err(DecodeError(format!("missing field `{path}{key}`"))),
+    }
+}
+
+/// The JSON type of a value, for messages.
+pub(crate) fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `value[key]` as a string, or "".
+pub(crate) fn str_or_empty<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A Unix timestamp in whole seconds from a number that may be fractional.
+pub(crate) fn whole_seconds(value: Option<&Value>) -> Option<i64> {
+    let value = value?;
+    value
+        .as_i64()
+        .or_else(|| value.as_f64().map(|f| f.floor() as i64))
+}

@@ -1,0 +1,122 @@
+//! WAHA helpers: message ids, acks, and reading the WAMessage shape.
+//! (The canonical event *is* the WAHA envelope; nothing to encode.)
+
+use serde_json::Value;
+
+/// A WhatsApp message id as WAHA and whatsapp-web.js serialize it:
+/// `{fromMe}_{remote}_{id}[_{participant}]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId {
+    /// Sent by this account.
+    pub from_me: bool,
+    /// The chat.
+    pub remote: String,
+    /// The bare id (`3EB0…`), what Green-API calls `idMessage`.
+    pub id: String,
+    /// In groups: who sent it.
+    pub participant: Option<String>,
+}
+
+impl MessageId {
+    /// Parse a serialized id. Ids not in this shape are treated as bare ids.
+    pub fn parse(serialized: &str) -> Option<Self> {
+        let mut parts = serialized.splitn(4, '_');
+        let from_me = match parts.next()? {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        };
+        let remote = parts.next()?.to_owned();
+        let id = parts.next()?.to_owned();
+        if remote.is_empty() || id.is_empty() {
+            return None;
+        }
+        let participant = parts.next().filter(|p| !p.is_empty()).map(str::to_owned);
+        Some(Self {
+            from_me,
+            remote,
+            id,
+            participant,
+        })
+    }
+
+    /// The serialized form.
+    pub fn serialized(&self) -> String {
+        match &self.participant {
+            Some(participant) => {
+                format!("{}_{}_{}_{participant}", self.from_me, self.remote, self.id)
+            }
+            None => format!("{}_{}_{}", self.from_me, self.remote, self.id),
+        }
+    }
+}
+
+/// The bare id inside a serialized message id (the id itself when it is bare).
+pub fn bare_id(serialized: &str) -> String {
+    MessageId::parse(serialized).map_or_else(|| serialized.to_owned(), |id| id.id)
+}
+
+/// WAHA's name for an ack value (FORMATS.md §1.3).
+pub fn ack_name(ack: Option<i64>) -> &'static str {
+    match ack {
+        Some(-1) => "ERROR",
+        Some(0) => "PENDING",
+        Some(1) => "SERVER",
+        Some(2) => "DEVICE",
+        Some(3) => "READ",
+        Some(4) => "PLAYED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The chat a WAMessage-shaped payload belongs to: `to` for own messages,
+/// `from` otherwise.
+pub fn chat_of(message: &Value) -> &str {
+    let from_me = message
+        .get("fromMe")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let key = if from_me { "to" } else { "from" };
+    message.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a chat id is a group.
+pub fn is_group(chat: &str) -> bool {
+    chat.ends_with("@g.us")
+}
+
+/// The display name of the sender, from the engine's raw data when present.
+pub fn sender_name(message: &Value) -> Option<&str> {
+    let data = message.get("_data")?;
+    ["notifyName", "pushName", "verifiedBizName"]
+        .iter()
+        .find_map(|key| data.get(*key).and_then(Value::as_str))
+        .filter(|name| !name.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_round_trip() {
+        let direct = MessageId::parse("false_11111111111@c.us_3EB0C767D097B7C7C030").unwrap();
+        assert!(!direct.from_me);
+        assert_eq!(direct.remote, "11111111111@c.us");
+        assert_eq!(direct.id, "3EB0C767D097B7C7C030");
+        assert_eq!(direct.participant, None);
+        let group = MessageId::parse("false_1203@g.us_ABC_4915@c.us").unwrap();
+        assert_eq!(group.participant.as_deref(), Some("4915@c.us"));
+        assert_eq!(group.serialized(), "false_1203@g.us_ABC_4915@c.us");
+        assert_eq!(MessageId::parse("3EB0ABC"), None);
+        assert_eq!(bare_id("3EB0ABC"), "3EB0ABC");
+        assert_eq!(bare_id("true_1@c.us_XYZ"), "XYZ");
+    }
+
+    #[test]
+    fn ack_names() {
+        assert_eq!(ack_name(Some(-1)), "ERROR");
+        assert_eq!(ack_name(Some(4)), "PLAYED");
+        assert_eq!(ack_name(None), "UNKNOWN");
+    }
+}
