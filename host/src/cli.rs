@@ -165,7 +165,7 @@ fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn load(explicit: Option<&Path>) -> Result<Loaded, config::ConfigErrors> {
-    config::load(config_path(explicit).as_deref(), &ProcessEnv)
+    config::load_lenient(config_path(explicit).as_deref(), &ProcessEnv)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -190,7 +190,13 @@ fn run(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        crate::server::run(listener, loaded, shutdown_signal()).await?;
+        crate::server::run(
+            listener,
+            loaded,
+            std::sync::Arc::new(ProcessEnv),
+            shutdown_signal(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

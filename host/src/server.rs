@@ -1,27 +1,28 @@
 //! The running host: [`run`] takes a bound listener, a loaded config and a
 //! shutdown signal, and wires the walk together — plugin engine and
 //! pipeline, worker pool, delivery, ingest, session engines, the HTTP API
-//! and the built-in receiver — then serves until the signal fires.
+//! and the built-in receiver, plus hot reload (file watcher, `SIGHUP`,
+//! `POST /api/reload`) — then serves until the signal fires.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
-use crate::config::{ConfigErrors, EngineKind, Loaded};
+use crate::config::{ConfigErrors, Environment, Loaded};
 use crate::delivery::{Dispatcher, HttpSender};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Pipelines, Sink, WorkerPool};
 use crate::plugin::{LoadError, PluginEngine, PluginRuntime};
 use crate::receiver::{self, Receiver};
+use crate::reload::{self, Reloader, Trigger};
 use crate::session::Sessions;
-use crate::session::simulated::Simulator;
+use crate::session::engines::Engines;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +51,12 @@ pub fn loopback(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-/// Serve on `listener` with `loaded` until `shutdown` completes.
+/// Serve on `listener` with `loaded` (read with `env`, which reloads use
+/// again) until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     loaded: Loaded,
+    env: Arc<dyn Environment>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr()?;
@@ -95,50 +98,36 @@ pub async fn run(
         pool.submitter(),
         metrics.clone(),
     );
-
-    let (stop, stopped) = watch::channel(false);
-    let mut engines = Vec::new();
-    for session in config
-        .sessions
-        .iter()
-        .filter(|s| s.engine == EngineKind::Simulated)
-    {
-        let ingest = ingest.clone();
-        let mut stopped = stopped.clone();
-        let settings = session.simulated.clone();
-        let mut simulator = Simulator::new(
-            &session.name,
-            session.me.as_ref().map(|m| m.id.as_str()),
-            settings.seed,
-        );
-        let name = session.name.clone();
-        engines.push(tokio::spawn(async move {
-            let period = Duration::from_secs_f64(1.0 / settings.rate);
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut produced = 0u64;
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                if settings.limit.is_some_and(|limit| produced >= limit) {
-                    tracing::info!(session = %name, "simulated session reached its limit of {produced} events");
-                    break;
-                }
-                let event = simulator.next_event(crate::clock::now_ms());
-                if let Err(error) = ingest.accept(event).await {
-                    tracing::warn!(session = %name, "simulated event refused: {error}");
-                }
-                produced += 1;
-            }
-        }));
-    }
-
+    let engines = Arc::new(Engines::new(ingest.clone()));
+    engines.reconcile(&config.sessions);
     let receiver = Receiver::new(config.receiver.keep, config.receiver.secret.clone());
+
+    let source = match &loaded.path {
+        Some(path) => reload::Source::File(path.clone()),
+        None => reload::Source::Embedded,
+    };
+    let reloader = Arc::new(Reloader::new(
+        source,
+        env,
+        loaded,
+        reload::Parts {
+            runtime,
+            pipelines,
+            sessions,
+            engines: engines.clone(),
+            receiver: receiver.clone(),
+            metrics: metrics.clone(),
+        },
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let watcher = tokio::spawn(crate::watch::run(reloader.clone(), stopped.clone()));
+    let hangup = tokio::spawn(reload_on_hangup(reloader.clone(), stopped));
+
     let mut app = api::router(AppState {
         ingest,
-        metrics: metrics.clone(),
+        metrics,
+        reloader,
+        started_at: crate::clock::now_ms(),
     });
     if config.receiver.enabled {
         app = app.nest("/receiver", receiver::routes(receiver));
@@ -152,11 +141,35 @@ pub async fn run(
 
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    for engine in engines {
-        let _ = engine.await;
-    }
+    let _ = watcher.await;
+    let _ = hangup.await;
+    engines.stop_all().await;
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .expect("the worker pool shuts down cleanly");
     Ok(())
+}
+
+/// `SIGHUP` reloads the config (Unix).
+async fn reload_on_hangup(reloader: Arc<Reloader>, mut stopped: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {
+                    tracing::info!("SIGHUP received; reloading");
+                    reloader.reload(Trigger::Signal).await;
+                }
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reloader, stopped.changed().await);
+    }
 }

@@ -3,9 +3,11 @@
 //! and delivers to a real HTTP receiver.
 
 mod cli;
+mod config;
 mod foundation;
 mod golden;
 mod ingest;
 mod receive;
+mod reload;
 mod roundtrip;
 mod schemas;

@@ -218,10 +218,32 @@ impl TestHost {
         );
         let loaded = wasp::config::parse("test.yaml", &yaml, &data_dir.0, &env)
             .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}\n---\n{yaml}"));
+        Self::serve(loaded, env, data_dir).await
+    }
+
+    /// Start wasp from config file `path` (watched: changes reload), with
+    /// `env` as its environment.
+    pub async fn start_file(path: &Path, mut env: HashMap<String, String>) -> Self {
+        let data_dir = TempDir::new("host");
+        env.insert("WASP_DATA_DIR".into(), data_dir.0.display().to_string());
+        env.insert(
+            "WASP_CACHE_DIR".into(),
+            shared_cache_dir().display().to_string(),
+        );
+        let loaded = wasp::config::load(Some(path), &env)
+            .unwrap_or_else(|errors| panic!("test config is invalid:\n{errors}"));
+        Self::serve(loaded, env, data_dir).await
+    }
+
+    async fn serve(
+        loaded: wasp::config::Loaded,
+        env: HashMap<String, String>,
+        data_dir: TempDir,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(wasp::server::run(listener, loaded, async {
+        let task = tokio::spawn(wasp::server::run(listener, loaded, Arc::new(env), async {
             let _ = signal.await;
         }));
         wasp::delivery::install_tls_provider();

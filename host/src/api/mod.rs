@@ -1,7 +1,8 @@
-//! wasp's HTTP API: `GET /health`, `GET /metrics`, `POST /api/events` and
-//! the provider webhooks `POST /ingest/{waha,wahooks,eazewa,green-api}`.
-//! Handlers translate HTTP to calls on ingest and back; every error is an
-//! [`ApiError`].
+//! wasp's HTTP API: `GET /health`, `GET /metrics`, the provider webhooks
+//! `POST /ingest/{waha,wahooks,eazewa,green-api}`, and under `/api/` (behind
+//! `X-Api-Key` when `server.api_key` is set) `POST /api/events`,
+//! `GET /api/status` and `POST /api/reload`. Handlers translate HTTP to
+//! calls on ingest and the reloader and back; every error is an [`ApiError`].
 
 pub mod error;
 
@@ -20,6 +21,7 @@ pub use error::ApiError;
 
 use crate::ingest::{Ingest, IngestError, ProviderError, ProviderOutcome, Source};
 use crate::metrics::Metrics;
+use crate::reload::{Outcome, Reloader, Trigger};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -28,20 +30,79 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Config reloads and status.
+    pub reloader: Arc<Reloader>,
+    /// When the server started, Unix ms.
+    pub started_at: u64,
 }
 
 /// The API routes.
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/events", post(post_event))
+        .route("/api/status", get(status))
+        .route("/api/reload", post(reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
     Router::new()
+        .merge(api)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/api/events", post(post_event))
         .route("/ingest/waha", post(ingest_waha))
         .route("/ingest/wahooks", post(ingest_wahooks))
         .route("/ingest/eazewa", post(ingest_eazewa))
         .route("/ingest/eazewa/{token}", post(ingest_eazewa_token))
         .route("/ingest/green-api", post(ingest_green_api))
         .with_state(state)
+}
+
+/// `/api/*` needs `X-Api-Key` when `server.api_key` is set.
+async fn require_api_key(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    if let Some(expected) = state.reloader.api_key() {
+        let presented = request
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok());
+        let ok = presented.is_some_and(|key| {
+            crate::signature::constant_time_eq(key.as_bytes(), expected.as_bytes())
+        });
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                if presented.is_some() {
+                    "the X-Api-Key header is wrong"
+                } else {
+                    "the X-Api-Key header is missing"
+                },
+            ));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+async fn status(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_ms": crate::clock::now_ms().saturating_sub(state.started_at),
+        "config": state.reloader.status(),
+    }))
+}
+
+async fn reload(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let report = state.reloader.reload(Trigger::Api).await;
+    let status = match report.outcome {
+        Outcome::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    (status, Json(json!(report)))
 }
 
 async fn health() -> Json<Value> {

@@ -17,7 +17,7 @@ pub struct UnsetVariable {
 }
 
 /// Where to read variables from.
-pub trait Environment {
+pub trait Environment: Send + Sync {
     /// The value of `name`, if set.
     fn get(&self, name: &str) -> Option<String>;
 }

@@ -127,25 +127,39 @@ pub struct Loaded {
     pub config: Config,
     /// The file name used in messages.
     pub file: String,
+    /// The file it was read from (`None`: the embedded default or text).
+    pub path: Option<PathBuf>,
     /// Directory relative plugin paths are resolved against.
     pub base_dir: PathBuf,
     /// Value positions, for errors found later (plugin loading).
     pub positions: Positions,
     /// SHA-256 of the text, hex: identifies the active config.
     pub hash: String,
+    /// Problems found without loading plugins (only from the lenient
+    /// loaders; the pipeline build reports them with its own).
+    pub problems: Vec<ConfigError>,
 }
 
 impl Loaded {
-    /// An error sink for this file.
+    /// An error sink for this file, holding the problems already found.
     pub fn diagnostics(&self) -> Diagnostics<'_> {
-        Diagnostics::new(&self.file, &self.positions)
+        let mut diagnostics = Diagnostics::new(&self.file, &self.positions);
+        diagnostics.errors.extend(self.problems.iter().cloned());
+        diagnostics
     }
 }
 
 /// Read and validate `path` (or the embedded default when `None`).
 pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Loaded, ConfigErrors> {
+    strict(load_lenient(path, env)?)
+}
+
+/// Like [`load`], but problems that do not stop parsing are kept in
+/// [`Loaded::problems`] so the pipeline build can report them together
+/// with plugin problems (what `wasp check` and reloads want).
+pub fn load_lenient(path: Option<&Path>, env: &dyn Environment) -> Result<Loaded, ConfigErrors> {
     match path {
-        None => parse(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG, Path::new("."), env),
+        None => parse_lenient(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG, Path::new("."), env),
         Some(path) => {
             let file = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|error| {
@@ -157,13 +171,33 @@ pub fn load(path: Option<&Path>, env: &dyn Environment) -> Result<Loaded, Config
                 }])
             })?;
             let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            parse(&file, &text, &base_dir, env)
+            let mut loaded = parse_lenient(&file, &text, &base_dir, env)?;
+            loaded.path = Some(path.to_path_buf());
+            Ok(loaded)
         }
     }
 }
 
 /// Parse and validate config `text` named `file` in messages.
 pub fn parse(
+    file: &str,
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Environment,
+) -> Result<Loaded, ConfigErrors> {
+    strict(parse_lenient(file, text, base_dir, env)?)
+}
+
+fn strict(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
+    if loaded.problems.is_empty() {
+        Ok(loaded)
+    } else {
+        loaded.diagnostics().finish().map(|()| loaded)
+    }
+}
+
+/// Like [`parse`], keeping semantic problems in [`Loaded::problems`].
+pub fn parse_lenient(
     file: &str,
     text: &str,
     base_dir: &Path,
@@ -196,7 +230,7 @@ pub fn parse(
     let mut diagnostics = Diagnostics::new(file, &positions);
     waha_env::apply(&mut config, env, &mut diagnostics);
     validate::check(&config, &mut diagnostics);
-    diagnostics.finish()?;
+    let problems = diagnostics.errors;
     let hash = {
         use sha2::{Digest, Sha256};
         hex::encode(Sha256::digest(text.as_bytes()))
@@ -204,19 +238,25 @@ pub fn parse(
     Ok(Loaded {
         config,
         file: file.to_owned(),
+        path: None,
         base_dir: base_dir.to_path_buf(),
         positions,
         hash,
+        problems,
     })
 }
 
-/// `WASP_LISTEN`, `WASP_DATA_DIR` and `WASP_API_KEY` win over the file.
+/// `WASP_LISTEN`, `WASP_DATA_DIR`, `WASP_CACHE_DIR` and `WASP_API_KEY` win
+/// over the file.
 fn apply_overrides(config: &mut Config, env: &dyn Environment) {
     if let Some(listen) = env.get("WASP_LISTEN").filter(|v| !v.is_empty()) {
         config.server.listen = listen;
     }
     if let Some(dir) = env.get("WASP_DATA_DIR").filter(|v| !v.is_empty()) {
         config.store.data_dir = PathBuf::from(dir);
+    }
+    if let Some(dir) = env.get("WASP_CACHE_DIR").filter(|v| !v.is_empty()) {
+        config.store.cache_dir = Some(PathBuf::from(dir));
     }
     if let Some(key) = env.get("WASP_API_KEY").filter(|v| !v.is_empty()) {
         config.server.api_key = Some(key);
@@ -229,10 +269,7 @@ fn yaml_error(file: &str, error: &yaml_serde::Error) -> ConfigError {
     let (line, column) = error
         .location()
         .map_or((1, 1), |location| (location.line(), location.column()));
-    let mut message = error.to_string();
-    if let Some(at) = message.rfind(" at line ") {
-        message.truncate(at);
-    }
+    let mut message = plain_types(&strip_positions(&error.to_string()));
     if let Some(hint) = unknown_name_hint(&message) {
         message.push_str(&hint);
     }
@@ -242,6 +279,48 @@ fn yaml_error(file: &str, error: &yaml_serde::Error) -> ConfigError {
         column,
         message,
     }
+}
+
+/// Remove every " at line N column M" (the position is reported separately).
+fn strip_positions(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" at line ") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + " at line ".len()..];
+        let digits = tail
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let tail = &tail[digits..];
+        match tail.strip_prefix(" column ") {
+            Some(column) => {
+                let digits = column
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(column.len());
+                rest = &column[digits..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// serde names Rust types ("expected f64"); say what a YAML writer types.
+fn plain_types(message: &str) -> String {
+    let mut message = message.to_owned();
+    for (rust, plain) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+    ] {
+        message = message.replace(rust, plain);
+    }
+    message
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" (and the

@@ -292,7 +292,7 @@ pub struct MeConfig {
 }
 
 /// `simulated:` of a session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatedConfig {
     /// Events per second (default 2).

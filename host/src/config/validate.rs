@@ -142,7 +142,7 @@ fn check_plugin(i: usize, plugin: &PluginConfig, diagnostics: &mut Diagnostics<'
         (Some(name), None) if builtin::get(name).is_none() => diagnostics.at(
             &format!("{path}.builtin"),
             format!(
-                "unknown built-in plugin `{name}`{}; built-in plugins: {}",
+                "unknown built-in plugin `{name}`{} (built-in plugins: {})",
                 suggestion(name, builtin::names()),
                 builtin::names().collect::<Vec<_>>().join(", ")
             ),
@@ -167,7 +167,9 @@ fn check_plugin(i: usize, plugin: &PluginConfig, diagnostics: &mut Diagnostics<'
     }
 }
 
-fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'_>) {
+/// Check event patterns; `false` when one matches no event.
+fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'_>) -> bool {
+    let mut valid = true;
     if patterns.is_empty() {
         diagnostics.at(
             path,
@@ -177,6 +179,7 @@ fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'
     for (i, pattern) in patterns.iter().enumerate() {
         let glob = super::glob::Glob::new(pattern.strip_prefix('!').unwrap_or(pattern));
         if !EVENT_NAMES.iter().any(|name| glob.matches(name)) {
+            valid = false;
             diagnostics.at(
                 &format!("{path}[{i}]"),
                 format!(
@@ -186,6 +189,7 @@ fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'
             );
         }
     }
+    valid && !patterns.is_empty()
 }
 
 fn check_endpoint(
@@ -222,7 +226,7 @@ fn check_endpoint(
             ),
         );
     }
-    check_events(&format!("{path}.events"), &endpoint.events, diagnostics);
+    let _ = check_events(&format!("{path}.events"), &endpoint.events, diagnostics);
     if let Some(attempts) = endpoint.retries.attempts
         && attempts == 0
     {
@@ -264,7 +268,7 @@ fn check_route(
 ) {
     let path = format!("routes[{i}]");
     let label = route.name.clone().unwrap_or_else(|| format!("route-{i}"));
-    check_events(&format!("{path}.events"), &route.events, diagnostics);
+    let events_valid = check_events(&format!("{path}.events"), &route.events, diagnostics);
     if route.sessions.is_empty() {
         diagnostics.at(
             &format!("{path}.sessions"),
@@ -314,7 +318,7 @@ fn check_route(
         );
         return;
     }
-    if route.route.is_none() {
+    if route.route.is_none() && events_valid {
         let route_events = GlobSet::new(&route.events);
         let reachable = route.to.iter().any(|target| {
             config

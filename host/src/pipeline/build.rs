@@ -142,9 +142,13 @@ pub fn build(
             };
             if !allowed {
                 let message = if usage.path.contains(".chain[") {
+                    let kinds: Vec<&str> = plugin.kinds().iter().map(|k| k.as_str()).collect();
                     format!(
-                        "{}; a chain step must be a filter or a transform plugin",
-                        plugin.require(Kind::Filter).unwrap_err()
+                        "{} is a {} plugin, but a chain step must be a filter or a transform (it exports neither {} nor {})",
+                        plugin.label(),
+                        kinds.join(" + "),
+                        Kind::Filter.export_name(),
+                        Kind::Transform.export_name()
                     )
                 } else {
                     plugin.require(usage.kind).unwrap_err()
@@ -295,7 +299,10 @@ fn compile(
                         Err(error) => {
                             diagnostics.at(
                                 &format!("plugins[{i}].path"),
-                                format!("cannot read plugin file `{}`: {error}", full.display()),
+                                format!(
+                                    "cannot read plugin file `{}` (paths are relative to the config file): {error}",
+                                    file.display()
+                                ),
                             );
                             return None;
                         }

@@ -39,8 +39,7 @@ pub struct Received {
 /// The receiver's state.
 #[derive(Debug)]
 pub struct Receiver {
-    keep: usize,
-    secret: Option<String>,
+    settings: std::sync::RwLock<(usize, Option<String>)>,
     received: Mutex<BTreeMap<String, VecDeque<Received>>>,
     status: Mutex<BTreeMap<String, u16>>,
 }
@@ -49,16 +48,21 @@ impl Receiver {
     /// A receiver keeping `keep` deliveries per name, verifying with `secret`.
     pub fn new(keep: usize, secret: Option<String>) -> Arc<Self> {
         Arc::new(Self {
-            keep: keep.max(1),
-            secret,
+            settings: std::sync::RwLock::new((keep.max(1), secret)),
             received: Mutex::default(),
             status: Mutex::default(),
         })
     }
 
+    /// Change how many deliveries are kept and the verification secret.
+    pub fn configure(&self, keep: usize, secret: Option<String>) {
+        *self.settings.write().expect("receiver settings") = (keep.max(1), secret);
+    }
+
     /// Record one webhook.
     pub fn record(&self, name: &str, headers: Vec<(String, String)>, body: &[u8]) -> Received {
-        let detected = detect(&headers, body, self.secret.as_deref());
+        let (keep, secret) = self.settings.read().expect("receiver settings").clone();
+        let detected = detect(&headers, body, secret.as_deref());
         let received = Received {
             name: name.to_owned(),
             received_at: crate::clock::now_ms(),
@@ -70,7 +74,7 @@ impl Receiver {
         let mut all = self.received.lock().expect("receiver lock");
         let queue = all.entry(name.to_owned()).or_default();
         queue.push_back(received.clone());
-        while queue.len() > self.keep {
+        while queue.len() > keep {
             queue.pop_front();
         }
         received

@@ -4,6 +4,7 @@
 //! produce events: `http` sessions receive them over the API, `simulated`
 //! ones generate realistic traffic ([`simulated`]).
 
+pub mod engines;
 pub mod simulated;
 
 use std::collections::BTreeMap;

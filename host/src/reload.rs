@@ -1,0 +1,373 @@
+//! Hot reload: re-read the config and every plugin file, build the new
+//! pipeline generation off the hot path (compile, validate, start each
+//! plugin once), then swap it in atomically. Events already accepted finish
+//! on the generation they entered; new events take the new one. A config or
+//! plugin that fails leaves the running generation untouched. Each outcome
+//! is logged, counted (`wasp_config_reloads_total{outcome}`) and shown by
+//! `GET /api/status`.
+//!
+//! Triggers (file watcher, `SIGHUP`, `POST /api/reload`) all call
+//! [`Reloader::reload`]; reloads run one at a time.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, ConfigError, ConfigErrors, Environment, Loaded};
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::pipeline::{self, Pipelines};
+use crate::plugin::PluginRuntime;
+use crate::receiver::Receiver;
+use crate::session::Sessions;
+use crate::session::engines::Engines;
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The config or a plugin file changed.
+    FileChange,
+    /// `SIGHUP`.
+    Signal,
+    /// `POST /api/reload`.
+    Api,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new generation is running.
+    Applied,
+    /// Nothing changed; the running generation stays.
+    Unchanged,
+    /// The new config or a plugin is invalid; the running generation stays.
+    Rejected,
+}
+
+/// One reload's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// When it finished, Unix ms.
+    pub at: u64,
+    /// The generation running afterwards.
+    pub generation: u64,
+    /// Hash of the config running afterwards.
+    pub config_hash: String,
+    /// Why it was rejected (`file:line:column: message`).
+    pub errors: Vec<String>,
+    /// Settings that changed but need a restart to take effect.
+    pub needs_restart: Vec<String>,
+    /// How long building the new generation took.
+    pub build_ms: u64,
+}
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file (watched).
+    File(PathBuf),
+    /// The config embedded in the binary.
+    Embedded,
+}
+
+struct State {
+    loaded: Loaded,
+    generation: u64,
+    fingerprint: String,
+    last: Option<Report>,
+    applied: u64,
+    rejected: u64,
+}
+
+/// Everything a reload touches.
+pub struct Reloader {
+    source: Source,
+    env: Arc<dyn Environment>,
+    runtime: PluginRuntime,
+    pipelines: Arc<Pipelines>,
+    sessions: Arc<Sessions>,
+    engines: Arc<Engines>,
+    receiver: Arc<Receiver>,
+    metrics: Arc<Metrics>,
+    state: Mutex<State>,
+    serial: tokio::sync::Mutex<()>,
+}
+
+/// What `GET /api/status` shows about the config.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigStatus {
+    /// The config file (or the embedded default).
+    pub file: String,
+    /// SHA-256 of the running config's text.
+    pub hash: String,
+    /// The running pipeline generation.
+    pub generation: u64,
+    /// Reloads applied since start.
+    pub reloads_applied: u64,
+    /// Reloads rejected since start.
+    pub reloads_rejected: u64,
+    /// The last reload, if any.
+    pub last_reload: Option<Report>,
+}
+
+/// Parts a reloader works with, as wired by the server.
+pub struct Parts {
+    /// Plugin compiler.
+    pub runtime: PluginRuntime,
+    /// The current generation.
+    pub pipelines: Arc<Pipelines>,
+    /// Session registry.
+    pub sessions: Arc<Sessions>,
+    /// Session engines.
+    pub engines: Arc<Engines>,
+    /// The built-in receiver.
+    pub receiver: Arc<Receiver>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// A reloader for a server started with `loaded` (generation 1).
+    pub fn new(source: Source, env: Arc<dyn Environment>, loaded: Loaded, parts: Parts) -> Self {
+        let fingerprint = fingerprint(&loaded);
+        Self {
+            source,
+            env,
+            runtime: parts.runtime,
+            pipelines: parts.pipelines,
+            sessions: parts.sessions,
+            engines: parts.engines,
+            receiver: parts.receiver,
+            metrics: parts.metrics,
+            state: Mutex::new(State {
+                loaded,
+                generation: 1,
+                fingerprint,
+                last: None,
+                applied: 0,
+                rejected: 0,
+            }),
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The files whose changes trigger a reload: the config and every
+    /// plugin `.wasm` it names.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let Source::File(path) = &self.source else {
+            return Vec::new();
+        };
+        let state = self.state.lock().expect("reload state");
+        let mut files = vec![path.clone()];
+        files.extend(plugin_files(&state.loaded));
+        files
+    }
+
+    /// The config's status.
+    pub fn status(&self) -> ConfigStatus {
+        let state = self.state.lock().expect("reload state");
+        ConfigStatus {
+            file: state.loaded.file.clone(),
+            hash: state.loaded.hash.clone(),
+            generation: state.generation,
+            reloads_applied: state.applied,
+            reloads_rejected: state.rejected,
+            last_reload: state.last.clone(),
+        }
+    }
+
+    /// The API key required on `/api/*`, if any (follows reloads).
+    pub fn api_key(&self) -> Option<String> {
+        self.state
+            .lock()
+            .expect("reload state")
+            .loaded
+            .config
+            .server
+            .api_key
+            .clone()
+    }
+
+    /// The config currently running.
+    pub fn loaded(&self) -> Loaded {
+        self.state.lock().expect("reload state").loaded.clone()
+    }
+
+    /// Re-read everything and swap in a new generation if it is valid and
+    /// different.
+    pub async fn reload(&self, trigger: Trigger) -> Report {
+        let _one_at_a_time = self.serial.lock().await;
+        let started = std::time::Instant::now();
+        let (current_fingerprint, current_config, generation) = {
+            let state = self.state.lock().expect("reload state");
+            (
+                state.fingerprint.clone(),
+                state.loaded.config.clone(),
+                state.generation,
+            )
+        };
+        let next_generation = generation + 1;
+        let source = self.source.clone();
+        let env = self.env.clone();
+        let runtime = self.runtime.clone();
+        let built = tokio::task::spawn_blocking(
+            move || -> Result<Option<(Loaded, pipeline::Pipeline, String)>, ConfigErrors> {
+                let loaded = match &source {
+                    Source::File(path) => config::load_lenient(Some(path), env.as_ref())?,
+                    Source::Embedded => config::load_lenient(None, env.as_ref())?,
+                };
+                let new_fingerprint = fingerprint(&loaded);
+                if new_fingerprint == current_fingerprint {
+                    return Ok(None);
+                }
+                let pipeline = pipeline::build(&loaded, &runtime, next_generation)?;
+                Ok(Some((loaded, pipeline, new_fingerprint)))
+            },
+        )
+        .await
+        .unwrap_or_else(|panic| {
+            Err(ConfigErrors(vec![ConfigError {
+                file: "reload".into(),
+                line: 0,
+                column: 0,
+                message: format!("building the new pipeline panicked: {panic}"),
+            }]))
+        });
+        let build_ms = started.elapsed().as_millis() as u64;
+        let mut state = self.state.lock().expect("reload state");
+        let report = match built {
+            Ok(None) => Report {
+                outcome: Outcome::Unchanged,
+                trigger,
+                at: crate::clock::now_ms(),
+                generation: state.generation,
+                config_hash: state.loaded.hash.clone(),
+                errors: Vec::new(),
+                needs_restart: Vec::new(),
+                build_ms,
+            },
+            Ok(Some((loaded, pipeline, new_fingerprint))) => {
+                let needs_restart = restart_only_changes(&current_config, &loaded.config);
+                self.pipelines.swap(pipeline);
+                self.sessions.replace(&loaded.config.sessions);
+                self.engines.reconcile(&loaded.config.sessions);
+                self.receiver.configure(
+                    loaded.config.receiver.keep,
+                    loaded.config.receiver.secret.clone(),
+                );
+                state.generation = next_generation;
+                state.fingerprint = new_fingerprint;
+                state.applied += 1;
+                let report = Report {
+                    outcome: Outcome::Applied,
+                    trigger,
+                    at: crate::clock::now_ms(),
+                    generation: next_generation,
+                    config_hash: loaded.hash.clone(),
+                    errors: Vec::new(),
+                    needs_restart,
+                    build_ms,
+                };
+                state.loaded = loaded;
+                report
+            }
+            Err(errors) => {
+                state.rejected += 1;
+                Report {
+                    outcome: Outcome::Rejected,
+                    trigger,
+                    at: crate::clock::now_ms(),
+                    generation: state.generation,
+                    config_hash: state.loaded.hash.clone(),
+                    errors: errors.0.iter().map(ToString::to_string).collect(),
+                    needs_restart: Vec::new(),
+                    build_ms,
+                }
+            }
+        };
+        state.last = Some(report.clone());
+        drop(state);
+        let outcome = match report.outcome {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Rejected => "rejected",
+        };
+        self.metrics
+            .reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        match report.outcome {
+            Outcome::Applied => tracing::info!(
+                generation = report.generation, config = %&report.config_hash[..12], ?trigger,
+                "config reloaded in {} ms", report.build_ms
+            ),
+            Outcome::Unchanged => tracing::debug!(?trigger, "config reload: nothing changed"),
+            Outcome::Rejected => tracing::error!(
+                ?trigger,
+                "config reload rejected; generation {} keeps running:\n{}",
+                report.generation,
+                report.errors.join("\n")
+            ),
+        }
+        for setting in &report.needs_restart {
+            tracing::warn!("`{setting}` changed; the new value takes effect after a restart");
+        }
+        report
+    }
+}
+
+/// The plugin files a config names, resolved against its directory.
+fn plugin_files(loaded: &Loaded) -> Vec<PathBuf> {
+    loaded
+        .config
+        .plugins
+        .iter()
+        .filter_map(|plugin| plugin.path.as_ref())
+        .map(|path| loaded.base_dir.join(path))
+        .collect()
+}
+
+/// The config text hash plus every plugin file's content hash: a reload
+/// with the same fingerprint changes nothing.
+fn fingerprint(loaded: &Loaded) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(loaded.hash.as_bytes());
+    for file in plugin_files(loaded) {
+        hasher.update(file.display().to_string().as_bytes());
+        match std::fs::read(&file) {
+            Ok(bytes) => hasher.update(Sha256::digest(&bytes)),
+            Err(error) => hasher.update(error.to_string().as_bytes()),
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Settings that only take effect at start.
+fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    if old.server.listen != new.server.listen {
+        changed.push("server.listen".to_owned());
+    }
+    if old.server.max_body != new.server.max_body {
+        changed.push("server.max_body".to_owned());
+    }
+    if old.store.data_dir != new.store.data_dir {
+        changed.push("store.data_dir".to_owned());
+    }
+    if old.pipeline.workers != new.pipeline.workers {
+        changed.push("pipeline.workers".to_owned());
+    }
+    if old.receiver.enabled != new.receiver.enabled {
+        changed.push("receiver.enabled".to_owned());
+    }
+    changed
+}
