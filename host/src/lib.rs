@@ -30,5 +30,6 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod signature;
+pub mod store;
 pub mod text;
 pub mod watch;

@@ -96,6 +96,8 @@ pub struct Reloader {
     engines: Arc<Engines>,
     receiver: Arc<Receiver>,
     metrics: Arc<Metrics>,
+    dispatcher: Arc<crate::delivery::Dispatcher>,
+    ingest: crate::ingest::Ingest,
     state: Mutex<State>,
     serial: tokio::sync::Mutex<()>,
 }
@@ -131,6 +133,10 @@ pub struct Parts {
     pub receiver: Arc<Receiver>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Endpoint actors.
+    pub dispatcher: Arc<crate::delivery::Dispatcher>,
+    /// Ingest (dedup window).
+    pub ingest: crate::ingest::Ingest,
 }
 
 impl Reloader {
@@ -146,6 +152,8 @@ impl Reloader {
             engines: parts.engines,
             receiver: parts.receiver,
             metrics: parts.metrics,
+            dispatcher: parts.dispatcher,
+            ingest: parts.ingest,
             state: Mutex::new(State {
                 loaded,
                 generation: 1,
@@ -255,6 +263,10 @@ impl Reloader {
             },
             Ok(Some((loaded, pipeline, new_fingerprint))) => {
                 let needs_restart = restart_only_changes(&current_config, &loaded.config);
+                self.dispatcher
+                    .configure(pipeline.endpoints().cloned().collect());
+                self.ingest
+                    .set_dedup_window(loaded.config.store.dedup_window.0);
                 self.pipelines.swap(pipeline);
                 self.sessions.replace(&loaded.config.sessions);
                 self.engines.reconcile(&loaded.config.sessions);
@@ -362,6 +374,9 @@ fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<Strin
     }
     if old.store.data_dir != new.store.data_dir {
         changed.push("store.data_dir".to_owned());
+    }
+    if old.store.sync != new.store.sync {
+        changed.push("store.sync".to_owned());
     }
     if old.pipeline.workers != new.pipeline.workers {
         changed.push("pipeline.workers".to_owned());

@@ -1,12 +1,17 @@
 //! The running host: [`run`] takes a bound listener, a loaded config and a
-//! shutdown signal, and wires the walk together — plugin engine and
+//! shutdown signal, and wires the walk together — store, plugin engine and
 //! pipeline, worker pool, delivery, ingest, session engines, the HTTP API
 //! and the built-in receiver, plus hot reload (file watcher, `SIGHUP`,
-//! `POST /api/reload`) — then serves until the signal fires.
+//! `POST /api/reload`) — recovers what a previous run left unfinished, then
+//! serves until the signal fires. On shutdown it stops accepting, lets
+//! queued events reach the outbox and in-flight attempts finish (within a
+//! grace period), and closes the store; whatever is left is retried on the
+//! next start.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
@@ -23,6 +28,13 @@ use crate::receiver::{self, Receiver};
 use crate::reload::{self, Reloader, Trigger};
 use crate::session::Sessions;
 use crate::session::engines::Engines;
+use crate::store::sqlite::{SqliteStore, Sync};
+use crate::store::{Retention, Store, StoreError};
+
+/// How long shutdown waits for attempts in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often retention limits are applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +51,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// The address to reach a listener bound to `addr` from this machine.
@@ -62,6 +77,13 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let config = loaded.config.clone();
     let metrics = Metrics::new();
+    let store: Arc<dyn Store> = SqliteStore::open(
+        &config.store.data_dir.join("wasp.db"),
+        match config.store.sync {
+            crate::config::SyncMode::Full => Sync::Full,
+            crate::config::SyncMode::Normal => Sync::Normal,
+        },
+    )?;
     let engine = PluginEngine::new()?;
     let runtime = PluginRuntime::new(engine.clone(), Some(config.store.plugin_cache()))?;
     let started = std::time::Instant::now();
@@ -77,15 +99,40 @@ pub async fn run(
         config = %&loaded.hash[..12],
         "pipeline ready in {} ms", started.elapsed().as_millis()
     );
+    let endpoints: Vec<_> = pipeline.endpoints().cloned().collect();
     let pipelines = Arc::new(Pipelines::new(pipeline));
 
     let sender = HttpSender::new(format!("http://{}", loopback(addr)));
-    let dispatcher = Dispatcher::new(sender, metrics.clone(), tokio::runtime::Handle::current());
-    let sink: Sink = Arc::new(move |processed: pipeline::Processed| {
-        for delivery in processed.deliveries {
-            dispatcher.submit(delivery);
-        }
-    });
+    let dispatcher = Arc::new(Dispatcher::new(
+        store.clone(),
+        sender.clone(),
+        metrics.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    dispatcher.configure(endpoints);
+    let sink: Sink = {
+        let store = store.clone();
+        let dispatcher = dispatcher.clone();
+        let handle = tokio::runtime::Handle::current();
+        Arc::new(move |processed: pipeline::Processed| {
+            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+            // Submitted to the store here, on the worker thread, so a
+            // shutdown right after still commits it.
+            let committed = store.complete(processed.seq, rows);
+            let dispatcher = dispatcher.clone();
+            handle.spawn(async move {
+                match committed.await {
+                    Ok(ids) => dispatcher.enqueue(
+                        processed.deliveries.into_iter().zip(ids).map(|(d, id)| d.into_item(id)).collect(),
+                    ),
+                    Err(error) => tracing::error!(
+                        event = %processed.event_id, %error,
+                        "cannot store the event's deliveries; it will be processed again after a restart"
+                    ),
+                }
+            });
+        })
+    };
     let workers = config
         .pipeline
         .workers
@@ -97,7 +144,10 @@ pub async fn run(
         pipelines.clone(),
         pool.submitter(),
         metrics.clone(),
+        store.clone(),
+        config.store.dedup_window.0,
     );
+    recover(&store, &ingest).await;
     let engines = Arc::new(Engines::new(ingest.clone()));
     engines.reconcile(&config.sessions);
     let receiver = Receiver::new(config.receiver.keep, config.receiver.secret.clone());
@@ -117,17 +167,23 @@ pub async fn run(
             engines: engines.clone(),
             receiver: receiver.clone(),
             metrics: metrics.clone(),
+            dispatcher: dispatcher.clone(),
+            ingest: ingest.clone(),
         },
     ));
     let (stop, stopped) = watch::channel(false);
     let watcher = tokio::spawn(crate::watch::run(reloader.clone(), stopped.clone()));
-    let hangup = tokio::spawn(reload_on_hangup(reloader.clone(), stopped));
+    let hangup = tokio::spawn(reload_on_hangup(reloader.clone(), stopped.clone()));
+    let pruner = tokio::spawn(prune_periodically(store.clone(), reloader.clone(), stopped));
 
     let mut app = api::router(AppState {
         ingest,
         metrics,
         reloader,
         started_at: crate::clock::now_ms(),
+        store: store.clone(),
+        dispatcher: dispatcher.clone(),
+        sender,
     });
     if config.receiver.enabled {
         app = app.nest("/receiver", receiver::routes(receiver));
@@ -139,15 +195,81 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
 
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing queued events and attempts in flight");
     let _ = stop.send(true);
     let _ = watcher.await;
     let _ = hangup.await;
+    let _ = pruner.await;
     engines.stop_all().await;
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .expect("the worker pool shuts down cleanly");
+    dispatcher.drain(SHUTDOWN_GRACE).await;
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .expect("the store closes cleanly");
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Requeue events a previous run accepted but did not route (their
+/// pending deliveries are paged in by the endpoint actors).
+async fn recover(store: &Arc<dyn Store>, ingest: &Ingest) {
+    let unrouted = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.unrouted_events())
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(e.to_string())))
+    };
+    match unrouted {
+        Ok(events) if !events.is_empty() => {
+            tracing::info!(
+                "recovering {} accepted events that were not routed before the last stop",
+                events.len()
+            );
+            for stored in events {
+                match crate::event::Event::from_canonical_json(stored.body) {
+                    Ok(event) => {
+                        if ingest.resume(stored.seq, event).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(seq = stored.seq, %error, "a stored event cannot be read; skipped")
+                    }
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "cannot read unrouted events"),
+    }
+}
+
+/// Apply the store's retention limits now and then.
+async fn prune_periodically(
+    store: Arc<dyn Store>,
+    reloader: Arc<Reloader>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let config = reloader.loaded().config.store;
+        let retention = Retention {
+            max_age_ms: config.retention.0.as_millis() as u64,
+            dead_letters_per_endpoint: config.dead_letters,
+            attempts_per_delivery: config.attempts_per_delivery,
+        };
+        match store.prune(retention).await {
+            Ok(pruned) if pruned != Default::default() => {
+                tracing::info!(?pruned, "retention applied")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot apply retention"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stopped.changed() => return,
+        }
+    }
 }
 
 /// `SIGHUP` reloads the config (Unix).

@@ -8,14 +8,21 @@ use wasp_tests::{TestHost, TestReceiver, hmac_sha512_hex, test_plugin};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A message event; its WhatsApp message id follows the event id (the
+/// same message id twice is a duplicate, accepted once).
 fn message(id: &str, body: &str) -> Value {
+    let message_id = if id == "evt_01jnmcrw8f9rzk3q6v7s5x2y4a" {
+        "false_11111111111@c.us_3EB0C767D097B7C7C030".to_owned()
+    } else {
+        format!("false_11111111111@c.us_{}", id.to_ascii_uppercase())
+    };
     json!({
         "id": id,
         "timestamp": 1741249702485u64,
         "event": "message",
         "session": "default",
         "payload": {
-            "id": "false_11111111111@c.us_3EB0C767D097B7C7C030",
+            "id": message_id,
             "timestamp": 1741249702,
             "from": "11111111111@c.us",
             "fromMe": false,
@@ -105,6 +112,59 @@ routes:
 }
 
 #[tokio::test]
+async fn the_same_event_or_message_is_accepted_once() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&format!(
+        "sessions: [{{name: default}}]\nendpoints: [{{name: out, url: \"{}\", format: waha}}]\nroutes: [{{to: [out]}}]\n",
+        receiver.url("/out")
+    ))
+    .await;
+    let first = message("evt_dup_1", "hello");
+    let answer: Value = host.post_event(&first).await.json().await.unwrap();
+    assert_eq!(answer, json!({"id": "evt_dup_1"}));
+    // The same event again: same id back, flagged, nothing new queued.
+    let again = host.post_event(&first).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        json!({"id": "evt_dup_1", "duplicate": true})
+    );
+    // A new event id for the same WhatsApp message and event (a provider's
+    // duplicate webhook): accepted once too.
+    let mut copy = first.clone();
+    copy["id"] = json!("evt_dup_2");
+    let answer: Value = host.post_event(&copy).await.json().await.unwrap();
+    assert_eq!(answer, json!({"id": "evt_dup_1", "duplicate": true}));
+    // Each receipt level of one message is its own event.
+    for ack in [1, 2, 3] {
+        let receipt = json!({"event": "message.ack", "session": "default",
+            "payload": {"id": "true_1@c.us_X", "from": "2@c.us", "to": "1@c.us", "fromMe": true, "ack": ack}});
+        assert_eq!(
+            host.post_event(&receipt)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+                .get("duplicate"),
+            None
+        );
+    }
+    let requests = receiver.wait_for(4, WAIT).await;
+    let after = receiver.settle(Duration::from_millis(300)).await;
+    assert_eq!(
+        after.len(),
+        4,
+        "one message and three receipts: {requests:?}"
+    );
+    let metrics = host.metrics().await;
+    assert!(
+        metrics.contains(r#"wasp_events_rejected_total{outcome="duplicate"} 2"#),
+        "{metrics}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn filters_drop_and_transforms_change() {
     let receiver = TestReceiver::start().await;
     let host = TestHost::start(&format!(
@@ -146,7 +206,7 @@ routes:
     assert_eq!(body["payload"]["body"], "order 12 for +•• ••• •••••78");
     // The transform's rewrite keeps the payload's key order.
     assert!(
-        requests[0].text().contains(r#""payload":{"id":"false_11111111111@c.us_3EB0C767D097B7C7C030","timestamp":1741249702,"from":"11111111111@c.us","fromMe":false,"source":"app""#),
+        requests[0].text().contains(r#""payload":{"id":"false_11111111111@c.us_EVT_B","timestamp":1741249702,"from":"11111111111@c.us","fromMe":false,"source":"app""#),
         "{}",
         requests[0].text()
     );

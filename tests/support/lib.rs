@@ -49,10 +49,14 @@ impl Recorded {
     }
 }
 
+/// How a receiver answers: a status (0: never answer), and a `Retry-After`.
+pub type Responder = Arc<dyn Fn(&Recorded) -> (u16, Option<u64>) + Send + Sync>;
+
 #[derive(Default)]
 struct ReceiverState {
     requests: Mutex<Vec<Recorded>>,
     status: AtomicU16,
+    responder: Mutex<Option<Responder>>,
     arrived: Notify,
 }
 
@@ -66,16 +70,20 @@ pub struct TestReceiver {
 }
 
 impl TestReceiver {
-    /// Start one.
+    /// Start one on a free port.
     pub async fn start() -> Self {
         let state = Arc::new(ReceiverState {
             status: AtomicU16::new(200),
             ..ReceiverState::default()
         });
+        Self::serve(state, 0).await
+    }
+
+    async fn serve(state: Arc<ReceiverState>, port: u16) -> Self {
         let app = axum::Router::new()
             .fallback(record)
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the receiver");
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -85,6 +93,40 @@ impl TestReceiver {
                 .expect("the receiver serves");
         });
         Self { base, state, task }
+    }
+
+    /// Stop listening (connections are refused) until [`TestReceiver::restart`].
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
+    /// Listen again on the same port, keeping what was recorded.
+    pub async fn restart(&mut self) {
+        self.task.abort();
+        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(probe) => {
+                    drop(probe);
+                    break;
+                }
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(error) => panic!("cannot listen on port {port} again: {error}"),
+            }
+        }
+        let mut restarted = Self::serve(self.state.clone(), port).await;
+        std::mem::swap(&mut self.task, &mut restarted.task);
+    }
+
+    /// Answer each request as `responder` says (status 0: never answer).
+    pub fn respond_with(
+        &self,
+        responder: impl Fn(&Recorded) -> (u16, Option<u64>) + Send + Sync + 'static,
+    ) {
+        *self.state.responder.lock().unwrap() = Some(Arc::new(responder));
     }
 
     /// The URL of `path` on this receiver.
@@ -139,7 +181,8 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let headers = headers
         .iter()
         .map(|(k, v)| {
@@ -149,13 +192,28 @@ async fn record(
             )
         })
         .collect();
-    state.requests.lock().unwrap().push(Recorded {
+    let recorded = Recorded {
         path: uri.path().to_owned(),
         headers,
         body,
-    });
+    };
+    let responder = state.responder.lock().unwrap().clone();
+    let (status, retry_after) = match responder {
+        Some(responder) => responder(&recorded),
+        None => (state.status.load(Ordering::SeqCst), None),
+    };
+    state.requests.lock().unwrap().push(recorded);
     state.arrived.notify_waiters();
-    StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap()
+    if status == 0 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let mut response = StatusCode::from_u16(status).unwrap().into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
 }
 
 /// Where tests keep their files: the workspace's `target/test-scratch`.
@@ -334,6 +392,25 @@ impl TestHost {
                 panic!("metrics still lack {missing:?} after {timeout:?}:\n{metrics}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stop the host, then copy its store (`wasp.db*`) to `dir`.
+    pub async fn stop_keeping(mut self, dir: &Path) {
+        // Keep the data directory alive until the copy is made.
+        let data = std::mem::replace(&mut self.data_dir, TempDir::new("moved"));
+        self.stop().await;
+        std::fs::create_dir_all(dir).unwrap();
+        for entry in std::fs::read_dir(&data.0).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("wasp.db")
+            {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
         }
     }
 

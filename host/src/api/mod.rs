@@ -4,6 +4,7 @@
 //! `GET /api/status` and `POST /api/reload`. Handlers translate HTTP to
 //! calls on ingest and the reloader and back; every error is an [`ApiError`].
 
+pub mod deliveries;
 pub mod error;
 
 use std::sync::Arc;
@@ -34,6 +35,12 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
     /// When the server started, Unix ms.
     pub started_at: u64,
+    /// The store.
+    pub store: Arc<dyn crate::store::Store>,
+    /// Endpoint actors.
+    pub dispatcher: Arc<crate::delivery::Dispatcher>,
+    /// The HTTP sender (for endpoint URLs).
+    pub sender: crate::delivery::HttpSender,
 }
 
 /// The API routes.
@@ -42,6 +49,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", post(post_event))
         .route("/api/status", get(status))
         .route("/api/reload", post(reload))
+        .route("/api/endpoints", get(deliveries::endpoints))
+        .route("/api/endpoints/{name}/enable", post(deliveries::enable))
+        .route("/api/endpoints/{name}/replay", post(deliveries::replay))
+        .route("/api/deliveries", get(deliveries::list))
+        .route("/api/deliveries/{id}", get(deliveries::show))
+        .route("/api/deliveries/{id}/retry", post(deliveries::retry))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
@@ -49,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/ingest/waha", post(ingest_waha))
         .route("/ingest/wahooks", post(ingest_wahooks))
@@ -109,7 +123,25 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the store takes writes (the pipeline is loaded before serving starts).
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let writable = state.store.writable();
+    let status = if writable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({"ready": writable, "store": if writable { "writable" } else { "failing" }, "pipeline": "loaded"}),
+        ),
+    )
+}
+
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let dispatcher = state.dispatcher.clone();
+    let _ = tokio::task::spawn_blocking(move || dispatcher.update_gauges()).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -126,7 +158,12 @@ async fn post_event(
     let body = body.map_err(ApiError::from_body_rejection)?;
     let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
     let accepted = state.ingest.accept(value).await.map_err(ingest_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": accepted.id}))))
+    let body = if accepted.duplicate {
+        json!({"id": accepted.id, "duplicate": true})
+    } else {
+        json!({"id": accepted.id})
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 async fn ingest_waha(
@@ -186,6 +223,9 @@ async fn ingest_provider(
         .accept_provider(source, &headers, &body, token)
         .await
     {
+        Ok(ProviderOutcome::Accepted(accepted)) if accepted.duplicate => {
+            Ok(Json(json!({"id": accepted.id, "duplicate": true})))
+        }
         Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(json!({"id": accepted.id}))),
         Ok(ProviderOutcome::Ignored(reason)) => Ok(Json(json!({"ignored": reason}))),
         Err(ProviderError::Json(message)) => Err(ApiError::invalid_json(message)),
@@ -238,5 +278,6 @@ pub fn ingest_error(error: IngestError) -> ApiError {
             "shutting_down",
             error.to_string(),
         ),
+        IngestError::Store(_) => ApiError::internal("the event could not be stored", &error),
     }
 }

@@ -83,6 +83,50 @@ pub struct StoreConfig {
     /// wasp instances may share one.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// `full`: every commit reaches the disk (survives power loss);
+    /// `normal`: survives process crashes only, faster.
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// The same event (id, or message id + event name) posted again within
+    /// this window is accepted once.
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window: Span,
+    /// Delivered deliveries, their attempts and routed events are kept this long.
+    #[serde(default = "default_retention")]
+    pub retention: Span,
+    /// Dead letters kept per endpoint (oldest removed first).
+    #[serde(default = "default_dead_letters")]
+    pub dead_letters: usize,
+    /// Attempts kept per delivery (oldest removed first).
+    #[serde(default = "default_attempts_kept")]
+    pub attempts_per_delivery: usize,
+}
+
+/// `store.sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints.
+    Normal,
+}
+
+fn default_dedup_window() -> Span {
+    Span(std::time::Duration::from_secs(3600))
+}
+
+fn default_retention() -> Span {
+    Span(std::time::Duration::from_secs(7 * 86400))
+}
+
+fn default_dead_letters() -> usize {
+    10_000
+}
+
+fn default_attempts_kept() -> usize {
+    50
 }
 
 impl StoreConfig {
@@ -99,6 +143,11 @@ impl Default for StoreConfig {
         Self {
             data_dir: default_data_dir(),
             cache_dir: None,
+            sync: SyncMode::default(),
+            dedup_window: default_dedup_window(),
+            retention: default_retention(),
+            dead_letters: default_dead_letters(),
+            attempts_per_delivery: default_attempts_kept(),
         }
     }
 }
@@ -351,6 +400,85 @@ pub struct EndpointConfig {
     /// `webhook-signature`), on top of the format's own headers.
     #[serde(default)]
     pub standard_webhooks: Option<StandardWebhooksConfig>,
+    /// Attempts in flight at once (default 16).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Ordered delivery: `none` (default), `chat` (one event at a time per
+    /// chat; a stuck chat blocks only itself) or `session`.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// When to stop trying a failing endpoint for a while.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+    /// Deliveries kept in memory (default 10000); more wait in the store.
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: usize,
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_queue_limit() -> usize {
+    10_000
+}
+
+/// `ordering:` of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// No ordering: attempts run in parallel and retries interleave.
+    #[default]
+    None,
+    /// In order per chat.
+    Chat,
+    /// In order per session.
+    Session,
+}
+
+/// `breaker:` of an endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Share of failed attempts in the window that opens it (default 0.5).
+    #[serde(default = "default_failure_ratio")]
+    pub failure_ratio: f64,
+    /// Fewest attempts in the window before it may open (default 10).
+    #[serde(default = "default_min_requests")]
+    pub min_requests: usize,
+    /// The window (default 30s).
+    #[serde(default = "default_breaker_window")]
+    pub window: Span,
+    /// First pause when open, doubling up to 5m (default 5s).
+    #[serde(default = "default_open_for")]
+    pub open_for: Span,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_ratio: default_failure_ratio(),
+            min_requests: default_min_requests(),
+            window: default_breaker_window(),
+            open_for: default_open_for(),
+        }
+    }
+}
+
+fn default_failure_ratio() -> f64 {
+    0.5
+}
+
+fn default_min_requests() -> usize {
+    10
+}
+
+fn default_breaker_window() -> Span {
+    Span(std::time::Duration::from_secs(30))
+}
+
+fn default_open_for() -> Span {
+    Span(std::time::Duration::from_secs(5))
 }
 
 /// `standard_webhooks:` of an endpoint.

@@ -251,6 +251,25 @@ fn check_endpoint(
             }
         }
     }
+    if endpoint.concurrency == 0 || endpoint.concurrency > 1024 {
+        diagnostics.at(
+            &format!("{path}.concurrency"),
+            "concurrency must be between 1 and 1024",
+        );
+    }
+    if endpoint.queue_limit < 100 {
+        diagnostics.at(
+            &format!("{path}.queue_limit"),
+            "queue_limit must be at least 100",
+        );
+    }
+    let ratio = endpoint.breaker.failure_ratio;
+    if !(ratio > 0.0 && ratio <= 1.0) {
+        diagnostics.at(
+            &format!("{path}.breaker.failure_ratio"),
+            format!("failure_ratio must be above 0 and at most 1, got {ratio}"),
+        );
+    }
     if endpoint.timeout.0.is_zero() {
         diagnostics.at(
             &format!("{path}.timeout"),

@@ -95,6 +95,10 @@ pub fn apply(config: &mut Config, env: &dyn Environment, diagnostics: &mut Diagn
         timeout: Span(Duration::from_secs(10)),
         retries,
         standard_webhooks: None,
+        concurrency: 16,
+        ordering: Ordering::None,
+        breaker: BreakerSettings::default(),
+        queue_limit: 10_000,
     });
     config.routes.push(RouteConfig {
         name: Some(NAME.into()),

@@ -3,7 +3,9 @@
 //! signatures, Standard Webhooks signatures), from one clock reading so that
 //! a timestamp header and the signature over it always agree.
 
-use crate::plugin::bindings::{AttemptValue, Request};
+use serde_json::{Value, json};
+
+use crate::plugin::bindings::{AttemptHeader, AttemptValue, Request, TimestampedHmac};
 use crate::signature::{StandardSecret, standard_signatures, timestamped_hmac_sha256_hex};
 
 /// When and as what an attempt is made.
@@ -69,6 +71,55 @@ pub fn headers(
     headers
 }
 
+/// Per-attempt headers as stored in the outbox (JSON), so a request is
+/// rebuilt exactly after a restart.
+pub fn encode_attempt_headers(headers: &[AttemptHeader]) -> String {
+    let list: Vec<Value> = headers
+        .iter()
+        .map(|header| {
+            let value = match &header.value {
+                AttemptValue::UnixMillis => json!("unix-millis"),
+                AttemptValue::UnixSeconds => json!("unix-seconds"),
+                AttemptValue::RequestId => json!("request-id"),
+                AttemptValue::TimestampedHmacSha256(spec) => {
+                    json!({"timestamped-hmac-sha256": {"key": spec.key, "prefix": spec.prefix}})
+                }
+            };
+            json!({"name": header.name, "value": value})
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+/// The inverse of [`encode_attempt_headers`]; unknown entries are skipped.
+pub fn decode_attempt_headers(text: &str) -> Vec<AttemptHeader> {
+    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|entry| {
+            let name = entry.get("name")?.as_str()?.to_owned();
+            let value = match entry.get("value")? {
+                Value::String(kind) => match kind.as_str() {
+                    "unix-millis" => AttemptValue::UnixMillis,
+                    "unix-seconds" => AttemptValue::UnixSeconds,
+                    "request-id" => AttemptValue::RequestId,
+                    _ => return None,
+                },
+                Value::Object(object) => {
+                    let spec = object.get("timestamped-hmac-sha256")?;
+                    AttemptValue::TimestampedHmacSha256(TimestampedHmac {
+                        key: spec.get("key")?.as_str()?.to_owned(),
+                        prefix: spec.get("prefix")?.as_str()?.to_owned(),
+                    })
+                }
+                _ => return None,
+            };
+            Some(AttemptHeader { name, value })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +182,9 @@ mod tests {
             ("webhook-timestamp".into(), "1710000000".into())
         );
         assert_eq!(headers[7].1, secret.sign("evt_1", 1_710_000_000, b"{}"));
+        assert_eq!(
+            decode_attempt_headers(&encode_attempt_headers(&request.attempt_headers)),
+            request.attempt_headers
+        );
     }
 }

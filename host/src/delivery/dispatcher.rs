@@ -1,109 +1,290 @@
-//! Sends deliveries: one task per delivery runs its attempts, sleeping
-//! between them as the endpoint's retry policy says.
+//! The delivery side's front door: one [`Actor`] per endpoint, created,
+//! reconfigured and stopped as the config changes, fed with deliveries the
+//! pipeline produced (already in the store), and asked to retry, replay,
+//! re-enable and drain.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering as Atomic;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::attempt::AttemptContext;
-use super::policy::Verdict;
-use super::{Delivery, HttpSender};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::actor::{Actor, Command, Item, Stats};
+use super::{Endpoint, HttpSender};
 use crate::metrics::{EndpointLabels, Metrics};
+use crate::store::{DeliveryState, Store, StoreError};
 
-/// Hands deliveries to tasks on the current tokio runtime.
-#[derive(Debug, Clone)]
+struct Handle {
+    endpoint: Arc<Endpoint>,
+    commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<Stats>,
+}
+
+/// What `GET /api/endpoints` shows of one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointStatus {
+    /// Name.
+    pub name: String,
+    /// Format.
+    pub format: String,
+    /// Where requests go.
+    pub url: String,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: String,
+    /// Why it is disabled, if it is.
+    pub disabled: Option<String>,
+    /// Deliveries waiting in memory.
+    pub queued: usize,
+    /// Attempts in flight.
+    pub in_flight: usize,
+    /// Whether more wait in the store.
+    pub backlog_in_store: bool,
+    /// Deliveries per state in the store.
+    pub deliveries: HashMap<String, u64>,
+}
+
+/// Endpoint actors.
 pub struct Dispatcher {
+    store: Arc<dyn Store>,
     sender: HttpSender,
     metrics: Arc<Metrics>,
     runtime: tokio::runtime::Handle,
+    actors: Mutex<HashMap<String, Handle>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher sending with `sender` on `runtime` (submittable from any thread).
-    pub fn new(sender: HttpSender, metrics: Arc<Metrics>, runtime: tokio::runtime::Handle) -> Self {
+    /// A dispatcher with no endpoints yet.
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: HttpSender,
+        metrics: Arc<Metrics>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         Self {
+            store,
             sender,
             metrics,
             runtime,
+            actors: Mutex::default(),
         }
     }
 
-    /// Start delivering `delivery`.
-    pub fn submit(&self, delivery: Delivery) {
-        let sender = self.sender.clone();
-        let metrics = self.metrics.clone();
-        metrics
-            .queue_depth
-            .get_or_create(&EndpointLabels {
-                endpoint: delivery.endpoint.name.clone(),
-            })
-            .inc();
-        self.runtime.spawn(async move {
-            deliver(&sender, &metrics, &delivery).await;
-            metrics
-                .queue_depth
-                .get_or_create(&EndpointLabels {
-                    endpoint: delivery.endpoint.name.clone(),
-                })
-                .dec();
+    /// Run exactly these endpoints: start actors for new ones (which first
+    /// page in what the store holds for them), update changed ones, stop
+    /// removed ones (their pending deliveries wait in the store).
+    pub fn configure(&self, endpoints: Vec<Arc<Endpoint>>) {
+        let disabled: HashMap<String, String> = self
+            .store
+            .disabled_endpoints()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut actors = self.actors.lock().expect("dispatcher lock");
+        let wanted: HashMap<String, Arc<Endpoint>> =
+            endpoints.into_iter().map(|e| (e.name.clone(), e)).collect();
+        actors.retain(|name, handle| {
+            let keep = wanted.contains_key(name);
+            if !keep {
+                tracing::info!(endpoint = %name, "endpoint removed; its pending deliveries wait in the store");
+                let (reply, _) = oneshot::channel();
+                let _ = handle.commands.send(Command::Drain(reply));
+            }
+            keep
         });
+        for (name, endpoint) in wanted {
+            if let Some(handle) = actors.get_mut(&name) {
+                if !Arc::ptr_eq(&handle.endpoint, &endpoint) {
+                    handle.endpoint = endpoint.clone();
+                    let _ = handle.commands.send(Command::Reconfigure(endpoint));
+                }
+                continue;
+            }
+            let (commands, inbox) = mpsc::unbounded_channel();
+            let stats = Arc::new(Stats::default());
+            let actor = Actor::new(
+                endpoint.clone(),
+                self.store.clone(),
+                self.sender.clone(),
+                self.metrics.clone(),
+                stats.clone(),
+                disabled.get(&name).cloned(),
+            );
+            self.runtime.spawn(actor.run(inbox));
+            actors.insert(
+                name,
+                Handle {
+                    endpoint,
+                    commands,
+                    stats,
+                },
+            );
+        }
     }
-}
 
-async fn deliver(sender: &HttpSender, metrics: &Metrics, delivery: &Delivery) {
-    let endpoint = &delivery.endpoint;
-    let first = Instant::now();
-    let mut attempt = 1;
-    loop {
-        let context = AttemptContext::now(&delivery.event_id);
-        let outcome = sender.send(endpoint, &delivery.request, &context).await;
-        metrics
-            .delivery_latency
-            .get_or_create(&EndpointLabels {
-                endpoint: endpoint.name.clone(),
+    /// Hand new deliveries to their endpoints.
+    pub fn enqueue(&self, items: Vec<(String, Item)>) {
+        let actors = self.actors.lock().expect("dispatcher lock");
+        let mut by_endpoint: HashMap<&str, Vec<Item>> = HashMap::new();
+        for (endpoint, item) in &items {
+            by_endpoint
+                .entry(endpoint.as_str())
+                .or_default()
+                .push(item.clone());
+        }
+        for (endpoint, items) in by_endpoint {
+            match actors.get(endpoint) {
+                Some(handle) => {
+                    let _ = handle.commands.send(Command::Enqueue(items));
+                }
+                None => tracing::warn!(%endpoint, "no such endpoint; deliveries wait in the store"),
+            }
+        }
+    }
+
+    /// Requeue deliveries (retry one, replay many): due now, with a fresh
+    /// retry budget. Returns how many were requeued.
+    pub async fn requeue(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let store = self.store.clone();
+        let lookup = ids.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            lookup
+                .iter()
+                .map(|id| store.delivery(*id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        let count = self.store.requeue(ids).await?;
+        let mut by_endpoint: HashMap<String, Vec<i64>> = HashMap::new();
+        for record in records.into_iter().flatten() {
+            by_endpoint
+                .entry(record.endpoint)
+                .or_default()
+                .push(record.id);
+        }
+        let actors = self.actors.lock().expect("dispatcher lock");
+        for (endpoint, ids) in by_endpoint {
+            if let Some(handle) = actors.get(&endpoint) {
+                let _ = handle.commands.send(Command::Requeued(ids));
+            }
+        }
+        Ok(count)
+    }
+
+    /// Re-enable an endpoint disabled by `410 Gone`.
+    pub async fn enable(&self, endpoint: &str) -> Result<(), StoreError> {
+        if !self
+            .actors
+            .lock()
+            .expect("dispatcher lock")
+            .contains_key(endpoint)
+        {
+            return Err(StoreError::NotFound(format!("endpoint `{endpoint}`")));
+        }
+        self.store
+            .set_endpoint_disabled(endpoint.to_owned(), None)
+            .await?;
+        if let Some(handle) = self.actors.lock().expect("dispatcher lock").get(endpoint) {
+            let _ = handle.commands.send(Command::Enable);
+        }
+        Ok(())
+    }
+
+    /// Whether `endpoint` exists.
+    pub fn has(&self, endpoint: &str) -> bool {
+        self.actors
+            .lock()
+            .expect("dispatcher lock")
+            .contains_key(endpoint)
+    }
+
+    /// Every endpoint's state (reads the store; call off the async threads).
+    pub fn statuses(&self, sender: &HttpSender) -> Vec<EndpointStatus> {
+        let actors = self.actors.lock().expect("dispatcher lock");
+        let mut statuses: Vec<EndpointStatus> = actors
+            .iter()
+            .map(|(name, handle)| {
+                let (breaker, disabled) = handle.stats.state.lock().expect("actor stats").clone();
+                let deliveries = self
+                    .store
+                    .counts(name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(state, n)| (state.as_str().to_owned(), n))
+                    .collect();
+                EndpointStatus {
+                    name: name.clone(),
+                    format: handle.endpoint.format.clone(),
+                    url: sender.url(&handle.endpoint),
+                    breaker: breaker.as_str().to_owned(),
+                    disabled,
+                    queued: handle.stats.queued.load(Atomic::Relaxed),
+                    in_flight: handle.stats.in_flight.load(Atomic::Relaxed),
+                    backlog_in_store: handle.stats.spilled.load(Atomic::Relaxed),
+                    deliveries,
+                }
             })
-            .observe(outcome.latency.as_secs_f64());
-        let verdict = endpoint.policy.judge(outcome.result);
-        let latency_ms = outcome.latency.as_secs_f64() * 1000.0;
-        match verdict {
-            Verdict::Delivered => {
-                metrics.delivery(&endpoint.name, "delivered");
-                tracing::info!(
-                    event = %delivery.event_id, name = %delivery.event_name, session = %delivery.session,
-                    endpoint = %endpoint.name, attempt, result = ?outcome.result,
-                    "delivered in {latency_ms:.1} ms"
-                );
-                return;
+            .collect();
+        statuses.sort_by(|a, b| a.name.cmp(&b.name));
+        statuses
+    }
+
+    /// Refresh the queue-depth and dead-letter gauges.
+    pub fn update_gauges(&self) {
+        let actors = self.actors.lock().expect("dispatcher lock");
+        for (name, handle) in actors.iter() {
+            let labels = EndpointLabels {
+                endpoint: name.clone(),
+            };
+            let queued = handle.stats.queued.load(Atomic::Relaxed)
+                + handle.stats.in_flight.load(Atomic::Relaxed);
+            self.metrics
+                .queue_depth
+                .get_or_create(&labels)
+                .set(queued as i64);
+            let dead = self
+                .store
+                .counts(name)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(state, _)| *state == DeliveryState::Dead)
+                .map_or(0, |(_, n)| n);
+            self.metrics
+                .dead_letters
+                .get_or_create(&labels)
+                .set(dead as i64);
+        }
+    }
+
+    /// Stop starting attempts and wait (up to `grace`) for those in flight;
+    /// anything unfinished stays pending in the store for the next start.
+    pub async fn drain(&self, grace: Duration) {
+        let waits: Vec<oneshot::Receiver<()>> = {
+            let actors = self.actors.lock().expect("dispatcher lock");
+            actors
+                .values()
+                .map(|handle| {
+                    let (reply, wait) = oneshot::channel();
+                    let _ = handle.commands.send(Command::Drain(reply));
+                    wait
+                })
+                .collect()
+        };
+        let all = async {
+            for wait in waits {
+                let _ = wait.await;
             }
-            Verdict::Fail | Verdict::Gone => {
-                metrics.delivery(&endpoint.name, "failed");
-                tracing::warn!(
-                    event = %delivery.event_id, endpoint = %endpoint.name, attempt, result = ?outcome.result,
-                    response = %outcome.excerpt, "delivery failed; the answer is final"
-                );
-                return;
-            }
-            Verdict::Retry(asked) => {
-                let next =
-                    endpoint
-                        .policy
-                        .next_delay(attempt + 1, first.elapsed(), fastrand::f64());
-                let Some(delay) = next else {
-                    metrics.delivery(&endpoint.name, "dead");
-                    tracing::warn!(
-                        event = %delivery.event_id, endpoint = %endpoint.name, attempts = attempt,
-                        result = ?outcome.result, response = %outcome.excerpt, "delivery given up: no attempts left"
-                    );
-                    return;
-                };
-                let delay = asked.unwrap_or(delay);
-                metrics.delivery(&endpoint.name, "retry");
-                tracing::debug!(
-                    event = %delivery.event_id, endpoint = %endpoint.name, attempt, result = ?outcome.result,
-                    "retrying in {} ms", delay.as_millis()
-                );
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
+        };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                "attempts still in flight after {} s; they will be retried after restart",
+                grace.as_secs()
+            );
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Delivery: formatted requests go to their endpoints over HTTP, with the
 //! per-attempt headers computed at send time and each provider's retry
-//! behaviour. The pipeline hands over [`Delivery`] items; nothing here calls
-//! back into the pipeline.
+//! behaviour. Every delivery is in the store before its first attempt, and
+//! every attempt is recorded. The pipeline hands over [`Delivery`] items;
+//! nothing here calls back into the pipeline.
 
+pub mod actor;
 pub mod attempt;
+pub mod breaker;
 mod dispatcher;
 pub mod policy;
 mod sender;
@@ -11,11 +14,13 @@ mod sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, EndpointStatus};
 pub use policy::RetryPolicy;
 pub use sender::{AttemptOutcome, HttpSender, install_tls_provider};
 
+use crate::config::Ordering;
 use crate::plugin::bindings::Request;
+use crate::store::NewDelivery;
 
 /// Where an endpoint's requests go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +46,14 @@ pub struct Endpoint {
     pub policy: RetryPolicy,
     /// Standard Webhooks secrets signing every attempt (empty: none).
     pub standard: Vec<crate::signature::StandardSecret>,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// Ordered delivery.
+    pub ordering: Ordering,
+    /// Circuit breaker settings.
+    pub breaker: breaker::BreakerConfig,
+    /// Deliveries kept in memory.
+    pub queue_limit: usize,
 }
 
 /// One request to one endpoint for one event.
@@ -54,6 +67,45 @@ pub struct Delivery {
     pub session: String,
     /// Where it goes.
     pub endpoint: Arc<Endpoint>,
+    /// The chat (or the session, for events without one), for ordering.
+    pub ordering_key: String,
     /// What the format produced.
     pub request: Request,
+}
+
+impl Delivery {
+    /// The row the outbox stores.
+    pub fn to_new(&self) -> NewDelivery {
+        NewDelivery {
+            event_id: self.event_id.clone(),
+            event_name: self.event_name.clone(),
+            session: self.session.clone(),
+            endpoint: self.endpoint.name.clone(),
+            ordering_key: self.ordering_key.clone(),
+            headers: self
+                .request
+                .headers
+                .iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
+            attempt_headers: attempt::encode_attempt_headers(&self.request.attempt_headers),
+            body: self.request.body.clone(),
+        }
+    }
+
+    /// The in-memory item once stored as delivery `id`.
+    pub fn into_item(self, id: i64) -> (String, actor::Item) {
+        let item = actor::Item {
+            id,
+            event_id: self.event_id,
+            event_name: self.event_name,
+            session: self.session,
+            ordering_key: self.ordering_key,
+            request: Arc::new(self.request),
+            attempts: 0,
+            first_attempt_at: None,
+            due_at: 0,
+        };
+        (self.endpoint.name.clone(), item)
+    }
 }

@@ -25,9 +25,27 @@ pub struct Fields {
     pub message_id: Option<String>,
     /// `payload.body`.
     pub body: Option<String>,
+    /// `payload.ack`, for receipts.
+    pub ack: Option<i64>,
 }
 
 impl Fields {
+    /// What identifies this event apart from its id, for dedup: the
+    /// provider's message id with the event name (and the ack level, since
+    /// one message gets several receipts). `None` for events without one.
+    pub fn fingerprint(&self) -> Option<String> {
+        let message = self.message_id.as_deref()?;
+        Some(match self.ack {
+            Some(ack) if self.name.starts_with("message.ack") => {
+                format!(
+                    "{}\u{1f}{}\u{1f}{message}\u{1f}{ack}",
+                    self.session, self.name
+                )
+            }
+            _ => format!("{}\u{1f}{}\u{1f}{message}", self.session, self.name),
+        })
+    }
+
     /// Read the fields from a validated envelope object.
     pub fn extract(envelope: &Map<String, Value>) -> Self {
         let text = |key: &str| {
@@ -116,6 +134,7 @@ impl Fields {
         self.from_me = from_me;
         self.message_id = string(message, "id");
         self.body = string(message, "body");
+        self.ack = message.get("ack").and_then(Value::as_i64);
     }
 }
 

@@ -1,7 +1,9 @@
 //! Ingest: where events enter. An event (from `POST /api/events`, a
 //! provider decoder or a session engine) is checked, completed with its
-//! session's envelope fields, normalized into a canonical [`Event`] and
-//! queued for the pipeline generation current at that moment.
+//! session's envelope fields, normalized into a canonical [`Event`], made
+//! durable in the store (unless it duplicates a recent one) and queued for
+//! the pipeline generation current at that moment. Only then is it
+//! "accepted".
 
 mod providers;
 
@@ -13,6 +15,7 @@ use crate::event::{Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
 use crate::pipeline::{Job, Pipelines, Submitter};
 use crate::session::Sessions;
+use crate::store::{AcceptOutcome, NewEvent, Store, StoreError};
 
 pub use providers::{ProviderError, ProviderOutcome, Source};
 
@@ -23,6 +26,8 @@ pub struct Accepted {
     pub id: String,
     /// The pipeline generation it will be processed by.
     pub generation: u64,
+    /// It repeats an event accepted before (`id` is that event's); nothing new was queued.
+    pub duplicate: bool,
 }
 
 /// Why an event was refused.
@@ -42,6 +47,9 @@ pub enum IngestError {
     /// wasp is shutting down.
     #[error("wasp is shutting down and accepts no more events")]
     ShuttingDown,
+    /// The event could not be stored.
+    #[error("the event could not be stored: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl IngestError {
@@ -51,6 +59,7 @@ impl IngestError {
             IngestError::Invalid(_) => "invalid",
             IngestError::UnknownSession { .. } => "unknown_session",
             IngestError::ShuttingDown => "shutting_down",
+            IngestError::Store(_) => "store",
         }
     }
 }
@@ -62,22 +71,51 @@ pub struct Ingest {
     pipelines: Arc<Pipelines>,
     submitter: Submitter,
     metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+    dedup_window_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ingest {
-    /// An entrance queueing to `submitter`.
+    /// An entrance storing into `store` and queueing to `submitter`.
     pub fn new(
         sessions: Arc<Sessions>,
         pipelines: Arc<Pipelines>,
         submitter: Submitter,
         metrics: Arc<Metrics>,
+        store: Arc<dyn Store>,
+        dedup_window: std::time::Duration,
     ) -> Self {
         Self {
             sessions,
             pipelines,
             submitter,
             metrics,
+            store,
+            dedup_window_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                dedup_window.as_millis() as u64
+            )),
         }
+    }
+
+    /// Change the dedup window (config reload).
+    pub fn set_dedup_window(&self, window: std::time::Duration) {
+        self.dedup_window_ms.store(
+            window.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Queue an event already in the store (recovery after a restart).
+    pub async fn resume(&self, seq: i64, event: Event) -> Result<(), IngestError> {
+        let pipeline = self.pipelines.current();
+        self.submitter
+            .submit(Job {
+                seq,
+                event,
+                pipeline,
+            })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)
     }
 
     /// Accept one event given as JSON.
@@ -112,6 +150,38 @@ impl Ingest {
             }
         }
         let event = Event::from_value(value)?;
+        let pipeline = self.pipelines.current();
+        let stored = self
+            .store
+            .accept(NewEvent {
+                id: event.id().to_owned(),
+                session: event.session().to_owned(),
+                name: event.name().to_owned(),
+                body: event.json().to_owned(),
+                generation: pipeline.generation,
+                fingerprint: event.fields().fingerprint(),
+                dedup_window_ms: self
+                    .dedup_window_ms
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .await?;
+        let seq = match stored {
+            AcceptOutcome::Stored(seq) => seq,
+            AcceptOutcome::Duplicate(original) => {
+                self.metrics
+                    .events_rejected
+                    .get_or_create(&OutcomeLabels {
+                        outcome: "duplicate".to_owned(),
+                    })
+                    .inc();
+                tracing::debug!(event = %event.id(), %original, "duplicate event accepted once");
+                return Ok(Accepted {
+                    id: original,
+                    generation: pipeline.generation,
+                    duplicate: true,
+                });
+            }
+        };
         self.metrics
             .events_in
             .get_or_create(&EventLabels {
@@ -119,13 +189,17 @@ impl Ingest {
                 event: event.name().to_owned(),
             })
             .inc();
-        let pipeline = self.pipelines.current();
         let accepted = Accepted {
             id: event.id().to_owned(),
             generation: pipeline.generation,
+            duplicate: false,
         };
         self.submitter
-            .submit(Job { event, pipeline })
+            .submit(Job {
+                seq,
+                event,
+                pipeline,
+            })
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
         Ok(accepted)

@@ -227,6 +227,16 @@ pub fn build(
                         crate::signature::StandardSecret::parse(secret).expect("validated")
                     })
                     .collect(),
+                concurrency: endpoint.concurrency,
+                ordering: endpoint.ordering,
+                breaker: crate::delivery::breaker::BreakerConfig {
+                    failure_ratio: endpoint.breaker.failure_ratio,
+                    min_requests: endpoint.breaker.min_requests,
+                    window: endpoint.breaker.window.0,
+                    open_for: endpoint.breaker.open_for.0,
+                    max_open_for: std::time::Duration::from_secs(300),
+                },
+                queue_limit: endpoint.queue_limit,
             }),
             events: GlobSet::new(&endpoint.events),
             format: format.expect("validated"),

@@ -21,6 +21,8 @@ pub type Sink = Arc<dyn Fn(Processed) + Send + Sync>;
 
 /// One event to process with the pipeline it entered.
 pub struct Job {
+    /// Its sequence number in the store.
+    pub seq: i64,
     /// The event.
     pub event: Event,
     /// Its pipeline generation.
@@ -46,7 +48,7 @@ impl WorkerPool {
                     .name(format!("wasp-worker-{n}"))
                     .spawn(move || {
                         while let Ok(job) = queue.recv_blocking() {
-                            let processed = worker.process(&job.pipeline, job.event);
+                            let processed = worker.process(&job.pipeline, job.seq, job.event);
                             sink(processed);
                         }
                     })

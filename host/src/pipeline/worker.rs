@@ -18,6 +18,8 @@ use crate::plugin::{CallError, InstanceSlot, Kind, PluginEngine};
 /// What processing one event produced.
 #[derive(Debug)]
 pub struct Processed {
+    /// The event's sequence number in the store.
+    pub seq: i64,
     /// The event's id.
     pub event_id: String,
     /// The pipeline generation that processed it.
@@ -119,8 +121,8 @@ impl Worker {
         &mut self.generations[index].slots
     }
 
-    /// Run `event` through `pipeline`.
-    pub fn process(&mut self, pipeline: &Arc<Pipeline>, event: Event) -> Processed {
+    /// Run `event` (stored as `seq`) through `pipeline`.
+    pub fn process(&mut self, pipeline: &Arc<Pipeline>, seq: i64, event: Event) -> Processed {
         let metrics = self.metrics.clone();
         let slots = self.slots(pipeline);
         let event_id = event.id().to_owned();
@@ -186,11 +188,16 @@ impl Worker {
                                 request.body.len()
                             )
                         });
+                        let fields = current.event.fields();
                         deliveries.push(Delivery {
-                            event_id: current.event.id().to_owned(),
-                            event_name: current.event.name().to_owned(),
-                            session: current.event.session().to_owned(),
+                            event_id: fields.id.clone(),
+                            event_name: fields.name.clone(),
+                            session: fields.session.clone(),
                             endpoint: endpoint.endpoint.clone(),
+                            ordering_key: fields
+                                .chat_id
+                                .clone()
+                                .unwrap_or_else(|| fields.session.clone()),
                             request,
                         });
                     }
@@ -215,6 +222,7 @@ impl Worker {
         }
         walk.finish(pipeline.log_events);
         Processed {
+            seq,
             event_id,
             generation: pipeline.generation,
             deliveries,

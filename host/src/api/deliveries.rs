@@ -1,0 +1,210 @@
+//! Deliveries over HTTP: endpoint state, the outbox with every attempt,
+//! dead letters, retry and replay.
+//!
+//! - `GET  /api/endpoints`: each endpoint's breaker, disabled state, queue and counts
+//! - `POST /api/endpoints/{name}/enable`: resume after `410 Gone`
+//! - `POST /api/endpoints/{name}/replay`: requeue its deliveries in a state and time range
+//! - `GET  /api/deliveries?endpoint=&status=&event=&event_name=&since=&until=&limit=&before=`
+//! - `GET  /api/deliveries/{id}`: one delivery with its attempts
+//! - `POST /api/deliveries/{id}/retry`: requeue one delivery now
+//!
+//! Times are Unix milliseconds.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::store::{DeliveryFilter, DeliveryState, StoreError};
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound(what) => ApiError::not_found("not_found", format!("{what} not found")),
+        other => ApiError::internal("the store failed", other),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal("a store read panicked", e))?
+        .map_err(store_error)
+}
+
+fn parse_states(text: Option<&str>) -> Result<Vec<DeliveryState>, ApiError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            DeliveryState::parse(name).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_status",
+                    format!("unknown status `{name}`; expected pending, delivered, failed or dead"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/endpoints`.
+pub async fn endpoints(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let dispatcher = state.dispatcher.clone();
+    let sender = state.sender.clone();
+    let statuses = blocking(move || Ok(dispatcher.statuses(&sender))).await?;
+    Ok(Json(json!({"endpoints": statuses})))
+}
+
+/// `POST /api/endpoints/{name}/enable`.
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.dispatcher.enable(&name).await.map_err(store_error)?;
+    Ok(Json(json!({"endpoint": name, "enabled": true})))
+}
+
+/// The body of `POST /api/endpoints/{name}/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// States to replay (default: `["dead"]`); `["delivered", …]` re-sends.
+    #[serde(default)]
+    states: Option<Vec<String>>,
+    /// Created at or after, Unix ms.
+    #[serde(default)]
+    since: Option<u64>,
+    /// Created before, Unix ms.
+    #[serde(default)]
+    until: Option<u64>,
+    /// Only this event.
+    #[serde(default)]
+    event: Option<String>,
+}
+
+/// `POST /api/endpoints/{name}/replay`.
+pub async fn replay(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Json<ReplayRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.dispatcher.has(&name) {
+        return Err(ApiError::not_found(
+            "unknown_endpoint",
+            format!("unknown endpoint `{name}`"),
+        ));
+    }
+    let request = body.map(|Json(b)| b).unwrap_or(ReplayRequest {
+        states: None,
+        since: None,
+        until: None,
+        event: None,
+    });
+    let states = match request.states {
+        Some(states) => parse_states(Some(&states.join(",")))?,
+        None => vec![DeliveryState::Dead],
+    };
+    let mut ids = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = DeliveryFilter {
+            endpoint: Some(name.clone()),
+            states: states.clone(),
+            event_id: request.event.clone(),
+            since: request.since,
+            until: request.until,
+            before_id: before,
+            limit: 5000,
+            ..DeliveryFilter::default()
+        };
+        let store = state.store.clone();
+        let page = blocking(move || store.deliveries(&filter)).await?;
+        let done = page.len() < 5000;
+        before = page.last().map(|d| d.id);
+        ids.extend(page.into_iter().map(|d| d.id));
+        if done {
+            break;
+        }
+    }
+    let requeued = state.dispatcher.requeue(ids).await.map_err(store_error)?;
+    Ok(Json(json!({"endpoint": name, "requeued": requeued})))
+}
+
+/// The query of `GET /api/deliveries`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    endpoint: Option<String>,
+    status: Option<String>,
+    event: Option<String>,
+    event_name: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+    limit: Option<usize>,
+    before: Option<i64>,
+}
+
+/// `GET /api/deliveries`.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = DeliveryFilter {
+        endpoint: query.endpoint,
+        states: parse_states(query.status.as_deref())?,
+        event_id: query.event,
+        event_name: query.event_name,
+        since: query.since,
+        until: query.until,
+        limit,
+        before_id: query.before,
+    };
+    let store = state.store.clone();
+    let deliveries = blocking(move || store.deliveries(&filter)).await?;
+    let next = (deliveries.len() == limit)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(json!({"deliveries": deliveries, "next_before": next})))
+}
+
+/// `GET /api/deliveries/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let (delivery, attempts) =
+        blocking(move || Ok((store.delivery(id)?, store.attempts(id)?))).await?;
+    let delivery = delivery
+        .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
+    let body = String::from_utf8_lossy(&delivery.body).into_owned();
+    Ok(Json(
+        json!({"delivery": delivery, "headers": delivery.headers, "body": body, "attempts": attempts}),
+    ))
+}
+
+/// `POST /api/deliveries/{id}/retry`.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let requeued = state
+        .dispatcher
+        .requeue(vec![id])
+        .await
+        .map_err(store_error)?;
+    if requeued == 0 {
+        return Err(ApiError::not_found(
+            "unknown_delivery",
+            format!("no delivery {id}"),
+        ));
+    }
+    Ok(Json(json!({"delivery": id, "requeued": true})))
+}

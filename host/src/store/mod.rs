@@ -1,0 +1,297 @@
+//! Durable state behind one narrow interface, [`Store`]: accepted events
+//! (with dedup), the delivery outbox, every delivery attempt, endpoint state,
+//! and (for pull-mode endpoints) the notification queue. The embedded
+//! implementation is SQLite ([`sqlite::SqliteStore`]); a shared broker can
+//! implement the same trait so several hosts split the work.
+//!
+//! Writes return futures that resolve once the write is durable (committed);
+//! reads are synchronous and meant for `spawn_blocking` or start-up.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+/// A future resolving when a write is committed.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage backend failed.
+    #[error("storage failed: {0}")]
+    Backend(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
+    /// No such delivery / endpoint / receipt.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// An event to make durable.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `evt_…` id.
+    pub id: String,
+    /// Session.
+    pub session: String,
+    /// Event name.
+    pub name: String,
+    /// Canonical JSON.
+    pub body: String,
+    /// Pipeline generation it entered with.
+    pub generation: u64,
+    /// Extra dedup key (provider message id + event name), if any.
+    pub fingerprint: Option<String>,
+    /// How long dedup keys live, ms.
+    pub dedup_window_ms: u64,
+}
+
+/// What accepting an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// Stored as a new event with this sequence number.
+    Stored(i64),
+    /// A duplicate of the event with this id; nothing stored.
+    Duplicate(String),
+}
+
+/// A delivery produced by the pipeline, to add to the outbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The event's id.
+    pub event_id: String,
+    /// The event's name.
+    pub event_name: String,
+    /// The event's session.
+    pub session: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Key for ordered delivery (the chat, else the session).
+    pub ordering_key: String,
+    /// Fixed headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Per-attempt headers (their WIT encoding, as JSON).
+    pub attempt_headers: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Delivery states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for an attempt (first or retry).
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up: a final answer (a 4xx, a 410, …).
+    Failed,
+    /// Given up: attempts or time exhausted (the dead-letter state).
+    Dead,
+}
+
+impl DeliveryState {
+    /// Name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            "dead" => DeliveryState::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    /// Delivery id.
+    pub id: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's name.
+    pub event_name: String,
+    /// The event's session.
+    pub session: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Ordering key.
+    pub ordering_key: String,
+    /// State.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was created, Unix ms.
+    pub created_at: u64,
+    /// When the next attempt is due, Unix ms (pending only).
+    pub next_attempt_at: u64,
+    /// When the first attempt was made, Unix ms.
+    pub first_attempt_at: Option<u64>,
+    /// The last answer's status, if any.
+    pub last_status: Option<u16>,
+    /// The last error or response excerpt.
+    pub last_error: Option<String>,
+    /// Fixed headers.
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// Per-attempt headers (JSON).
+    #[serde(skip)]
+    pub attempt_headers: String,
+    /// Body.
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// When it started, Unix ms.
+    pub at: u64,
+    /// HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// Round trip, ms.
+    pub latency_ms: f64,
+    /// `delivered`, `retry`, `failed`, `gone`, `timeout`, `network`.
+    pub outcome: String,
+    /// Start of the answer, or the error.
+    pub excerpt: String,
+}
+
+/// The delivery's state after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Delivered.
+    Delivered,
+    /// Retry at this Unix ms.
+    RetryAt(u64),
+    /// Final failure.
+    Failed,
+    /// Attempts exhausted.
+    Dead,
+}
+
+/// Which deliveries to list or replay.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Only this endpoint.
+    pub endpoint: Option<String>,
+    /// Only these states.
+    pub states: Vec<DeliveryState>,
+    /// Only this event id.
+    pub event_id: Option<String>,
+    /// Only this event name.
+    pub event_name: Option<String>,
+    /// Created at or after, Unix ms.
+    pub since: Option<u64>,
+    /// Created before, Unix ms.
+    pub until: Option<u64>,
+    /// Most rows (newest first).
+    pub limit: usize,
+    /// Only ids below this (paging backwards).
+    pub before_id: Option<i64>,
+}
+
+/// An event accepted but not yet routed (for recovery).
+#[derive(Debug, Clone)]
+pub struct UnroutedEvent {
+    /// Sequence number.
+    pub seq: i64,
+    /// Canonical JSON.
+    pub body: String,
+}
+
+/// Retention limits applied by [`Store::prune`].
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Delivered deliveries, routed events and attempts older than this go, ms.
+    pub max_age_ms: u64,
+    /// Dead letters kept per endpoint (oldest go first).
+    pub dead_letters_per_endpoint: usize,
+    /// Attempts kept per delivery (oldest go first).
+    pub attempts_per_delivery: usize,
+}
+
+/// What pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Events removed.
+    pub events: u64,
+    /// Deliveries removed.
+    pub deliveries: u64,
+    /// Attempts removed.
+    pub attempts: u64,
+}
+
+/// Durable state (see the module docs).
+pub trait Store: Send + Sync {
+    /// Make an event durable, unless it duplicates one seen within the dedup window.
+    fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome>;
+
+    /// Record the pipeline's output for event `seq`: add its deliveries to
+    /// the outbox and mark it routed, in one transaction. Returns the new
+    /// delivery ids, in order.
+    fn complete(&self, seq: i64, deliveries: Vec<NewDelivery>) -> StoreFuture<Vec<i64>>;
+
+    /// Record an attempt and the delivery's new state.
+    fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;
+
+    /// Put deliveries back in the queue, due now (retry, replay). Returns how many.
+    fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64>;
+
+    /// Mark an endpoint disabled (e.g. after `410 Gone`) or enabled again.
+    fn set_endpoint_disabled(&self, endpoint: String, disabled: Option<String>) -> StoreFuture<()>;
+
+    /// Apply retention limits.
+    fn prune(&self, retention: Retention) -> StoreFuture<Pruned>;
+
+    /// Events accepted but not routed (after a crash).
+    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError>;
+
+    /// Pending deliveries of `endpoint` with id `>= from_id`, oldest first.
+    fn pending_deliveries(
+        &self,
+        endpoint: &str,
+        from_id: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// One delivery.
+    fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// Deliveries matching `filter`, newest first.
+    fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// A delivery's attempts, oldest first.
+    fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Endpoints disabled, with the reason.
+    fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Deliveries per state for one endpoint.
+    fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError>;
+
+    /// Whether the store accepts writes (for `/ready`).
+    fn writable(&self) -> bool;
+
+    /// Stop the writer after finishing queued writes.
+    fn close(&self);
+}

@@ -1,0 +1,779 @@
+//! The embedded store: SQLite (bundled, no server) in WAL mode. All writes
+//! go through one writer thread that commits in groups: it takes every write
+//! already queued (up to [`MAX_BATCH`]) into one transaction, so under load
+//! many events share one commit (and one fsync), and an idle store commits
+//! each write at once. Reads use their own connection, which WAL lets run
+//! beside the writer.
+
+mod schema;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::*;
+
+/// Most writes in one transaction.
+pub const MAX_BATCH: usize = 1024;
+
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// fsync on every commit: survives power loss.
+    Full,
+    /// fsync at checkpoints: survives process crashes, not power loss.
+    Normal,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Write {
+    Accept(NewEvent, Reply<AcceptOutcome>),
+    Complete(i64, Vec<NewDelivery>, Reply<Vec<i64>>),
+    Attempt(AttemptRecord, AfterAttempt, Reply<()>),
+    Requeue(Vec<i64>, Reply<u64>),
+    Disable(String, Option<String>, Reply<()>),
+    Prune(Retention, Reply<Pruned>),
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reader: Mutex<Connection>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn open_connection(path: &Path, sync: Sync) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(backend)?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {};
+             PRAGMA busy_timeout = 5000;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -16000;",
+            match sync {
+                Sync::Full => "FULL",
+                Sync::Normal => "NORMAL",
+            }
+        ))
+        .map_err(backend)?;
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating) the store at `path`.
+    pub fn open(path: &Path, sync: Sync) -> Result<Arc<Self>, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = open_connection(path, sync)?;
+        schema::migrate(&mut writer).map_err(StoreError::Backend)?;
+        let reader = open_connection(path, sync)?;
+        let (writes, queue) = mpsc::channel();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let healthy = healthy.clone();
+            std::thread::Builder::new()
+                .name("wasp-store-writer".into())
+                .spawn(move || write_loop(writer, queue, healthy))
+                .map_err(backend)?
+        };
+        Ok(Arc::new(Self {
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(thread)),
+            reader: Mutex::new(reader),
+            healthy,
+        }))
+    }
+
+    fn submit<T: Send + 'static>(&self, write: impl FnOnce(Reply<T>) -> Write) -> StoreFuture<T> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .writes
+            .lock()
+            .expect("store sender lock")
+            .as_ref()
+            .map(|writes| writes.send(write(reply)).is_ok())
+            .unwrap_or(false);
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            answer.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn read<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.lock().expect("store reader lock");
+        query(&reader).map_err(backend)
+    }
+}
+
+/// The writer thread: group writes into transactions until the channel closes.
+fn write_loop(mut connection: Connection, queue: mpsc::Receiver<Write>, healthy: Arc<AtomicBool>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let now = crate::clock::now_ms();
+        match connection.transaction() {
+            Ok(transaction) => {
+                let mut replies: Vec<Box<dyn FnOnce(Option<StoreError>)>> =
+                    Vec::with_capacity(batch.len());
+                for write in batch.drain(..) {
+                    replies.push(apply(&transaction, write, now));
+                }
+                let failure = transaction.commit().err().map(backend);
+                healthy.store(failure.is_none(), Ordering::Relaxed);
+                if let Some(error) = &failure {
+                    tracing::error!(%error, "store commit failed");
+                }
+                for reply in replies {
+                    reply(failure.clone());
+                }
+            }
+            Err(error) => {
+                healthy.store(false, Ordering::Relaxed);
+                tracing::error!(%error, "store cannot begin a transaction");
+                for write in batch.drain(..) {
+                    fail(write, backend(&error));
+                }
+            }
+        }
+    }
+}
+
+/// Run one write inside the batch's transaction; the returned closure sends
+/// its answer once the commit's fate is known.
+fn apply(tx: &Connection, write: Write, now: u64) -> Box<dyn FnOnce(Option<StoreError>)> {
+    fn deferred<T: Send + 'static>(
+        reply: Reply<T>,
+        result: Result<T, StoreError>,
+    ) -> Box<dyn FnOnce(Option<StoreError>)> {
+        Box::new(move |commit_error| {
+            let _ = reply.send(match commit_error {
+                Some(error) => Err(error),
+                None => result,
+            });
+        })
+    }
+    match write {
+        Write::Accept(event, reply) => deferred(reply, accept(tx, &event, now).map_err(backend)),
+        Write::Complete(seq, deliveries, reply) => {
+            deferred(reply, complete(tx, seq, &deliveries, now).map_err(backend))
+        }
+        Write::Attempt(attempt, after, reply) => deferred(
+            reply,
+            record_attempt(tx, &attempt, after, now).map_err(backend),
+        ),
+        Write::Requeue(ids, reply) => deferred(reply, requeue(tx, &ids, now).map_err(backend)),
+        Write::Disable(endpoint, reason, reply) => deferred(
+            reply,
+            disable(tx, &endpoint, reason.as_deref(), now).map_err(backend),
+        ),
+        Write::Prune(retention, reply) => {
+            deferred(reply, prune(tx, retention, now).map_err(backend))
+        }
+    }
+}
+
+fn fail(write: Write, error: StoreError) {
+    match write {
+        Write::Accept(_, reply) => drop(reply.send(Err(error))),
+        Write::Complete(_, _, reply) => drop(reply.send(Err(error))),
+        Write::Attempt(_, _, reply) => drop(reply.send(Err(error))),
+        Write::Requeue(_, reply) => drop(reply.send(Err(error))),
+        Write::Disable(_, _, reply) => drop(reply.send(Err(error))),
+        Write::Prune(_, reply) => drop(reply.send(Err(error))),
+    }
+}
+
+fn accept(tx: &Connection, event: &NewEvent, now: u64) -> rusqlite::Result<AcceptOutcome> {
+    let id_key = format!("id:{}", event.id);
+    let fingerprint_key = event.fingerprint.as_ref().map(|f| format!("fp:{f}"));
+    let mut seen =
+        tx.prepare_cached("SELECT event_id FROM dedup WHERE key = ?1 AND expires_at >= ?2")?;
+    for key in std::iter::once(&id_key).chain(fingerprint_key.as_ref()) {
+        if let Some(original) = seen
+            .query_row(params![key, now as i64], |row| row.get::<_, String>(0))
+            .optional()?
+        {
+            return Ok(AcceptOutcome::Duplicate(original));
+        }
+    }
+    let inserted = tx.prepare_cached(
+        "INSERT INTO events (id, session, name, received_at, body, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO NOTHING",
+    )?
+    .execute(params![event.id, event.session, event.name, now as i64, event.body, event.generation as i64])?;
+    if inserted == 0 {
+        return Ok(AcceptOutcome::Duplicate(event.id.clone()));
+    }
+    let seq = tx.last_insert_rowid();
+    let expires = (now + event.dedup_window_ms) as i64;
+    let mut remember = tx.prepare_cached(
+        "INSERT OR REPLACE INTO dedup (key, event_id, expires_at) VALUES (?1, ?2, ?3)",
+    )?;
+    remember.execute(params![id_key, event.id, expires])?;
+    if let Some(key) = &fingerprint_key {
+        remember.execute(params![key, event.id, expires])?;
+    }
+    Ok(AcceptOutcome::Stored(seq))
+}
+
+fn complete(
+    tx: &Connection,
+    seq: i64,
+    deliveries: &[NewDelivery],
+    now: u64,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (event_id, event_name, session, endpoint, ordering_key, headers, attempt_headers, body,
+                                 state, created_at, updated_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9, ?9)",
+    )?;
+    let mut ids = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let headers = serde_json::to_string(&delivery.headers).expect("headers serialize");
+        insert.execute(params![
+            delivery.event_id,
+            delivery.event_name,
+            delivery.session,
+            delivery.endpoint,
+            delivery.ordering_key,
+            headers,
+            delivery.attempt_headers,
+            delivery.body,
+            now as i64,
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    tx.prepare_cached("UPDATE events SET routed = 1 WHERE seq = ?1")?
+        .execute(params![seq])?;
+    Ok(ids)
+}
+
+fn record_attempt(
+    tx: &Connection,
+    attempt: &AttemptRecord,
+    after: AfterAttempt,
+    now: u64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, number, at, status, latency_ms, outcome, excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at as i64,
+        attempt.status,
+        attempt.latency_ms,
+        attempt.outcome,
+        attempt.excerpt,
+    ])?;
+    let (state, next) = match after {
+        AfterAttempt::Delivered => (DeliveryState::Delivered, 0),
+        AfterAttempt::RetryAt(at) => (DeliveryState::Pending, at),
+        AfterAttempt::Failed => (DeliveryState::Failed, 0),
+        AfterAttempt::Dead => (DeliveryState::Dead, 0),
+    };
+    let error = (after != AfterAttempt::Delivered).then_some(&attempt.excerpt);
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = ?2, attempts = attempts + 1, next_attempt_at = ?3, updated_at = ?4,
+                first_attempt_at = COALESCE(first_attempt_at, ?5), last_status = ?6, last_error = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![attempt.delivery_id, state.as_str(), next as i64, now as i64, attempt.at as i64, attempt.status, error])?;
+    Ok(())
+}
+
+fn requeue(tx: &Connection, ids: &[i64], now: u64) -> rusqlite::Result<u64> {
+    let mut update = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = ?2, updated_at = ?2, retry_base = attempts,
+                first_attempt_at = NULL
+         WHERE id = ?1",
+    )?;
+    let mut changed = 0;
+    for id in ids {
+        changed += update.execute(params![id, now as i64])? as u64;
+    }
+    Ok(changed)
+}
+
+fn disable(
+    tx: &Connection,
+    endpoint: &str,
+    reason: Option<&str>,
+    now: u64,
+) -> rusqlite::Result<()> {
+    match reason {
+        Some(reason) => tx
+            .prepare_cached("INSERT OR REPLACE INTO endpoint_state (endpoint, reason, updated_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![endpoint, reason, now as i64])?,
+        None => tx.prepare_cached("DELETE FROM endpoint_state WHERE endpoint = ?1")?.execute(params![endpoint])?,
+    };
+    Ok(())
+}
+
+fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pruned> {
+    let cutoff = now.saturating_sub(retention.max_age_ms) as i64;
+    tx.execute(
+        "DELETE FROM dedup WHERE expires_at < ?1",
+        params![now as i64],
+    )?;
+    let mut attempts = tx.execute("DELETE FROM attempts WHERE at < ?1", params![cutoff])? as u64;
+    attempts += tx.execute(
+        "DELETE FROM attempts WHERE id IN (
+             SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS newer FROM attempts)
+             WHERE newer > ?1)",
+        params![retention.attempts_per_delivery as i64],
+    )? as u64;
+    let mut deliveries = tx.execute(
+        "DELETE FROM deliveries WHERE state IN ('delivered', 'failed') AND updated_at < ?1",
+        params![cutoff],
+    )? as u64;
+    deliveries += tx.execute(
+        "DELETE FROM deliveries WHERE id IN (
+             SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint ORDER BY id DESC) AS newer
+                             FROM deliveries WHERE state = 'dead')
+             WHERE newer > ?1)",
+        params![retention.dead_letters_per_endpoint as i64],
+    )? as u64;
+    tx.execute(
+        "DELETE FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
+        [],
+    )?;
+    let events = tx.execute(
+        "DELETE FROM events WHERE routed = 1 AND received_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
+        params![cutoff],
+    )? as u64;
+    Ok(Pruned {
+        events,
+        deliveries,
+        attempts,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
+     created_at, next_attempt_at, first_attempt_at, last_status, last_error, headers, attempt_headers, body";
+
+fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+    let headers: String = row.get(13)?;
+    Ok(DeliveryRecord {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        event_name: row.get(2)?,
+        session: row.get(3)?,
+        endpoint: row.get(4)?,
+        ordering_key: row.get(5)?,
+        state: DeliveryState::parse(&row.get::<_, String>(6)?).unwrap_or(DeliveryState::Pending),
+        attempts: row.get::<_, i64>(7)? as u32,
+        created_at: row.get::<_, i64>(8)? as u64,
+        next_attempt_at: row.get::<_, i64>(9)? as u64,
+        first_attempt_at: row.get::<_, Option<i64>>(10)?.map(|t| t as u64),
+        last_status: row.get::<_, Option<i64>>(11)?.map(|s| s as u16),
+        last_error: row.get(12)?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        attempt_headers: row.get(14)?,
+        body: row.get(15)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome> {
+        self.submit(|reply| Write::Accept(event, reply))
+    }
+
+    fn complete(&self, seq: i64, deliveries: Vec<NewDelivery>) -> StoreFuture<Vec<i64>> {
+        self.submit(|reply| Write::Complete(seq, deliveries, reply))
+    }
+
+    fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()> {
+        self.submit(|reply| Write::Attempt(attempt, after, reply))
+    }
+
+    fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64> {
+        self.submit(|reply| Write::Requeue(ids, reply))
+    }
+
+    fn set_endpoint_disabled(&self, endpoint: String, reason: Option<String>) -> StoreFuture<()> {
+        self.submit(|reply| Write::Disable(endpoint, reason, reply))
+    }
+
+    fn prune(&self, retention: Retention) -> StoreFuture<Pruned> {
+        self.submit(|reply| Write::Prune(retention, reply))
+    }
+
+    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError> {
+        self.read(|c| {
+            c.prepare("SELECT seq, body FROM events WHERE routed = 0 ORDER BY seq")?
+                .query_map([], |row| {
+                    Ok(UnroutedEvent {
+                        seq: row.get(0)?,
+                        body: row.get(1)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn pending_deliveries(
+        &self,
+        endpoint: &str,
+        from_id: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE endpoint = ?1 AND state = 'pending' AND id >= ?2 ORDER BY id LIMIT ?3"
+            ))?
+            .query_map(params![endpoint, from_id, limit as i64], delivery_row)?
+            .collect()
+        })
+    }
+
+    fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
+            ))?
+            .query_row(params![id], delivery_row)
+            .optional()
+        })
+    }
+
+    fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut bind = |clause: &str, value: rusqlite::types::Value, sql: &mut String| {
+            values.push(value);
+            sql.push_str(&clause.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(endpoint) = &filter.endpoint {
+            bind(" AND endpoint = ?", endpoint.clone().into(), &mut sql);
+        }
+        if let Some(event_id) = &filter.event_id {
+            bind(" AND event_id = ?", event_id.clone().into(), &mut sql);
+        }
+        if let Some(name) = &filter.event_name {
+            bind(" AND event_name = ?", name.clone().into(), &mut sql);
+        }
+        if let Some(since) = filter.since {
+            bind(" AND created_at >= ?", (since as i64).into(), &mut sql);
+        }
+        if let Some(until) = filter.until {
+            bind(" AND created_at < ?", (until as i64).into(), &mut sql);
+        }
+        if let Some(before) = filter.before_id {
+            bind(" AND id < ?", before.into(), &mut sql);
+        }
+        if !filter.states.is_empty() {
+            let names: Vec<String> = filter
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
+        }
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT {}",
+            filter.limit.clamp(1, 10_000)
+        ));
+        self.read(|c| {
+            c.prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(values.iter()), delivery_row)?
+                .collect()
+        })
+    }
+
+    fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT delivery_id, number, at, status, latency_ms, outcome, excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?
+            .query_map(params![delivery_id], |row| {
+                Ok(AttemptRecord {
+                    delivery_id: row.get(0)?,
+                    number: row.get::<_, i64>(1)? as u32,
+                    at: row.get::<_, i64>(2)? as u64,
+                    status: row.get::<_, Option<i64>>(3)?.map(|s| s as u16),
+                    latency_ms: row.get(4)?,
+                    outcome: row.get(5)?,
+                    excerpt: row.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            c.prepare("SELECT endpoint, reason FROM endpoint_state ORDER BY endpoint")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+    }
+
+    fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state, COUNT(*) FROM deliveries WHERE endpoint = ?1 GROUP BY state",
+            )?
+            .query_map(params![endpoint], |row| {
+                let state: String = row.get(0)?;
+                Ok((
+                    DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+                    row.get::<_, i64>(1)? as u64,
+                ))
+            })?
+            .collect()
+        })
+    }
+
+    fn writable(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+            && self.writes.lock().expect("store sender lock").is_some()
+    }
+
+    fn close(&self) {
+        self.writes.lock().expect("store sender lock").take();
+        if let Some(writer) = self.writer.lock().expect("store writer lock").take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Arc<SqliteStore>, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
+        (
+            SqliteStore::open(&dir.join("wasp.db"), Sync::Normal).unwrap(),
+            dir,
+        )
+    }
+
+    fn event(id: &str, fingerprint: Option<&str>) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            session: "s".into(),
+            name: "message".into(),
+            body: format!(r#"{{"id":"{id}"}}"#),
+            generation: 1,
+            fingerprint: fingerprint.map(str::to_owned),
+            dedup_window_ms: 60_000,
+        }
+    }
+
+    fn delivery(event_id: &str, endpoint: &str) -> NewDelivery {
+        NewDelivery {
+            event_id: event_id.into(),
+            event_name: "message".into(),
+            session: "s".into(),
+            endpoint: endpoint.into(),
+            ordering_key: "chat".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            attempt_headers: "[]".into(),
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn accepts_once_and_dedups_by_id_and_fingerprint() {
+        let (store, dir) = store();
+        let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", Some("m1"))).await.unwrap()
+        else {
+            panic!("first accept stores");
+        };
+        assert_eq!(
+            store.accept(event("evt_1", None)).await.unwrap(),
+            AcceptOutcome::Duplicate("evt_1".into())
+        );
+        assert_eq!(
+            store.accept(event("evt_2", Some("m1"))).await.unwrap(),
+            AcceptOutcome::Duplicate("evt_1".into())
+        );
+        assert!(matches!(
+            store.accept(event("evt_3", Some("m2"))).await.unwrap(),
+            AcceptOutcome::Stored(_)
+        ));
+        let unrouted = store.unrouted_events().unwrap();
+        assert_eq!(unrouted.len(), 2);
+        store
+            .complete(seq, vec![delivery("evt_1", "a"), delivery("evt_1", "b")])
+            .await
+            .unwrap();
+        assert_eq!(store.unrouted_events().unwrap().len(), 1);
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn attempts_move_deliveries_through_their_states() {
+        let (store, dir) = store();
+        let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", None)).await.unwrap() else {
+            panic!()
+        };
+        let ids = store
+            .complete(seq, vec![delivery("evt_1", "a")])
+            .await
+            .unwrap();
+        let id = ids[0];
+        assert_eq!(store.pending_deliveries("a", 0, 10).unwrap().len(), 1);
+        let attempt = |number, status, outcome: &str| AttemptRecord {
+            delivery_id: id,
+            number,
+            at: 1000 + u64::from(number),
+            status,
+            latency_ms: 1.5,
+            outcome: outcome.into(),
+            excerpt: "busy".into(),
+        };
+        store
+            .record_attempt(attempt(1, Some(503), "retry"), AfterAttempt::RetryAt(5000))
+            .await
+            .unwrap();
+        let record = store.delivery(id).unwrap().unwrap();
+        assert_eq!(
+            (record.state, record.attempts, record.next_attempt_at),
+            (DeliveryState::Pending, 1, 5000)
+        );
+        assert_eq!(record.first_attempt_at, Some(1001));
+        store
+            .record_attempt(attempt(2, Some(500), "dead"), AfterAttempt::Dead)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.delivery(id).unwrap().unwrap().state,
+            DeliveryState::Dead
+        );
+        assert!(store.pending_deliveries("a", 0, 10).unwrap().is_empty());
+        let dead = store
+            .deliveries(&DeliveryFilter {
+                states: vec![DeliveryState::Dead],
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(store.attempts(id).unwrap().len(), 2);
+
+        assert_eq!(store.requeue(vec![id]).await.unwrap(), 1);
+        let again = store.delivery(id).unwrap().unwrap();
+        assert_eq!(
+            (again.state, again.attempts, again.first_attempt_at),
+            (DeliveryState::Pending, 0, None)
+        );
+        store
+            .record_attempt(attempt(3, Some(200), "delivered"), AfterAttempt::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.delivery(id).unwrap().unwrap().state,
+            DeliveryState::Delivered
+        );
+        assert_eq!(
+            store.counts("a").unwrap(),
+            vec![(DeliveryState::Delivered, 1)]
+        );
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn prunes_by_age_and_count() {
+        let (store, dir) = store();
+        let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", None)).await.unwrap() else {
+            panic!()
+        };
+        let ids = store
+            .complete(seq, (0..5).map(|_| delivery("evt_1", "a")).collect())
+            .await
+            .unwrap();
+        for id in &ids {
+            for number in 1..=4 {
+                let record = AttemptRecord {
+                    delivery_id: *id,
+                    number,
+                    at: crate::clock::now_ms(),
+                    status: Some(500),
+                    latency_ms: 1.0,
+                    outcome: "retry".into(),
+                    excerpt: String::new(),
+                };
+                let after = if number == 4 {
+                    AfterAttempt::Dead
+                } else {
+                    AfterAttempt::RetryAt(0)
+                };
+                store.record_attempt(record, after).await.unwrap();
+            }
+        }
+        let pruned = store
+            .prune(Retention {
+                max_age_ms: 3_600_000,
+                dead_letters_per_endpoint: 2,
+                attempts_per_delivery: 3,
+            })
+            .await
+            .unwrap();
+        assert_eq!(pruned.deliveries, 3);
+        assert_eq!(store.counts("a").unwrap(), vec![(DeliveryState::Dead, 2)]);
+        assert_eq!(store.attempts(ids[4]).unwrap().len(), 3);
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn survives_reopening() {
+        let (store, dir) = store();
+        store.accept(event("evt_1", None)).await.unwrap();
+        store
+            .set_endpoint_disabled("a".into(), Some("410 Gone".into()))
+            .await
+            .unwrap();
+        store.close();
+        let store = SqliteStore::open(&dir.join("wasp.db"), Sync::Full).unwrap();
+        assert_eq!(store.unrouted_events().unwrap().len(), 1);
+        assert_eq!(
+            store.disabled_endpoints().unwrap(),
+            vec![("a".to_owned(), "410 Gone".to_owned())]
+        );
+        assert_eq!(
+            store.accept(event("evt_1", None)).await.unwrap(),
+            AcceptOutcome::Duplicate("evt_1".into())
+        );
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
