@@ -63,6 +63,13 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Labels: session status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// `WORKING`, `STOPPED`, …
+    pub status: String,
+}
+
 /// Every metric wasp exports.
 pub struct Metrics {
     registry: Registry,
@@ -88,6 +95,8 @@ pub struct Metrics {
     pub dead_letters: Family<EndpointLabels, Gauge>,
     /// Config reloads by outcome (`applied`, `rejected`).
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Sessions by status.
+    pub sessions: Family<StatusLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -110,6 +119,7 @@ impl Metrics {
             queue_depth: Family::default(),
             dead_letters: Family::default(),
             reloads: Family::default(),
+            sessions: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,6 +169,7 @@ impl Metrics {
             metrics.dead_letters.clone(),
         );
         registry.register("config_reloads", "Config reloads", metrics.reloads.clone());
+        registry.register("sessions", "Sessions by status", metrics.sessions.clone());
         Arc::new(Self {
             registry,
             ..metrics

@@ -20,8 +20,7 @@ use crate::metrics::{Metrics, OutcomeLabels};
 use crate::pipeline::{self, Pipelines};
 use crate::plugin::PluginRuntime;
 use crate::receiver::Receiver;
-use crate::session::Sessions;
-use crate::session::engines::Engines;
+use crate::session::manager::SessionManager;
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,8 +91,7 @@ pub struct Reloader {
     env: Arc<dyn Environment>,
     runtime: PluginRuntime,
     pipelines: Arc<Pipelines>,
-    sessions: Arc<Sessions>,
-    engines: Arc<Engines>,
+    sessions: Arc<SessionManager>,
     receiver: Arc<Receiver>,
     metrics: Arc<Metrics>,
     dispatcher: Arc<crate::delivery::Dispatcher>,
@@ -125,10 +123,8 @@ pub struct Parts {
     pub runtime: PluginRuntime,
     /// The current generation.
     pub pipelines: Arc<Pipelines>,
-    /// Session registry.
-    pub sessions: Arc<Sessions>,
-    /// Session engines.
-    pub engines: Arc<Engines>,
+    /// Sessions.
+    pub sessions: Arc<SessionManager>,
     /// The built-in receiver.
     pub receiver: Arc<Receiver>,
     /// Metrics.
@@ -149,7 +145,6 @@ impl Reloader {
             runtime: parts.runtime,
             pipelines: parts.pipelines,
             sessions: parts.sessions,
-            engines: parts.engines,
             receiver: parts.receiver,
             metrics: parts.metrics,
             dispatcher: parts.dispatcher,
@@ -249,63 +244,68 @@ impl Reloader {
             }]))
         });
         let build_ms = started.elapsed().as_millis() as u64;
-        let mut state = self.state.lock().expect("reload state");
-        let report = match built {
-            Ok(None) => Report {
-                outcome: Outcome::Unchanged,
-                trigger,
-                at: crate::clock::now_ms(),
-                generation: state.generation,
-                config_hash: state.loaded.hash.clone(),
-                errors: Vec::new(),
-                needs_restart: Vec::new(),
-                build_ms,
-            },
-            Ok(Some((loaded, pipeline, new_fingerprint))) => {
-                let needs_restart = restart_only_changes(&current_config, &loaded.config);
-                self.dispatcher
-                    .configure(pipeline.endpoints().cloned().collect());
-                self.ingest
-                    .set_dedup_window(loaded.config.store.dedup_window.0);
-                self.pipelines.swap(pipeline);
-                self.sessions.replace(&loaded.config.sessions);
-                self.engines.reconcile(&loaded.config.sessions);
-                self.receiver.configure(
-                    loaded.config.receiver.keep,
-                    loaded.config.receiver.secret.clone(),
-                );
-                state.generation = next_generation;
-                state.fingerprint = new_fingerprint;
-                state.applied += 1;
-                let report = Report {
-                    outcome: Outcome::Applied,
-                    trigger,
-                    at: crate::clock::now_ms(),
-                    generation: next_generation,
-                    config_hash: loaded.hash.clone(),
-                    errors: Vec::new(),
-                    needs_restart,
-                    build_ms,
-                };
-                state.loaded = loaded;
-                report
-            }
-            Err(errors) => {
-                state.rejected += 1;
-                Report {
-                    outcome: Outcome::Rejected,
+        let (report, sessions) = {
+            let mut state = self.state.lock().expect("reload state");
+            let report = match built {
+                Ok(None) => Report {
+                    outcome: Outcome::Unchanged,
                     trigger,
                     at: crate::clock::now_ms(),
                     generation: state.generation,
                     config_hash: state.loaded.hash.clone(),
-                    errors: errors.0.iter().map(ToString::to_string).collect(),
+                    errors: Vec::new(),
                     needs_restart: Vec::new(),
                     build_ms,
+                },
+                Ok(Some((loaded, pipeline, new_fingerprint))) => {
+                    let needs_restart = restart_only_changes(&current_config, &loaded.config);
+                    self.dispatcher
+                        .configure(pipeline.endpoints().cloned().collect());
+                    self.ingest
+                        .set_dedup_window(loaded.config.store.dedup_window.0);
+                    self.pipelines.swap(pipeline);
+                    self.receiver.configure(
+                        loaded.config.receiver.keep,
+                        loaded.config.receiver.secret.clone(),
+                    );
+                    state.generation = next_generation;
+                    state.fingerprint = new_fingerprint;
+                    state.applied += 1;
+                    let report = Report {
+                        outcome: Outcome::Applied,
+                        trigger,
+                        at: crate::clock::now_ms(),
+                        generation: next_generation,
+                        config_hash: loaded.hash.clone(),
+                        errors: Vec::new(),
+                        needs_restart,
+                        build_ms,
+                    };
+                    state.loaded = loaded;
+                    report
                 }
-            }
+                Err(errors) => {
+                    state.rejected += 1;
+                    Report {
+                        outcome: Outcome::Rejected,
+                        trigger,
+                        at: crate::clock::now_ms(),
+                        generation: state.generation,
+                        config_hash: state.loaded.hash.clone(),
+                        errors: errors.0.iter().map(ToString::to_string).collect(),
+                        needs_restart: Vec::new(),
+                        build_ms,
+                    }
+                }
+            };
+            state.last = Some(report.clone());
+            let sessions =
+                (report.outcome == Outcome::Applied).then(|| state.loaded.config.sessions.clone());
+            (report, sessions)
         };
-        state.last = Some(report.clone());
-        drop(state);
+        if let Some(sessions) = sessions {
+            self.sessions.reconcile(&sessions).await;
+        }
         let outcome = match report.outcome {
             Outcome::Applied => "applied",
             Outcome::Unchanged => "unchanged",

@@ -27,7 +27,7 @@ use crate::plugin::{LoadError, PluginEngine, PluginRuntime};
 use crate::receiver::{self, Receiver};
 use crate::reload::{self, Reloader, Trigger};
 use crate::session::Sessions;
-use crate::session::engines::Engines;
+use crate::session::manager::SessionManager;
 use crate::store::sqlite::{SqliteStore, Sync};
 use crate::store::{Retention, Store, StoreError};
 
@@ -110,27 +110,41 @@ pub async fn run(
         tokio::runtime::Handle::current(),
     ));
     dispatcher.configure(endpoints);
-    let sink: Sink = {
-        let store = store.clone();
+    // Deliveries reach the endpoint actors in the order the store commits
+    // them (one forwarding task), so ordered endpoints see events in order.
+    let (committed_tx, mut committed_rx) = tokio::sync::mpsc::unbounded_channel::<(
+        crate::store::StoreFuture<Vec<i64>>,
+        pipeline::Processed,
+    )>();
+    let forwarder = {
         let dispatcher = dispatcher.clone();
-        let handle = tokio::runtime::Handle::current();
-        Arc::new(move |processed: pipeline::Processed| {
-            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
-            // Submitted to the store here, on the worker thread, so a
-            // shutdown right after still commits it.
-            let committed = store.complete(processed.seq, rows);
-            let dispatcher = dispatcher.clone();
-            handle.spawn(async move {
+        tokio::spawn(async move {
+            while let Some((committed, processed)) = committed_rx.recv().await {
                 match committed.await {
                     Ok(ids) => dispatcher.enqueue(
-                        processed.deliveries.into_iter().zip(ids).map(|(d, id)| d.into_item(id)).collect(),
+                        processed
+                            .deliveries
+                            .into_iter()
+                            .zip(ids)
+                            .map(|(d, id)| d.into_item(id))
+                            .collect(),
                     ),
                     Err(error) => tracing::error!(
                         event = %processed.event_id, %error,
                         "cannot store the event's deliveries; it will be processed again after a restart"
                     ),
                 }
-            });
+            }
+        })
+    };
+    let sink: Sink = {
+        let store = store.clone();
+        Arc::new(move |processed: pipeline::Processed| {
+            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+            // Submitted to the store here, on the worker thread, so a
+            // shutdown right after still commits it.
+            let committed = store.complete(processed.seq, rows);
+            let _ = committed_tx.send((committed, processed));
         })
     };
     let workers = config
@@ -138,18 +152,20 @@ pub async fn run(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let pool = WorkerPool::start(workers, engine, metrics.clone(), sink);
-    let sessions = Arc::new(Sessions::from_config(&config.sessions));
+    let registry = Arc::new(Sessions::default());
     let ingest = Ingest::new(
-        sessions.clone(),
+        registry.clone(),
         pipelines.clone(),
         pool.submitter(),
         metrics.clone(),
         store.clone(),
         config.store.dedup_window.0,
     );
+    // First what the last run left unrouted, then the sessions start (and
+    // emit their status events, which recovery must not pick up again).
     recover(&store, &ingest).await;
-    let engines = Arc::new(Engines::new(ingest.clone()));
-    engines.reconcile(&config.sessions);
+    let sessions = Arc::new(SessionManager::new(registry, ingest.clone(), store.clone()));
+    sessions.boot(&config.sessions).await;
     let receiver = Receiver::new(config.receiver.keep, config.receiver.secret.clone());
 
     let source = match &loaded.path {
@@ -163,8 +179,7 @@ pub async fn run(
         reload::Parts {
             runtime,
             pipelines,
-            sessions,
-            engines: engines.clone(),
+            sessions: sessions.clone(),
             receiver: receiver.clone(),
             metrics: metrics.clone(),
             dispatcher: dispatcher.clone(),
@@ -176,8 +191,15 @@ pub async fn run(
     let hangup = tokio::spawn(reload_on_hangup(reloader.clone(), stopped.clone()));
     let pruner = tokio::spawn(prune_periodically(store.clone(), reloader.clone(), stopped));
 
+    let queues = dispatcher.queues().clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long polls would hold the graceful shutdown for up to a minute.
+        queues.close();
+    };
     let mut app = api::router(AppState {
         ingest,
+        sessions: sessions.clone(),
         metrics,
         reloader,
         started_at: crate::clock::now_ms(),
@@ -200,10 +222,13 @@ pub async fn run(
     let _ = watcher.await;
     let _ = hangup.await;
     let _ = pruner.await;
-    engines.stop_all().await;
+    sessions.stop_all().await;
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .expect("the worker pool shuts down cleanly");
+    // The pool (and with it the sink's sender) is gone: the forwarder
+    // finishes what was committed, then ends.
+    let _ = forwarder.await;
     dispatcher.drain(SHUTDOWN_GRACE).await;
     tokio::task::spawn_blocking(move || store.close())
         .await

@@ -21,44 +21,6 @@ fn event_id(request: &Recorded) -> String {
     request.json()["id"].as_str().unwrap().to_owned()
 }
 
-async fn get(host: &TestHost, path: &str) -> Value {
-    host.client
-        .get(host.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn post(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
-    let response = host
-        .client
-        .post(host.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
-/// Poll `GET path` until `ready` holds.
-async fn until(host: &TestHost, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let value = get(host, path).await;
-        if ready(&value) {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never got ready: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn endpoint(name: &str, url: &str, extra: &str) -> String {
     format!("  - {{name: {name}, url: \"{url}\", format: waha, {extra}}}\n")
 }
@@ -68,7 +30,7 @@ async fn every_event_survives_an_outage_and_the_schedule_follows_the_policy() {
     let mut receiver = TestReceiver::start().await;
     receiver.set_status(503);
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [out]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [out]}}]\n",
         endpoint(
             "out",
             &receiver.url("/out"),
@@ -96,12 +58,9 @@ async fn every_event_survives_an_outage_and_the_schedule_follows_the_policy() {
             .filter(|r| r.header("x-webhook-request-id").is_some())
             .map(event_id)
             .collect();
-        let answers = until(
-            &host,
-            "/api/deliveries?endpoint=out&status=delivered",
-            |_| true,
-        )
-        .await;
+        let answers = host
+            .until("/api/deliveries?endpoint=out&status=delivered", |_| true)
+            .await;
         if answers["deliveries"].as_array().unwrap().len() == 20 {
             break ok;
         }
@@ -115,9 +74,9 @@ async fn every_event_survives_an_outage_and_the_schedule_follows_the_policy() {
 
     // One delivery's attempts: refused with 503, then no connection, then delivered,
     // never closer together than the policy's 150 ms.
-    let list = get(&host, "/api/deliveries?endpoint=out&limit=1").await;
+    let list = host.get_json("/api/deliveries?endpoint=out&limit=1").await;
     let id = list["deliveries"][0]["id"].as_i64().unwrap();
-    let detail = get(&host, &format!("/api/deliveries/{id}")).await;
+    let detail = host.get_json(&format!("/api/deliveries/{id}")).await;
     let attempts = detail["attempts"].as_array().unwrap();
     let outcomes: Vec<&str> = attempts
         .iter()
@@ -154,7 +113,7 @@ async fn an_endpoint_that_always_times_out_does_not_hold_back_a_healthy_one() {
     slow.set_status(0); // never answers
     let fast = TestReceiver::start().await;
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}{}routes: [{{to: [slow, fast]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}{}routes: [{{events: ['*', '!session.status'], to: [slow, fast]}}]\n",
         endpoint("slow", &slow.url("/slow"), "timeout: 300ms, concurrency: 4"),
         endpoint("fast", &fast.url("/fast"), "concurrency: 4")
     ))
@@ -168,14 +127,15 @@ async fn an_endpoint_that_always_times_out_does_not_hold_back_a_healthy_one() {
     let requests = fast.wait_for(200, WAIT).await;
     let ids: HashSet<String> = requests.iter().map(event_id).collect();
     assert_eq!(ids.len(), 200, "the healthy endpoint got every event");
-    let status = until(&host, "/api/endpoints", |v| {
-        v["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "slow" && e["in_flight"] == 4)
-    })
-    .await;
+    let status = host
+        .until("/api/endpoints", |v| {
+            v["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "slow" && e["in_flight"] == 4)
+        })
+        .await;
     let slow_status = status["endpoints"]
         .as_array()
         .unwrap()
@@ -187,21 +147,24 @@ async fn an_endpoint_that_always_times_out_does_not_hold_back_a_healthy_one() {
         slow_status["queued"].as_u64().unwrap() + 4 >= 196,
         "{slow_status}"
     );
-    let timeouts = until(&host, "/api/deliveries?endpoint=slow&limit=1000", |v| {
-        v["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["attempts"].as_u64().unwrap_or(0) > 0)
-    })
-    .await;
+    let timeouts = host
+        .until("/api/deliveries?endpoint=slow&limit=1000", |v| {
+            v["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["attempts"].as_u64().unwrap_or(0) > 0)
+        })
+        .await;
     let tried = timeouts["deliveries"]
         .as_array()
         .unwrap()
         .iter()
         .find(|d| d["attempts"].as_u64().unwrap() > 0)
         .unwrap();
-    let detail = get(&host, &format!("/api/deliveries/{}", tried["id"])).await;
+    let detail = host
+        .get_json(&format!("/api/deliveries/{}", tried["id"]))
+        .await;
     assert_eq!(detail["attempts"][0]["outcome"], "retry:timeout");
     host.stop().await;
 }
@@ -211,7 +174,7 @@ async fn dead_letters_can_be_retried_and_replayed() {
     let receiver = TestReceiver::start().await;
     receiver.set_status(500);
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [flaky]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [flaky]}}]\n",
         endpoint(
             "flaky",
             &receiver.url("/flaky"),
@@ -222,10 +185,11 @@ async fn dead_letters_can_be_retried_and_replayed() {
     for n in 0..3 {
         host.post_event(&message(n, "1@c.us", "hi")).await;
     }
-    let dead = until(&host, "/api/deliveries?endpoint=flaky&status=dead", |v| {
-        v["deliveries"].as_array().unwrap().len() == 3
-    })
-    .await;
+    let dead = host
+        .until("/api/deliveries?endpoint=flaky&status=dead", |v| {
+            v["deliveries"].as_array().unwrap().len() == 3
+        })
+        .await;
     assert_eq!(receiver.requests().len(), 6, "two attempts each");
     let metrics = host.metrics().await;
     assert!(
@@ -235,44 +199,50 @@ async fn dead_letters_can_be_retried_and_replayed() {
     receiver.set_status(200);
 
     let one = dead["deliveries"][0]["id"].as_i64().unwrap();
-    let (status, answer) = post(&host, &format!("/api/deliveries/{one}/retry"), json!({})).await;
+    let (status, answer) = host
+        .post_json(&format!("/api/deliveries/{one}/retry"), json!({}))
+        .await;
     assert_eq!((status, answer["requeued"].as_bool()), (200, Some(true)));
     receiver.wait_for(7, WAIT).await;
-    until(&host, &format!("/api/deliveries/{one}"), |v| {
+    host.until(&format!("/api/deliveries/{one}"), |v| {
         v["delivery"]["state"] == "delivered"
     })
     .await;
 
-    let (status, answer) = post(&host, "/api/endpoints/flaky/replay", json!({})).await;
+    let (status, answer) = host
+        .post_json("/api/endpoints/flaky/replay", json!({}))
+        .await;
     assert_eq!(
         (status, answer["requeued"].as_u64()),
         (200, Some(2)),
         "the other two dead letters"
     );
     receiver.wait_for(9, WAIT).await;
-    until(
-        &host,
-        "/api/deliveries?endpoint=flaky&status=delivered",
-        |v| v["deliveries"].as_array().unwrap().len() == 3,
-    )
+    host.until("/api/deliveries?endpoint=flaky&status=delivered", |v| {
+        v["deliveries"].as_array().unwrap().len() == 3
+    })
     .await;
 
     // Replaying what was delivered, in a time range, sends it again.
-    let (_, answer) = post(
-        &host,
-        "/api/endpoints/flaky/replay",
-        json!({"states": ["delivered"], "since": 0, "until": u64::MAX / 2}),
-    )
-    .await;
+    let (_, answer) = host
+        .post_json(
+            "/api/endpoints/flaky/replay",
+            json!({"states": ["delivered"], "since": 0, "until": u64::MAX / 2}),
+        )
+        .await;
     assert_eq!(answer["requeued"], 3);
     receiver.wait_for(12, WAIT).await;
 
-    let (status, answer) = post(&host, "/api/deliveries/999999/retry", json!({})).await;
+    let (status, answer) = host
+        .post_json("/api/deliveries/999999/retry", json!({}))
+        .await;
     assert_eq!(
         (status, answer["error"].as_str()),
         (404, Some("unknown_delivery"))
     );
-    let (status, _) = post(&host, "/api/endpoints/nobody/replay", json!({})).await;
+    let (status, _) = host
+        .post_json("/api/endpoints/nobody/replay", json!({}))
+        .await;
     assert_eq!(status, 404);
     let bad = host
         .client
@@ -289,26 +259,29 @@ async fn gone_disables_an_endpoint_until_it_is_enabled() {
     let receiver = TestReceiver::start().await;
     receiver.set_status(410);
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [old]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [old]}}]\n",
         endpoint("old", &receiver.url("/old"), "")
     ))
     .await;
     host.post_event(&message(1, "1@c.us", "first")).await;
-    let status = until(&host, "/api/endpoints", |v| {
-        v["endpoints"][0]["disabled"].is_string()
-    })
-    .await;
+    let status = host
+        .until("/api/endpoints", |v| {
+            v["endpoints"][0]["disabled"].is_string()
+        })
+        .await;
     assert_eq!(status["endpoints"][0]["name"], "old");
     host.post_event(&message(2, "1@c.us", "second")).await;
     let quiet = receiver.settle(Duration::from_millis(500)).await;
     assert_eq!(quiet.len(), 1, "a disabled endpoint gets nothing");
 
     receiver.set_status(200);
-    let (status, _) = post(&host, "/api/endpoints/old/enable", json!({})).await;
+    let (status, _) = host.post_json("/api/endpoints/old/enable", json!({})).await;
     assert_eq!(status, 200);
     let requests = receiver.wait_for(2, WAIT).await;
     assert_eq!(requests[1].json()["payload"]["body"], "second");
-    let first = get(&host, "/api/deliveries?endpoint=old&status=failed").await;
+    let first = host
+        .get_json("/api/deliveries?endpoint=old&status=failed")
+        .await;
     assert_eq!(first["deliveries"][0]["last_status"], 410);
     host.stop().await;
 }
@@ -330,7 +303,7 @@ async fn ordered_delivery_blocks_only_the_stuck_chat() {
         }
     });
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [ordered]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [ordered]}}]\n",
         endpoint(
             "ordered",
             &receiver.url("/ordered"),
@@ -379,7 +352,7 @@ async fn retry_after_is_honoured() {
         }
     });
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [limited]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [limited]}}]\n",
         endpoint(
             "limited",
             &receiver.url("/limited"),
@@ -389,17 +362,14 @@ async fn retry_after_is_honoured() {
     .await;
     host.post_event(&message(1, "1@c.us", "hi")).await;
     receiver.wait_for(2, WAIT).await;
-    let list = until(
-        &host,
-        "/api/deliveries?endpoint=limited&status=delivered",
-        |v| v["deliveries"].as_array().unwrap().len() == 1,
-    )
-    .await;
-    let detail = get(
-        &host,
-        &format!("/api/deliveries/{}", list["deliveries"][0]["id"]),
-    )
-    .await;
+    let list = host
+        .until("/api/deliveries?endpoint=limited&status=delivered", |v| {
+            v["deliveries"].as_array().unwrap().len() == 1
+        })
+        .await;
+    let detail = host
+        .get_json(&format!("/api/deliveries/{}", list["deliveries"][0]["id"]))
+        .await;
     let times: Vec<u64> = detail["attempts"]
         .as_array()
         .unwrap()
@@ -425,7 +395,7 @@ async fn shutdown_finishes_attempts_in_flight_and_records_them() {
         (200, None)
     });
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{to: [slowish]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [slowish]}}]\n",
         endpoint("slowish", &receiver.url("/slowish"), "")
     ))
     .await;

@@ -56,7 +56,8 @@ endpoints:
       hmac_key: my-secret-key
       custom_headers: {{X-Team: ops}}
 routes:
-  - to: [crm]
+  - events: ['*', '!session.status']
+    to: [crm]
 "#,
         receiver.url("/hook")
     ))
@@ -115,7 +116,7 @@ routes:
 async fn the_same_event_or_message_is_accepted_once() {
     let receiver = TestReceiver::start().await;
     let host = TestHost::start(&format!(
-        "sessions: [{{name: default}}]\nendpoints: [{{name: out, url: \"{}\", format: waha}}]\nroutes: [{{to: [out]}}]\n",
+        "sessions: [{{name: default}}]\nendpoints: [{{name: out, url: \"{}\", format: waha}}]\nroutes: [{{events: ['*', '!session.status'], to: [out]}}]\n",
         receiver.url("/out")
     ))
     .await;
@@ -228,7 +229,8 @@ endpoints:
     url: http://127.0.0.1:9/never
     format: waha
 routes:
-  - to: [out]
+  - events: ['*', '!session.status']
+    to: [out]
 "#,
     )
     .await;
@@ -317,7 +319,8 @@ endpoints:
     url: {}
     format: waha
 routes:
-  - chain: [hostile]
+  - events: ['*', '!session.status']
+    chain: [hostile]
     to: [out]
 "#,
         test_plugin("hostile").display(),

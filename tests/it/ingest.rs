@@ -24,7 +24,8 @@ endpoints:
     url: {}
     format: waha
 routes:
-  - to: [out]
+  - events: ['*', '!session.status']
+    to: [out]
 "#,
         receiver.url("/out")
     ))
@@ -278,7 +279,7 @@ endpoints:
     settings: {{id_instance: 7}}
     standard_webhooks:
       secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, whsec_c2VjcmV0LWZvci1yb3RhdGlvbi0xMjM0NTY=]
-routes: [{{to: [signed]}}]
+routes: [{{events: ['*', '!session.status'], to: [signed]}}]
 "#,
         receiver.url("/signed")
     ))

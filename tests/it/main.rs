@@ -2,13 +2,16 @@
 //! module per area. Each test starts real hosts on port 0 with real plugins
 //! and delivers to a real HTTP receiver.
 
+mod api;
 mod cli;
 mod config;
 mod durability;
 mod foundation;
 mod golden;
 mod ingest;
+mod pull;
 mod receive;
 mod reload;
 mod roundtrip;
 mod schemas;
+mod sessions;

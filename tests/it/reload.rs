@@ -54,7 +54,7 @@ async fn wait_for_status(host: &TestHost, ready: impl Fn(&Value) -> bool) -> Val
 
 fn config_with_url(url: &str) -> String {
     format!(
-        "sessions: [{{name: default}}]\nendpoints:\n  - {{name: out, url: \"{url}\", format: waha}}\nroutes: [{{to: [out]}}]\n"
+        "sessions: [{{name: default}}]\nendpoints:\n  - {{name: out, url: \"{url}\", format: waha}}\nroutes: [{{events: ['*', '!session.status'], to: [out]}}]\n"
     )
 }
 
@@ -82,8 +82,8 @@ async fn edits_apply_and_bad_edits_are_rejected() {
 
     // A bad save: rejected, located, and generation 2 keeps running.
     let broken = config_with_url(&receiver.url("/v3")).replace(
-        "routes: [{to: [out]}]",
-        "routes: [{to: [out], chain: [redcat]}]",
+        "routes: [{events: ['*', '!session.status'], to: [out]}]",
+        "routes: [{events: ['*', '!session.status'], to: [out], chain: [redcat]}]",
     );
     replace_file(&file, broken.as_bytes());
     let rejected = wait_for_status(&host, |s| {
@@ -97,7 +97,7 @@ async fn edits_apply_and_bad_edits_are_rejected() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     let error = errors[0].as_str().unwrap();
     assert!(
-        error.ends_with("wasp.yaml:4:30: unknown plugin `redcat`; did you mean `redact`?"),
+        error.ends_with("wasp.yaml:4:64: unknown plugin `redcat`; did you mean `redact`?"),
         "{error}"
     );
     host.post_event(&message("evt_c")).await;
@@ -167,7 +167,7 @@ fn variant(wasm: &[u8], n: u32) -> Vec<u8> {
 
 fn stamp_config(version: u32) -> String {
     format!(
-        "plugins:\n  - {{name: stamp, path: stamp.wasm, config: {{stamp: {version}}}}}\nsessions: [{{name: default}}]\nendpoints:\n  - {{name: out, url: \"${{OUT}}\", format: waha}}\nroutes: [{{chain: [stamp], to: [out]}}]\n"
+        "plugins:\n  - {{name: stamp, path: stamp.wasm, config: {{stamp: {version}}}}}\nsessions: [{{name: default}}]\nendpoints:\n  - {{name: out, url: \"${{OUT}}\", format: waha}}\nroutes: [{{events: ['*', '!session.status'], chain: [stamp], to: [out]}}]\n"
     )
 }
 

@@ -1,22 +1,23 @@
 //! Every body wasp emits validates against the provider's own schema: one
-//! sample of each of WAHA's 30 events goes through a real host to a WAHA,
-//! a WAHooks and a Green-API endpoint; WAHA and WAHooks bodies are checked
-//! against WAHA's OpenAPI schemas, Green-API bodies against Green-API's.
+//! sample of each of WAHA's 30 events, the sessions' own `session.status`
+//! events, and a simulated session's traffic go through a real host to a
+//! WAHA, a WAHooks, a Green-API and an eazeWA endpoint; WAHA and WAHooks
+//! bodies are checked against WAHA's OpenAPI schemas, Green-API bodies
+//! against Green-API's.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
 use wasp_tests::schemas::{validate_green_api, validate_waha, waha_schema_name};
-use wasp_tests::{TestHost, TestReceiver, samples};
+use wasp_tests::{Recorded, TestHost, TestReceiver, samples};
 
-#[tokio::test]
-async fn every_emitted_body_validates_against_the_providers_schema() {
-    let receiver = TestReceiver::start().await;
-    let host = TestHost::start(&format!(
+/// Four endpoints, one per format, all at `receiver`.
+fn config(receiver: &TestReceiver, sessions: &str) -> String {
+    format!(
         r#"
 sessions:
-  - name: default
+{sessions}
 endpoints:
   - {{name: waha, url: "{waha}", format: waha, settings: {{hmac_key: k}}}}
   - {{name: wahooks, url: "{wahooks}", format: wahooks, settings: {{signing_secret: s}}}}
@@ -29,80 +30,166 @@ routes:
         wahooks = receiver.url("/wahooks"),
         green = receiver.url("/green"),
         eaze = receiver.url("/eaze"),
-    ))
-    .await;
+    )
+}
 
-    let samples = samples::all();
-    for sample in &samples {
-        let response = host.post_event(sample).await;
-        assert_eq!(response.status(), 202, "{}", sample["event"]);
-    }
-    // Every sample reaches WAHA and WAHooks; Green-API and eazeWA get those
-    // they have an equivalent for. Wait until WAHA has all of them, then
-    // for the others to settle.
-    receiver
-        .wait_for(samples.len() * 2, Duration::from_secs(30))
-        .await;
-    let requests = receiver.settle(Duration::from_millis(500)).await;
+/// What the bodies delivered show.
+#[derive(Default)]
+struct Checked {
+    failures: Vec<String>,
+    waha_events: BTreeSet<String>,
+    schemas_used: BTreeSet<String>,
+    green: usize,
+    eaze: usize,
+}
 
-    let mut failures = Vec::new();
-    let mut waha_events = BTreeSet::new();
-    let mut schemas_used = BTreeSet::new();
-    for request in &requests {
+fn check(requests: &[Recorded], session: &str) -> Checked {
+    let mut checked = Checked::default();
+    for request in requests {
         let body = request.json();
         match request.path.as_str() {
             "/waha" | "/wahooks" => {
                 let event = body["event"].as_str().unwrap().to_owned();
                 match validate_waha(&body) {
                     Ok(true) => {
-                        schemas_used.insert(waha_schema_name(&event).unwrap());
+                        checked
+                            .schemas_used
+                            .insert(waha_schema_name(&event).unwrap());
                     }
                     Ok(false) => {}
-                    Err(error) => failures.push(format!("{} {event}: {error}", request.path)),
+                    Err(error) => checked
+                        .failures
+                        .push(format!("{} {event}: {error}", request.path)),
                 }
                 if request.path == "/waha" {
-                    waha_events.insert(event.clone());
-                    let sent = samples.iter().find(|s| s["id"] == body["id"]).unwrap();
-                    if &body != sent {
-                        failures.push(format!(
-                            "/waha {event}: the body is not the event as posted"
-                        ));
-                    }
+                    checked.waha_events.insert(event);
                 }
             }
             "/green" => {
+                checked.green += 1;
                 if let Err(error) = validate_green_api(&body) {
-                    failures.push(format!("/green: {error}\n  {body}"));
+                    checked.failures.push(format!("/green: {error}\n  {body}"));
                 }
             }
             "/eaze" => {
-                if body.get("instanceId") != Some(&Value::from("default")) {
-                    failures.push(format!(
+                checked.eaze += 1;
+                if body.get("instanceId") != Some(&Value::from(session)) {
+                    checked.failures.push(format!(
                         "/eaze: instanceId should default to the session: {body}"
                     ));
                 }
             }
-            other => failures.push(format!("unexpected path {other}")),
+            other => checked.failures.push(format!("unexpected path {other}")),
+        }
+    }
+    checked
+}
+
+#[tokio::test]
+async fn every_emitted_body_validates_against_the_providers_schema() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&config(&receiver, "  - name: default")).await;
+
+    let samples = samples::all();
+    for sample in &samples {
+        let response = host.post_event(sample).await;
+        assert_eq!(response.status(), 202, "{}", sample["event"]);
+    }
+    // Every sample (and the session's STARTING and WORKING) reaches WAHA
+    // and WAHooks; Green-API and eazeWA get those they have an equivalent
+    // for. Wait until WAHA has all of them, then for the others to settle.
+    receiver
+        .wait_for((samples.len() + 2) * 2, Duration::from_secs(30))
+        .await;
+    let requests = receiver.settle(Duration::from_millis(500)).await;
+
+    let mut checked = check(&requests, "default");
+    for request in requests.iter().filter(|r| r.path == "/waha") {
+        let body = request.json();
+        match samples.iter().find(|s| s["id"] == body["id"]) {
+            Some(sent) if &body != sent => checked.failures.push(format!(
+                "/waha {}: the body is not the event as posted",
+                body["event"]
+            )),
+            Some(_) => {}
+            None if body["event"] == "session.status" => {}
+            None => checked
+                .failures
+                .push(format!("/waha: an event nobody posted: {body}")),
         }
     }
     assert!(
-        failures.is_empty(),
+        checked.failures.is_empty(),
         "{} bodies fail:\n{}",
-        failures.len(),
-        failures.join("\n")
+        checked.failures.len(),
+        checked.failures.join("\n")
     );
     assert_eq!(
-        waha_events.len(),
+        checked.waha_events.len(),
         30,
-        "every WAHA event name was delivered: {waha_events:?}"
+        "every WAHA event name was delivered: {:?}",
+        checked.waha_events
     );
     assert!(
-        schemas_used.len() >= 24,
-        "WAHA schemas exercised: {schemas_used:?}"
+        checked.schemas_used.len() >= 24,
+        "WAHA schemas exercised: {:?}",
+        checked.schemas_used
     );
-    let green = requests.iter().filter(|r| r.path == "/green").count();
-    let eaze = requests.iter().filter(|r| r.path == "/eaze").count();
-    assert!(green >= 9, "Green-API got {green} bodies");
-    assert!(eaze >= 9, "eazeWA got {eaze} bodies");
+    assert!(checked.green >= 9, "Green-API got {} bodies", checked.green);
+    assert!(checked.eaze >= 9, "eazeWA got {} bodies", checked.eaze);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn simulated_traffic_validates_in_every_format() {
+    let receiver = TestReceiver::start().await;
+    let events = 400;
+    let host = TestHost::start(&config(
+        &receiver,
+        &format!(
+            "  - {{name: demo, engine: simulated, me: {{id: 4915100000000@c.us}}, simulated: {{rate: 2000, seed: 5, limit: {events}, pairing: 0s}}}}"
+        ),
+    ))
+    .await;
+    // 400 events plus STARTING, SCAN_QR_CODE and WORKING, at WAHA and WAHooks.
+    receiver
+        .wait_for((events + 3) * 2, Duration::from_secs(60))
+        .await;
+    let requests = receiver.settle(Duration::from_millis(500)).await;
+    let checked = check(&requests, "demo");
+    assert!(
+        checked.failures.is_empty(),
+        "{} bodies fail:\n{}",
+        checked.failures.len(),
+        checked.failures.join("\n")
+    );
+    for event in [
+        "session.status",
+        "message",
+        "message.any",
+        "message.ack",
+        "message.reaction",
+        "message.revoked",
+        "message.edited",
+        "group.v2.participants",
+        "presence.update",
+        "call.received",
+    ] {
+        assert!(
+            checked.waha_events.contains(event),
+            "{event} missing from {:?}",
+            checked.waha_events
+        );
+    }
+    assert!(
+        checked.green >= events / 2,
+        "Green-API got {} bodies",
+        checked.green
+    );
+    assert!(
+        checked.eaze >= events / 2,
+        "eazeWA got {} bodies",
+        checked.eaze
+    );
     host.stop().await;
 }

@@ -2,6 +2,7 @@
 //! what it is sent ([`TestReceiver`]), and a real wasp host on port 0
 //! ([`TestHost`]) started from config text.
 
+pub mod python;
 pub mod samples;
 pub mod schemas;
 
@@ -146,16 +147,28 @@ impl TestReceiver {
 
     /// Wait until at least `count` requests arrived (panics after `timeout`).
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Recorded> {
+        self.wait_until(&format!("{count} requests"), timeout, |r| r.len() >= count)
+            .await
+    }
+
+    /// Wait until what arrived satisfies `done` (panics after `timeout`,
+    /// saying it expected `what`).
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Recorded]) -> bool,
+    ) -> Vec<Recorded> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.state.arrived.notified();
             let requests = self.requests();
-            if requests.len() >= count {
+            if done(&requests) {
                 return requests;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
-                    "expected {count} requests within {timeout:?}, got {}: {:#?}",
+                    "expected {what} within {timeout:?}, got {}: {:#?}",
                     requests.len(),
                     requests
                 );
@@ -259,6 +272,8 @@ pub struct TestHost {
     pub client: reqwest::Client,
     /// The host's data directory.
     pub data_dir: TempDir,
+    loaded: wasp::config::Loaded,
+    env: HashMap<String, String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), wasp::server::ServerError>>>,
 }
@@ -301,14 +316,21 @@ impl TestHost {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(wasp::server::run(listener, loaded, Arc::new(env), async {
-            let _ = signal.await;
-        }));
+        let task = tokio::spawn(wasp::server::run(
+            listener,
+            loaded.clone(),
+            Arc::new(env.clone()),
+            async {
+                let _ = signal.await;
+            },
+        ));
         wasp::delivery::install_tls_provider();
         let host = Self {
             base,
             client: reqwest::Client::new(),
             data_dir,
+            loaded,
+            env,
             shutdown: Some(shutdown),
             task: Some(task),
         };
@@ -342,6 +364,52 @@ impl TestHost {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST path` with a JSON body: (status, JSON answer).
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// `DELETE path`: (status, JSON answer).
+    pub async fn delete_json(&self, path: &str) -> (u16, Value) {
+        let response = self.client.delete(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Poll `GET path` until `ready` holds (panics after 30 s).
+    pub async fn until(&self, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.get_json(path).await;
+            if ready(&value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never got ready: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// `POST` raw bytes to `path`.
@@ -412,6 +480,15 @@ impl TestHost {
                 std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
             }
         }
+    }
+
+    /// Stop the host and start it again on the same config and store (on
+    /// a new port).
+    pub async fn restart(mut self) -> Self {
+        let data_dir = std::mem::replace(&mut self.data_dir, TempDir::new("moved"));
+        let (loaded, env) = (self.loaded.clone(), self.env.clone());
+        self.stop().await;
+        Self::serve(loaded, env, data_dir).await
     }
 
     /// Stop the host and wait for it to finish.

@@ -140,6 +140,16 @@ pub fn validate_waha(body: &Value) -> Result<bool, String> {
         .map_err(|e| format!("{name}: {e}"))
 }
 
+/// Validate `value` against WAHA's component schema `name` (e.g.
+/// `SessionInfo`).
+pub fn validate_waha_component(name: &str, value: &Value) -> Result<(), String> {
+    if waha_defs().get(name).is_none() {
+        return Err(format!("WAHA's OpenAPI has no schema `{name}`"));
+    }
+    let schema = json!({"$ref": format!("#/$defs/{name}"), "$defs": waha_defs()});
+    validate(&schema, value).map_err(|e| format!("{name}: {e}"))
+}
+
 /// Green-API's schemas joined into one document.
 fn green_root() -> &'static Value {
     static ROOT: OnceLock<Value> = OnceLock::new();

@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::store::{DeliveryFilter, DeliveryState, StoreError};
 
@@ -54,7 +55,12 @@ fn parse_states(text: Option<&str>) -> Result<Vec<DeliveryState>, ApiError> {
         .collect()
 }
 
-/// `GET /api/endpoints`.
+/// Every endpoint: breaker, disabled state, queue, counts per state.
+#[utoipa::path(get, path = "/api/endpoints", tag = "deliveries", security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`{endpoints: [...]}`", body = Value),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+    ))]
 pub async fn endpoints(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let dispatcher = state.dispatcher.clone();
     let sender = state.sender.clone();
@@ -62,7 +68,14 @@ pub async fn endpoints(State(state): State<AppState>) -> Result<Json<Value>, Api
     Ok(Json(json!({"endpoints": statuses})))
 }
 
-/// `POST /api/endpoints/{name}/enable`.
+/// Resume an endpoint disabled by `410 Gone`.
+#[utoipa::path(post, path = "/api/endpoints/{name}/enable", tag = "deliveries", security(("api_key" = [])),
+    params(("name" = String, Path, description = "Endpoint name")),
+    responses(
+        (status = 200, description = "Enabled", body = Value, example = json!({"endpoint": "crm", "enabled": true})),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody),
+    ))]
 pub async fn enable(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -72,7 +85,7 @@ pub async fn enable(
 }
 
 /// The body of `POST /api/endpoints/{name}/replay`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// States to replay (default: `["dead"]`); `["delivered", …]` re-sends.
@@ -89,7 +102,16 @@ pub struct ReplayRequest {
     event: Option<String>,
 }
 
-/// `POST /api/endpoints/{name}/replay`.
+/// Requeue an endpoint's deliveries in some states and a time range (default: its dead letters).
+#[utoipa::path(post, path = "/api/endpoints/{name}/replay", tag = "deliveries", security(("api_key" = [])),
+    params(("name" = String, Path, description = "Endpoint name")),
+    request_body(content = Option<ReplayRequest>, description = "Which deliveries; all fields optional"),
+    responses(
+        (status = 200, description = "How many were requeued", body = Value, example = json!({"endpoint": "crm", "requeued": 12})),
+        (status = 400, description = "Unknown state", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody),
+    ))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -138,19 +160,34 @@ pub async fn replay(
 }
 
 /// The query of `GET /api/deliveries`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// Only this endpoint.
     endpoint: Option<String>,
+    /// States, comma-separated: pending, delivered, failed, dead.
     status: Option<String>,
+    /// Only this event id.
     event: Option<String>,
+    /// Only this event name.
     event_name: Option<String>,
+    /// Created at or after, Unix ms.
     since: Option<u64>,
+    /// Created before, Unix ms.
     until: Option<u64>,
+    /// Page size (default 100, at most 1000).
     limit: Option<usize>,
+    /// Page: deliveries with a smaller id (`next_before` of the last page).
     before: Option<i64>,
 }
 
-/// `GET /api/deliveries`.
+/// The outbox, newest first, filtered and paged.
+#[utoipa::path(get, path = "/api/deliveries", tag = "deliveries", security(("api_key" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{deliveries: [...], next_before}`", body = Value),
+        (status = 400, description = "Unknown state", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -174,7 +211,14 @@ pub async fn list(
     Ok(Json(json!({"deliveries": deliveries, "next_before": next})))
 }
 
-/// `GET /api/deliveries/{id}`.
+/// One delivery with its headers, body and every attempt.
+#[utoipa::path(get, path = "/api/deliveries/{id}", tag = "deliveries", security(("api_key" = [])),
+    params(("id" = i64, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "`{delivery, headers, body, attempts}`", body = Value),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown delivery", body = ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -190,7 +234,14 @@ pub async fn show(
     ))
 }
 
-/// `POST /api/deliveries/{id}/retry`.
+/// Requeue one delivery now, with a fresh retry budget.
+#[utoipa::path(post, path = "/api/deliveries/{id}/retry", tag = "deliveries", security(("api_key" = [])),
+    params(("id" = i64, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "Requeued", body = Value, example = json!({"delivery": 7, "requeued": true})),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown delivery", body = ErrorBody),
+    ))]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -227,6 +227,13 @@ pub fn parse_lenient(
     };
     let positions = Positions::index(&expanded);
     apply_overrides(&mut config, env);
+    for session in &mut config.sessions {
+        if let Some(replay) = &mut session.replay
+            && replay.file.is_relative()
+        {
+            replay.file = base_dir.join(&replay.file);
+        }
+    }
     let mut diagnostics = Diagnostics::new(file, &positions);
     waha_env::apply(&mut config, env, &mut diagnostics);
     validate::check(&config, &mut diagnostics);

@@ -201,8 +201,8 @@ pub struct LimitsConfig {
     pub time: Option<Span>,
 }
 
-/// One entry of `sessions:`.
-#[derive(Debug, Clone, Deserialize)]
+/// One entry of `sessions:` (and the `config` of `POST /api/sessions`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     /// Session name (the envelope's `session`).
@@ -222,14 +222,42 @@ pub struct SessionConfig {
     /// Settings of the `simulated` engine.
     #[serde(default)]
     pub simulated: SimulatedConfig,
+    /// Settings of the `replay` engine.
+    #[serde(default)]
+    pub replay: Option<ReplayConfig>,
     /// Credentials for events posted to `/ingest/{provider}` for this session.
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// Start the session when wasp starts (default: yes). A stopped session
+    /// refuses events until `POST /api/sessions/{name}/start`.
+    #[serde(default = "default_true")]
+    pub start: bool,
+}
+
+/// `replay:` of a session: canonical events from a JSONL file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// The file: one canonical event (JSON object) per line. Relative paths
+    /// are resolved against the config file's directory.
+    pub file: PathBuf,
+    /// Events per second (default 100).
+    #[serde(default = "default_replay_rate")]
+    pub rate: f64,
+    /// Keep the events' `id`s (default: no, each replayed event gets a new
+    /// id). Kept ids make a replay idempotent: events already accepted are
+    /// not accepted again.
+    #[serde(default)]
+    pub keep_ids: bool,
+}
+
+fn default_replay_rate() -> f64 {
+    100.0
 }
 
 /// `ingest:` of a session: how a provider instance posting its webhooks to
 /// wasp identifies itself, and the secret wasp checks.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// WAHA: `X-Webhook-Hmac` is checked with this key.
@@ -247,7 +275,7 @@ pub struct IngestConfig {
 }
 
 /// `ingest.waha:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WahaIngest {
     /// The WAHA webhook's `hmac.key`.
@@ -255,7 +283,7 @@ pub struct WahaIngest {
 }
 
 /// `ingest.wahooks:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WahooksIngest {
     /// The WAHooks webhook's signing secret.
@@ -266,7 +294,7 @@ pub struct WahooksIngest {
 }
 
 /// `ingest.eazewa:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EazewaIngest {
     /// The eazeWA `instanceId` of this session (default: the session name).
@@ -278,7 +306,7 @@ pub struct EazewaIngest {
 }
 
 /// `ingest.green_api:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GreenApiIngest {
     /// The Green-API `idInstance` of this session.
@@ -297,6 +325,19 @@ pub enum EngineKind {
     Http,
     /// wasp generates realistic traffic.
     Simulated,
+    /// Canonical events from a JSONL file (`replay:`).
+    Replay,
+}
+
+impl EngineKind {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Http => "http",
+            EngineKind::Simulated => "simulated",
+            EngineKind::Replay => "replay",
+        }
+    }
 }
 
 /// WAHA's engines (the envelope's `engine`).
@@ -330,7 +371,7 @@ impl WahaEngine {
 }
 
 /// `me:` of a session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeConfig {
     /// The account's chat id, e.g. `11111111111@c.us`.
@@ -353,6 +394,14 @@ pub struct SimulatedConfig {
     /// Stop after this many events (default: never).
     #[serde(default)]
     pub limit: Option<u64>,
+    /// How long each step of pairing (STARTING, SCAN_QR_CODE) takes
+    /// before the session is WORKING (default 1s).
+    #[serde(default = "default_pairing")]
+    pub pairing: Span,
+}
+
+fn default_pairing() -> Span {
+    Span(std::time::Duration::from_secs(1))
 }
 
 impl Default for SimulatedConfig {
@@ -361,6 +410,7 @@ impl Default for SimulatedConfig {
             rate: default_rate(),
             seed: default_seed(),
             limit: None,
+            pairing: default_pairing(),
         }
     }
 }
@@ -380,8 +430,17 @@ pub struct EndpointConfig {
     /// Name routes use.
     pub name: String,
     /// `http(s)://…`, or a path starting with `/` for wasp's own listener
-    /// (e.g. the built-in receiver).
-    pub url: String,
+    /// (e.g. the built-in receiver). Required in `push` mode, absent in `pull`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `push` (default): wasp POSTs each event to `url`. `pull`: events wait
+    /// in a durable queue that consumers read with Green-API's
+    /// `receiveNotification` / `deleteNotification` (format `green-api` only).
+    #[serde(default)]
+    pub mode: EndpointMode,
+    /// Settings of a `pull` endpoint.
+    #[serde(default)]
+    pub pull: Option<PullConfig>,
     /// The format plugin: a built-in format (`waha`) or a plugin's name.
     pub format: String,
     /// Event names or patterns this endpoint accepts (default `["*"]`).
@@ -413,6 +472,37 @@ pub struct EndpointConfig {
     /// Deliveries kept in memory (default 10000); more wait in the store.
     #[serde(default = "default_queue_limit")]
     pub queue_limit: usize,
+}
+
+/// `mode:` of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// wasp sends each request to the endpoint's URL.
+    #[default]
+    Push,
+    /// Requests wait in a queue consumers poll (Green-API HTTP API technology).
+    Pull,
+}
+
+/// `pull:` of an endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The `apiTokenInstance` consumers put in the URL.
+    pub api_token: String,
+    /// How long a notification waits to be deleted before it is dropped
+    /// (default 24h, as Green-API keeps its queue).
+    #[serde(default = "default_pull_retention")]
+    pub retention: Span,
+    /// Answer `deleteNotification` with `{"result": …, "reason": ""}` as
+    /// Green-API's newer docs show, instead of `{"result": …}` (default).
+    #[serde(default)]
+    pub delete_reason: bool,
+}
+
+fn default_pull_retention() -> Span {
+    Span(std::time::Duration::from_secs(24 * 3600))
 }
 
 fn default_concurrency() -> usize {

@@ -81,12 +81,13 @@ pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
         check_plugin(i, plugin, diagnostics);
     }
     for (i, session) in config.sessions.iter().enumerate() {
-        let rate = session.simulated.rate;
-        if !(rate > 0.0 && rate <= 1_000_000.0) {
-            diagnostics.at(
-                &format!("sessions[{i}].simulated.rate"),
-                format!("rate must be between 0 and 1000000 events per second, got {rate}"),
-            );
+        for (field, problem) in session_problems(session) {
+            let path = if field.is_empty() {
+                format!("sessions[{i}]")
+            } else {
+                format!("sessions[{i}].{field}")
+            };
+            diagnostics.at(&path, problem);
         }
     }
     let names = plugin_names(config);
@@ -96,6 +97,51 @@ pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
     for (i, route) in config.routes.iter().enumerate() {
         check_route(config, i, route, &names, diagnostics);
     }
+}
+
+/// What is wrong with one session's settings: (field path inside the
+/// session, message). Shared by the config file and `POST /api/sessions`.
+pub fn session_problems(session: &SessionConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let rate = session.simulated.rate;
+    if !(rate > 0.0 && rate <= 1_000_000.0) {
+        problems.push((
+            "simulated.rate".to_owned(),
+            format!("rate must be between 0 and 1000000 events per second, got {rate}"),
+        ));
+    }
+    match (&session.replay, session.engine) {
+        (None, EngineKind::Replay) => problems.push((
+            String::new(),
+            "a `replay` session needs `replay: {file: events.jsonl}`".to_owned(),
+        )),
+        (Some(_), engine) if engine != EngineKind::Replay => problems.push((
+            "replay".to_owned(),
+            format!(
+                "`replay` settings need `engine: replay` (the engine is `{}`)",
+                engine.as_str()
+            ),
+        )),
+        (Some(replay), _) => {
+            if !(replay.rate > 0.0 && replay.rate <= 1_000_000.0) {
+                problems.push((
+                    "replay.rate".to_owned(),
+                    format!(
+                        "rate must be between 0 and 1000000 events per second, got {}",
+                        replay.rate
+                    ),
+                ));
+            }
+            if !replay.file.is_file() {
+                problems.push((
+                    "replay.file".to_owned(),
+                    format!("`{}` is not a readable file", replay.file.display()),
+                ));
+            }
+        }
+        (None, _) => {}
+    }
+    problems
 }
 
 fn check_names<'a>(
@@ -192,6 +238,79 @@ fn check_events(path: &str, patterns: &[String], diagnostics: &mut Diagnostics<'
     valid && !patterns.is_empty()
 }
 
+fn check_url(path: &str, url: &str, diagnostics: &mut Diagnostics<'_>) {
+    if url.starts_with('/') {
+        return;
+    }
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {}
+        Ok(parsed) => diagnostics.at(
+            path,
+            format!(
+                "`{url}` must be an http:// or https:// URL (got scheme `{}`)",
+                parsed.scheme()
+            ),
+        ),
+        Err(error) => diagnostics.at(
+            path,
+            format!(
+                "`{url}` is not a valid URL ({error}); use http(s)://host/path, or /path for wasp's own listener"
+            ),
+        ),
+    }
+}
+
+/// The Green-API instance a pull endpoint's queue serves (`settings.id_instance`).
+pub fn pull_instance(endpoint: &EndpointConfig) -> Option<u64> {
+    endpoint.settings.as_ref()?.get("id_instance")?.as_u64()
+}
+
+fn check_pull(
+    config: &Config,
+    i: usize,
+    endpoint: &EndpointConfig,
+    diagnostics: &mut Diagnostics<'_>,
+) {
+    let path = format!("endpoints[{i}]");
+    if endpoint.format != "green-api" {
+        diagnostics.at(
+            &format!("{path}.format"),
+            format!(
+                "`mode: pull` is Green-API's HTTP API technology and needs `format: green-api` (got `{}`)",
+                endpoint.format
+            ),
+        );
+        return;
+    }
+    match &endpoint.pull {
+        None => diagnostics.at(
+            &path,
+            "a `mode: pull` endpoint needs `pull: {api_token: ...}`: the apiTokenInstance consumers put in receiveNotification URLs",
+        ),
+        Some(pull) if pull.api_token.is_empty() => diagnostics.at(
+            &format!("{path}.pull.api_token"),
+            "the api_token must not be empty",
+        ),
+        Some(pull) if pull.retention.0.is_zero() => diagnostics.at(
+            &format!("{path}.pull.retention"),
+            "retention must be longer than 0s",
+        ),
+        Some(_) => {}
+    }
+    let Some(instance) = pull_instance(endpoint) else {
+        // The format's own settings check names the missing id_instance.
+        return;
+    };
+    if let Some((j, _)) = config.endpoints[..i].iter().enumerate().find(|(_, other)| {
+        other.mode == EndpointMode::Pull && pull_instance(other) == Some(instance)
+    }) {
+        diagnostics.at(
+            &format!("{path}.settings.id_instance"),
+            format!("instance {instance} already has a pull queue (endpoints[{j}]); one queue per instance"),
+        );
+    }
+}
+
 fn check_endpoint(
     config: &Config,
     i: usize,
@@ -200,21 +319,20 @@ fn check_endpoint(
     diagnostics: &mut Diagnostics<'_>,
 ) {
     let path = format!("endpoints[{i}]");
-    if !endpoint.url.starts_with('/') {
-        match url::Url::parse(&endpoint.url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-            Ok(url) => diagnostics.at(
-                &format!("{path}.url"),
-                format!("`{}` must be an http:// or https:// URL (got scheme `{}`)", endpoint.url, url.scheme()),
-            ),
-            Err(error) => diagnostics.at(
-                &format!("{path}.url"),
-                format!(
-                    "`{}` is not a valid URL ({error}); use http(s)://host/path, or /path for wasp's own listener",
-                    endpoint.url
-                ),
-            ),
-        }
+    match (endpoint.mode, &endpoint.url) {
+        (EndpointMode::Push, None) => diagnostics.at(
+            &path,
+            "give the endpoint a `url` (http(s)://host/path, or /path for wasp's own listener), or set `mode: pull`",
+        ),
+        (EndpointMode::Push, Some(url)) => check_url(&format!("{path}.url"), url, diagnostics),
+        (EndpointMode::Pull, Some(_)) => diagnostics.at(
+            &format!("{path}.url"),
+            "a `mode: pull` endpoint has no `url`: consumers fetch its notifications with receiveNotification",
+        ),
+        (EndpointMode::Pull, None) => check_pull(config, i, endpoint, diagnostics),
+    }
+    if endpoint.mode == EndpointMode::Push && endpoint.pull.is_some() {
+        diagnostics.at(&format!("{path}.pull"), "`pull` settings need `mode: pull`");
     }
     if resolve_plugin(config, &endpoint.format).is_none() {
         diagnostics.at(

@@ -88,7 +88,9 @@ pub fn apply(config: &mut Config, env: &dyn Environment, diagnostics: &mut Diagn
     }
     config.endpoints.push(EndpointConfig {
         name: NAME.into(),
-        url,
+        url: Some(url),
+        mode: EndpointMode::Push,
+        pull: None,
         format: "waha".into(),
         events,
         settings: Some(serde_json::Value::Object(settings)),

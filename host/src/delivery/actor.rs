@@ -115,7 +115,15 @@ pub struct Actor {
     delayed: BTreeMap<(u64, i64), Item>,
     waiting: HashMap<String, VecDeque<Item>>,
     busy: HashSet<String>,
+    /// Deliveries this actor holds, or finished but whose final state is
+    /// not committed yet: a page read from the store before that commit
+    /// still shows them pending, and must not bring them in again.
     known: HashSet<i64>,
+    /// Final states committed (ids to forget), reported by the record tasks.
+    settled_tx: mpsc::UnboundedSender<i64>,
+    settled_rx: mpsc::UnboundedReceiver<i64>,
+    /// Committed while a page was being read: that page may predate it.
+    settled_while_loading: HashSet<i64>,
     in_flight: JoinSet<(Item, u64, AttemptOutcome)>,
     loads: JoinSet<(i64, Result<Vec<DeliveryRecord>, crate::store::StoreError>)>,
     breaker: Breaker,
@@ -137,6 +145,7 @@ impl Actor {
         disabled: Option<String>,
     ) -> Self {
         let breaker = Breaker::new(endpoint.breaker);
+        let (settled_tx, settled_rx) = mpsc::unbounded_channel();
         Self {
             endpoint,
             store,
@@ -148,6 +157,9 @@ impl Actor {
             waiting: HashMap::new(),
             busy: HashSet::new(),
             known: HashSet::new(),
+            settled_tx,
+            settled_rx,
+            settled_while_loading: HashSet::new(),
             in_flight: JoinSet::new(),
             loads: JoinSet::new(),
             breaker,
@@ -186,6 +198,7 @@ impl Actor {
                         self.absorb(from, records);
                     }
                 }
+                Some(id) = self.settled_rx.recv() => self.settle(id),
                 _ = sleep_until(wake), if wake.is_some() => {}
             }
         }
@@ -291,9 +304,19 @@ impl Actor {
         self.ready.push_back(item);
     }
 
-    /// An item is done for good: let the next one with its key go.
+    /// A finished delivery's final state is committed: forget it, unless a
+    /// page being read may still show it pending.
+    fn settle(&mut self, id: i64) {
+        if self.loads.is_empty() {
+            self.known.remove(&id);
+        } else {
+            self.settled_while_loading.insert(id);
+        }
+    }
+
+    /// An item is done for good: let the next one with its key go. (It
+    /// stays known until its final state is committed; see [`Self::settle`].)
     fn release(&mut self, item: &Item) {
-        self.known.remove(&item.id);
         let Some(key) = self.key_of(item) else { return };
         match self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
             Some(next) => self.ready.push_back(next),
@@ -341,6 +364,9 @@ impl Actor {
         let next = records.last().map_or(from, |r| r.id + 1);
         for record in records {
             let item = Item::from_record(record);
+            if self.settled_while_loading.contains(&item.id) {
+                continue;
+            }
             if self.known.insert(item.id) {
                 if item.due_at > crate::clock::now_ms() {
                     self.delayed.insert((item.due_at, item.id), item);
@@ -348,6 +374,9 @@ impl Actor {
                     self.place(item);
                 }
             }
+        }
+        for id in std::mem::take(&mut self.settled_while_loading) {
+            self.known.remove(&id);
         }
         let spilled = self.spilled_while_loading.take();
         self.spill_from = if caught_up {
@@ -467,9 +496,14 @@ impl Actor {
             excerpt: outcome.excerpt,
         };
         let store = self.store.clone();
+        let settled = (!matches!(after, AfterAttempt::RetryAt(_))).then(|| self.settled_tx.clone());
+        let id = item.id;
         tokio::spawn(async move {
             if let Err(error) = store.record_attempt(record, after).await {
                 tracing::error!(%error, "cannot record a delivery attempt");
+            }
+            if let Some(settled) = settled {
+                let _ = settled.send(id);
             }
         });
         item.attempts = number;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Actor, Command, Item, Stats};
-use super::{Endpoint, HttpSender};
+use super::{Endpoint, HttpSender, PullQueues, Target};
 use crate::metrics::{EndpointLabels, Metrics};
 use crate::store::{DeliveryState, Store, StoreError};
 
@@ -43,6 +43,11 @@ pub struct EndpointStatus {
     pub backlog_in_store: bool,
     /// Deliveries per state in the store.
     pub deliveries: HashMap<String, u64>,
+    /// `push` or `pull`.
+    pub mode: &'static str,
+    /// Pull endpoints: notifications waiting to be received and deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<u64>,
 }
 
 /// Endpoint actors.
@@ -52,6 +57,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     runtime: tokio::runtime::Handle,
     actors: Mutex<HashMap<String, Handle>>,
+    queues: Arc<PullQueues>,
 }
 
 impl Dispatcher {
@@ -68,13 +74,25 @@ impl Dispatcher {
             metrics,
             runtime,
             actors: Mutex::default(),
+            queues: Arc::default(),
         }
+    }
+
+    /// The pull queues (`mode: pull` endpoints).
+    pub fn queues(&self) -> &Arc<PullQueues> {
+        &self.queues
     }
 
     /// Run exactly these endpoints: start actors for new ones (which first
     /// page in what the store holds for them), update changed ones, stop
     /// removed ones (their pending deliveries wait in the store).
+    /// Pull endpoints get a queue instead of an actor.
     pub fn configure(&self, endpoints: Vec<Arc<Endpoint>>) {
+        self.queues.configure(&endpoints);
+        let endpoints: Vec<Arc<Endpoint>> = endpoints
+            .into_iter()
+            .filter(|e| !matches!(e.target, Target::Queue { .. }))
+            .collect();
         let disabled: HashMap<String, String> = self
             .store
             .disabled_endpoints()
@@ -134,6 +152,10 @@ impl Dispatcher {
                 .push(item.clone());
         }
         for (endpoint, items) in by_endpoint {
+            if self.queues.serves(endpoint) {
+                self.queues.arrived(endpoint);
+                continue;
+            }
             match actors.get(endpoint) {
                 Some(handle) => {
                     let _ = handle.commands.send(Command::Enqueue(items));
@@ -227,9 +249,29 @@ impl Dispatcher {
                     in_flight: handle.stats.in_flight.load(Atomic::Relaxed),
                     backlog_in_store: handle.stats.spilled.load(Atomic::Relaxed),
                     deliveries,
+                    mode: "push",
+                    notifications: None,
                 }
             })
             .collect();
+        for queue in self.queues.all() {
+            statuses.push(EndpointStatus {
+                name: queue.endpoint.clone(),
+                format: "green-api".to_owned(),
+                url: format!(
+                    "/waInstance{}/receiveNotification/{{apiTokenInstance}}",
+                    queue.instance
+                ),
+                breaker: "closed".to_owned(),
+                disabled: None,
+                queued: 0,
+                in_flight: 0,
+                backlog_in_store: false,
+                deliveries: HashMap::new(),
+                mode: "pull",
+                notifications: Some(self.store.queue_length(&queue.instance).unwrap_or_default()),
+            });
+        }
         statuses.sort_by(|a, b| a.name.cmp(&b.name));
         statuses
     }
@@ -258,6 +300,16 @@ impl Dispatcher {
                 .dead_letters
                 .get_or_create(&labels)
                 .set(dead as i64);
+        }
+        drop(actors);
+        for queue in self.queues.all() {
+            let waiting = self.store.queue_length(&queue.instance).unwrap_or_default();
+            self.metrics
+                .queue_depth
+                .get_or_create(&EndpointLabels {
+                    endpoint: queue.endpoint.clone(),
+                })
+                .set(waiting as i64);
         }
     }
 

@@ -9,6 +9,7 @@ pub mod attempt;
 pub mod breaker;
 mod dispatcher;
 pub mod policy;
+pub mod pull;
 mod sender;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use dispatcher::{Dispatcher, EndpointStatus};
 pub use policy::RetryPolicy;
+pub use pull::{PullQueue, PullQueues};
 pub use sender::{AttemptOutcome, HttpSender, install_tls_provider};
 
 use crate::config::Ordering;
@@ -29,6 +31,18 @@ pub enum Target {
     Url(url::Url),
     /// A path on wasp's own listener (resolved when the server is bound).
     Local(String),
+    /// A pull queue (Green-API's HTTP API technology): consumers fetch
+    /// notifications with `receiveNotification`.
+    Queue {
+        /// The queue: Green-API's `idInstance`.
+        instance: String,
+        /// Its consumers' `apiTokenInstance`.
+        token: String,
+        /// How long notifications are kept.
+        keep: Duration,
+        /// `deleteNotification` answers carry `reason`.
+        delete_reason: bool,
+    },
 }
 
 /// An endpoint, as delivery sees it.
@@ -90,6 +104,12 @@ impl Delivery {
                 .collect(),
             attempt_headers: attempt::encode_attempt_headers(&self.request.attempt_headers),
             body: self.request.body.clone(),
+            queue: match &self.endpoint.target {
+                Target::Queue { instance, keep, .. } => {
+                    Some((instance.clone(), keep.as_millis() as u64))
+                }
+                _ => None,
+            },
         }
     }
 

@@ -58,6 +58,7 @@ impl HttpSender {
         match &endpoint.target {
             Target::Url(url) => url.to_string(),
             Target::Local(path) => format!("{}{path}", self.local_base),
+            Target::Queue { instance, .. } => format!("queue:{instance}"),
         }
     }
 

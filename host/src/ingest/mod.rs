@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::event::{Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
 use crate::pipeline::{Job, Pipelines, Submitter};
-use crate::session::Sessions;
+use crate::session::{Refusal, Sessions, Status};
 use crate::store::{AcceptOutcome, NewEvent, Store, StoreError};
 
 pub use providers::{ProviderError, ProviderOutcome, Source};
@@ -44,6 +44,14 @@ pub enum IngestError {
         /// The sessions wasp knows.
         known: Vec<String>,
     },
+    /// The session is STOPPED or FAILED.
+    #[error("session `{name}` is {}; start it with POST /api/sessions/{name}/start", status.as_str())]
+    SessionNotRunning {
+        /// The session.
+        name: String,
+        /// Its status.
+        status: Status,
+    },
     /// wasp is shutting down.
     #[error("wasp is shutting down and accepts no more events")]
     ShuttingDown,
@@ -58,10 +66,39 @@ impl IngestError {
         match self {
             IngestError::Invalid(_) => "invalid",
             IngestError::UnknownSession { .. } => "unknown_session",
+            IngestError::SessionNotRunning { .. } => "session_not_running",
             IngestError::ShuttingDown => "shutting_down",
             IngestError::Store(_) => "store",
         }
     }
+}
+
+/// How an event is let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Refuse it when it repeats a recent event (same id, or same provider
+    /// message id and event name).
+    pub dedup: bool,
+    /// It comes from wasp itself (a session's status change), so the
+    /// session need not be running.
+    pub internal: bool,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            dedup: true,
+            internal: false,
+        }
+    }
+}
+
+impl Admission {
+    /// wasp's own events: always admitted, never deduplicated.
+    pub const INTERNAL: Admission = Admission {
+        dedup: false,
+        internal: true,
+    };
 }
 
 /// The entrance every event goes through.
@@ -118,9 +155,18 @@ impl Ingest {
             .map_err(|_| IngestError::ShuttingDown)
     }
 
-    /// Accept one event given as JSON.
+    /// Accept one event given as JSON (from outside wasp, deduplicated).
     pub async fn accept(&self, value: Value) -> Result<Accepted, IngestError> {
-        let outcome = self.accept_inner(value).await;
+        self.accept_with(value, Admission::default()).await
+    }
+
+    /// Accept one event given as JSON, let in as `admission` says.
+    pub async fn accept_with(
+        &self,
+        value: Value,
+        admission: Admission,
+    ) -> Result<Accepted, IngestError> {
+        let outcome = self.accept_inner(value, admission).await;
         if let Err(error) = &outcome {
             self.metrics
                 .events_rejected
@@ -132,20 +178,34 @@ impl Ingest {
         outcome
     }
 
-    async fn accept_inner(&self, mut value: Value) -> Result<Accepted, IngestError> {
+    async fn accept_inner(
+        &self,
+        mut value: Value,
+        admission: Admission,
+    ) -> Result<Accepted, IngestError> {
         if let Some(object) = value.as_object_mut()
             && let Some(name) = object
                 .get("session")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         {
-            match self.sessions.get(&name) {
-                Some(session) => session.enrich(object),
-                None => {
-                    return Err(IngestError::UnknownSession {
-                        name,
-                        known: self.sessions.names(),
-                    });
+            let admitted = if admission.internal {
+                self.sessions
+                    .get(&name)
+                    .ok_or_else(|| Refusal::Unknown(self.sessions.names()))
+            } else {
+                self.sessions.admit(&name)
+            };
+            match admitted {
+                Ok(session) => {
+                    session.enrich(object);
+                    crate::session::touch(&session);
+                }
+                Err(Refusal::Unknown(known)) => {
+                    return Err(IngestError::UnknownSession { name, known });
+                }
+                Err(Refusal::NotRunning(status)) => {
+                    return Err(IngestError::SessionNotRunning { name, status });
                 }
             }
         }
@@ -159,7 +219,11 @@ impl Ingest {
                 name: event.name().to_owned(),
                 body: event.json().to_owned(),
                 generation: pipeline.generation,
-                fingerprint: event.fields().fingerprint(),
+                fingerprint: if admission.dedup {
+                    event.fields().fingerprint()
+                } else {
+                    None
+                },
                 dedup_window_ms: self
                     .dedup_window_ms
                     .load(std::sync::atomic::Ordering::Relaxed),

@@ -18,6 +18,7 @@
 //! format requires is refused naming it (422); a valid webhook with no
 //! canonical equivalent is acknowledged and ignored.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -188,7 +189,11 @@ impl Ingest {
         Ok(ProviderOutcome::Accepted(self.accept(value).await?))
     }
 
-    fn session_for(&self, provider: Provider, instance: &str) -> Result<Session, ProviderError> {
+    fn session_for(
+        &self,
+        provider: Provider,
+        instance: &str,
+    ) -> Result<Arc<Session>, ProviderError> {
         self.sessions
             .by_instance(provider, instance)
             .ok_or_else(|| ProviderError::UnknownInstance {

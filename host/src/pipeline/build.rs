@@ -211,11 +211,7 @@ pub fn build(
         .map(|(endpoint, format)| PipelineEndpoint {
             endpoint: Arc::new(Endpoint {
                 name: endpoint.name.clone(),
-                target: if endpoint.url.starts_with('/') {
-                    Target::Local(endpoint.url.clone())
-                } else {
-                    Target::Url(url::Url::parse(&endpoint.url).expect("validated"))
-                },
+                target: target(endpoint),
                 format: endpoint.format.clone(),
                 timeout: endpoint.timeout.0,
                 policy: RetryPolicy::resolve(&endpoint.format, &endpoint.retries),
@@ -261,6 +257,10 @@ pub fn build(
             router,
         })
         .collect();
+    let orders_by_session = config
+        .endpoints
+        .iter()
+        .any(|e| e.ordering == crate::config::Ordering::Session);
     Ok(Pipeline {
         generation,
         config_hash: loaded.hash.clone(),
@@ -269,6 +269,7 @@ pub fn build(
         routes,
         endpoints,
         endpoint_index,
+        orders_by_session,
     })
 }
 
@@ -371,4 +372,21 @@ fn locate_start_error(
         _ => plugin_path,
     };
     diagnostics.at(&path, error.to_string());
+}
+
+/// Where a validated endpoint's requests go.
+fn target(endpoint: &crate::config::EndpointConfig) -> Target {
+    match (&endpoint.pull, &endpoint.url) {
+        (Some(pull), _) if endpoint.mode == crate::config::EndpointMode::Pull => Target::Queue {
+            instance: crate::config::validate::pull_instance(endpoint)
+                .expect("validated")
+                .to_string(),
+            token: pull.api_token.clone(),
+            keep: pull.retention.0,
+            delete_reason: pull.delete_reason,
+        },
+        (_, Some(url)) if url.starts_with('/') => Target::Local(url.clone()),
+        (_, Some(url)) => Target::Url(url::Url::parse(url).expect("validated")),
+        (_, None) => unreachable!("validated: push endpoints have a url"),
+    }
 }

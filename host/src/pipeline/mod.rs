@@ -37,6 +37,9 @@ pub struct Pipeline {
     routes: Vec<Route>,
     endpoints: Vec<PipelineEndpoint>,
     endpoint_index: HashMap<String, usize>,
+    /// Some endpoint wants its deliveries in order per session (not just
+    /// per chat), so a session's events must keep their order end to end.
+    orders_by_session: bool,
 }
 
 impl Pipeline {
@@ -48,6 +51,22 @@ impl Pipeline {
     /// The plugins in use.
     pub fn plugins(&self) -> &[Arc<PluginSpec>] {
         &self.plugins
+    }
+
+    /// What must stay in order through the pipeline for `event`: its chat
+    /// (or its session, when an endpoint orders by session or the event
+    /// has no chat). Events with the same key are processed one after the
+    /// other, in the order they were accepted.
+    pub fn ordering_key(&self, event: &crate::event::Event) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        event.session().hash(&mut hasher);
+        if !self.orders_by_session
+            && let Some(chat) = &event.fields().chat_id
+        {
+            chat.hash(&mut hasher);
+        }
+        hasher.finish()
     }
 }
 

@@ -1,8 +1,11 @@
 //! The worker pool: plain OS threads (WASM calls are synchronous and
 //! CPU-bound, and must not run on tokio's async workers), each with its own
-//! plugin instances, fed from one bounded queue. A job carries the pipeline
-//! generation it entered with, so a reload never changes the pipeline of an
-//! event already accepted.
+//! plugin instances and its own bounded queue. Jobs are spread over the
+//! queues by their ordering key (chat, or session), so the events of one
+//! chat are processed in the order they were accepted while different
+//! chats run in parallel. A job carries the pipeline generation it entered
+//! with, so a reload never changes the pipeline of an event already
+//! accepted.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,8 +16,8 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::plugin::PluginEngine;
 
-/// Jobs waiting for a worker before submitters wait.
-const QUEUE: usize = 4096;
+/// Jobs waiting per worker before submitters wait.
+const QUEUE: usize = 2048;
 
 /// What to do with each processed event.
 pub type Sink = Arc<dyn Fn(Processed) + Send + Sync>;
@@ -31,17 +34,18 @@ pub struct Job {
 
 /// Worker threads and their queue.
 pub struct WorkerPool {
-    jobs: async_channel::Sender<Job>,
+    queues: Arc<[async_channel::Sender<Job>]>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl WorkerPool {
     /// Start `workers` threads passing results to `sink`.
     pub fn start(workers: usize, engine: PluginEngine, metrics: Arc<Metrics>, sink: Sink) -> Self {
-        let (jobs, queue) = async_channel::bounded::<Job>(QUEUE);
+        let mut queues = Vec::new();
         let threads = (0..workers.max(1))
             .map(|n| {
-                let queue = queue.clone();
+                let (jobs, queue) = async_channel::bounded::<Job>(QUEUE);
+                queues.push(jobs);
                 let sink = sink.clone();
                 let mut worker = Worker::new(engine.clone(), metrics.clone());
                 std::thread::Builder::new()
@@ -55,17 +59,22 @@ impl WorkerPool {
                     .expect("spawn a pipeline worker thread")
             })
             .collect();
-        Self { jobs, threads }
+        Self {
+            queues: queues.into(),
+            threads,
+        }
     }
 
     /// A handle for submitting jobs.
     pub fn submitter(&self) -> Submitter {
-        Submitter(self.jobs.clone())
+        Submitter(self.queues.clone())
     }
 
     /// Stop taking jobs, finish the queued ones, and join the threads.
     pub fn shutdown(self) {
-        self.jobs.close();
+        for queue in self.queues.iter() {
+            queue.close();
+        }
         for thread in self.threads {
             let _ = thread.join();
         }
@@ -74,17 +83,19 @@ impl WorkerPool {
 
 /// Submits jobs to the pool (cheap to clone).
 #[derive(Clone)]
-pub struct Submitter(async_channel::Sender<Job>);
+pub struct Submitter(Arc<[async_channel::Sender<Job>]>);
 
 impl Submitter {
-    /// Queue a job, waiting while the queue is full. Fails only when the
-    /// pool is shutting down.
+    /// Queue a job on its ordering key's worker, waiting while that queue
+    /// is full. Fails only when the pool is shutting down.
     pub async fn submit(&self, job: Job) -> Result<(), Job> {
-        self.0.send(job).await.map_err(|e| e.into_inner())
+        let key = job.pipeline.ordering_key(&job.event);
+        let queue = &self.0[(key % self.0.len() as u64) as usize];
+        queue.send(job).await.map_err(|e| e.into_inner())
     }
 
     /// Jobs waiting.
     pub fn queued(&self) -> usize {
-        self.0.len()
+        self.0.iter().map(|q| q.len()).sum()
     }
 }

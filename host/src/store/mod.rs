@@ -78,6 +78,19 @@ pub struct NewDelivery {
     pub attempt_headers: String,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// For a pull-mode endpoint: the queue (instance) it goes to and how
+    /// long it is kept, ms. The body then waits in the queue instead of the
+    /// outbox.
+    pub queue: Option<(String, u64)>,
+}
+
+/// One notification waiting in a pull queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Receipt id (`receiptId`), increasing.
+    pub receipt_id: i64,
+    /// The body, as the format produced it (JSON text).
+    pub body: String,
 }
 
 /// Delivery states.
@@ -239,6 +252,8 @@ pub struct Pruned {
     pub deliveries: u64,
     /// Attempts removed.
     pub attempts: u64,
+    /// Expired pull-queue notifications removed.
+    pub notifications: u64,
 }
 
 /// Durable state (see the module docs).
@@ -288,6 +303,29 @@ pub trait Store: Send + Sync {
 
     /// Deliveries per state for one endpoint.
     fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError>;
+
+    /// Save (create or replace) a session record created over the API.
+    fn save_session(&self, name: String, record: String) -> StoreFuture<()>;
+
+    /// Delete a saved session; `false` when there was none.
+    fn delete_session(&self, name: String) -> StoreFuture<bool>;
+
+    /// Saved sessions: (name, record).
+    fn sessions(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// The oldest `limit` unexpired notifications of a pull queue, in the
+    /// order their events were accepted.
+    fn peek_notifications(
+        &self,
+        instance: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Delete a notification; `false` when the receipt is unknown (or already deleted).
+    fn delete_notification(&self, instance: String, receipt_id: i64) -> StoreFuture<bool>;
+
+    /// Notifications waiting in a pull queue.
+    fn queue_length(&self, instance: &str) -> Result<u64, StoreError>;
 
     /// Whether the store accepts writes (for `/ready`).
     fn writable(&self) -> bool;

@@ -374,8 +374,8 @@ fn message(payload: &Value, settings: &Settings) -> Value {
         m.insert(
             "location".into(),
             json!({
-                "latitude": location.get("latitude").cloned().unwrap_or(Value::Null),
-                "longitude": location.get("longitude").cloned().unwrap_or(Value::Null),
+                "latitude": waha::coordinate(location.get("latitude")),
+                "longitude": waha::coordinate(location.get("longitude")),
                 "description": location.get("description").or_else(|| location.get("name")).cloned().unwrap_or(Value::Null),
             }),
         );

@@ -404,8 +404,8 @@ fn message_data(message: &Value) -> Result<Value, String> {
                 "nameLocation": str_or_empty(location, "name"),
                 "address": str_or_empty(location, "address"),
                 "jpegThumbnail": str_or_empty(location, "thumbnail"),
-                "latitude": location.get("latitude").and_then(Value::as_f64).unwrap_or(0.0),
-                "longitude": location.get("longitude").and_then(Value::as_f64).unwrap_or(0.0),
+                "latitude": waha::coordinate(location.get("latitude")).unwrap_or(0.0),
+                "longitude": waha::coordinate(location.get("longitude")).unwrap_or(0.0),
                 "forwardingScore": score,
                 "isForwarded": forwarded,
             },
@@ -692,8 +692,8 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                         required_object(message_data, "locationMessageData", "messageData.")?;
                     let mut message = base("");
                     message["location"] = json!({
-                        "latitude": location.get("latitude").cloned().unwrap_or(Value::Null),
-                        "longitude": location.get("longitude").cloned().unwrap_or(Value::Null),
+                        "latitude": waha::coordinate_text(location.get("latitude")),
+                        "longitude": waha::coordinate_text(location.get("longitude")),
                         "live": false,
                         "name": str_or_empty(location, "nameLocation"),
                         "address": str_or_empty(location, "address"),

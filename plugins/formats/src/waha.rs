@@ -56,6 +56,21 @@ pub fn bare_id(serialized: &str) -> String {
     MessageId::parse(serialized).map_or_else(|| serialized.to_owned(), |id| id.id)
 }
 
+/// A coordinate of a WAHA location: a string in WAHA's schema
+/// (`WALocation.latitude: string`), a number in some engines' output.
+pub fn coordinate(value: Option<&Value>) -> Option<f64> {
+    match value? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A coordinate as WAHA's schema writes it (a string).
+pub fn coordinate_text(value: Option<&Value>) -> Value {
+    coordinate(value).map_or(Value::Null, |c| Value::String(c.to_string()))
+}
+
 /// WAHA's name for an ack value (FORMATS.md §1.3).
 pub fn ack_name(ack: Option<i64>) -> &'static str {
     match ack {

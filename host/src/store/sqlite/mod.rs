@@ -39,6 +39,9 @@ enum Write {
     Requeue(Vec<i64>, Reply<u64>),
     Disable(String, Option<String>, Reply<()>),
     Prune(Retention, Reply<Pruned>),
+    SaveSession(String, String, Reply<()>),
+    DeleteSession(String, Reply<bool>),
+    DeleteNotification(String, i64, Reply<bool>),
 }
 
 /// The SQLite store.
@@ -200,7 +203,35 @@ fn apply(tx: &Connection, write: Write, now: u64) -> Box<dyn FnOnce(Option<Store
         Write::Prune(retention, reply) => {
             deferred(reply, prune(tx, retention, now).map_err(backend))
         }
+        Write::SaveSession(name, record, reply) => deferred(
+            reply,
+            save_session(tx, &name, &record, now).map_err(backend),
+        ),
+        Write::DeleteSession(name, reply) => deferred(
+            reply,
+            tx.execute("DELETE FROM sessions WHERE name = ?1", params![name])
+                .map(|n| n > 0)
+                .map_err(backend),
+        ),
+        Write::DeleteNotification(instance, receipt_id, reply) => deferred(
+            reply,
+            tx.execute(
+                "DELETE FROM notifications WHERE instance = ?1 AND receipt_id = ?2",
+                params![instance, receipt_id],
+            )
+            .map(|n| n > 0)
+            .map_err(backend),
+        ),
     }
+}
+
+fn save_session(tx: &Connection, name: &str, record: &str, now: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sessions (name, record, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+    )?
+    .execute(params![name, record, now as i64])?;
+    Ok(())
 }
 
 fn fail(write: Write, error: StoreError) {
@@ -211,6 +242,9 @@ fn fail(write: Write, error: StoreError) {
         Write::Requeue(_, reply) => drop(reply.send(Err(error))),
         Write::Disable(_, _, reply) => drop(reply.send(Err(error))),
         Write::Prune(_, reply) => drop(reply.send(Err(error))),
+        Write::SaveSession(_, _, reply) => drop(reply.send(Err(error))),
+        Write::DeleteSession(_, reply) => drop(reply.send(Err(error))),
+        Write::DeleteNotification(_, _, reply) => drop(reply.send(Err(error))),
     }
 }
 
@@ -260,6 +294,23 @@ fn complete(
     )?;
     let mut ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
+        if let Some((instance, keep_ms)) = &delivery.queue {
+            tx.prepare_cached(
+                "INSERT INTO notifications (instance, endpoint, event_id, event_seq, body, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                instance,
+                delivery.endpoint,
+                delivery.event_id,
+                seq,
+                String::from_utf8_lossy(&delivery.body),
+                now as i64,
+                (now + keep_ms) as i64,
+            ])?;
+            ids.push(tx.last_insert_rowid());
+            continue;
+        }
         let headers = serde_json::to_string(&delivery.headers).expect("headers serialize");
         insert.execute(params![
             delivery.event_id,
@@ -374,10 +425,15 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
         params![cutoff],
     )? as u64;
+    let notifications = tx.execute(
+        "DELETE FROM notifications WHERE expires_at < ?1",
+        params![now as i64],
+    )? as u64;
     Ok(Pruned {
         events,
         deliveries,
         attempts,
+        notifications,
     })
 }
 
@@ -557,6 +613,57 @@ impl Store for SqliteStore {
         })
     }
 
+    fn save_session(&self, name: String, record: String) -> StoreFuture<()> {
+        self.submit(|reply| Write::SaveSession(name, record, reply))
+    }
+
+    fn delete_session(&self, name: String) -> StoreFuture<bool> {
+        self.submit(|reply| Write::DeleteSession(name, reply))
+    }
+
+    fn sessions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|c| {
+            c.prepare("SELECT name, record FROM sessions ORDER BY name")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+    }
+
+    fn peek_notifications(
+        &self,
+        instance: &str,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let now = crate::clock::now_ms() as i64;
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT receipt_id, body FROM notifications WHERE instance = ?1 AND expires_at >= ?2 ORDER BY event_seq, receipt_id LIMIT ?3",
+            )?
+            .query_map(params![instance, now, limit as i64], |row| {
+                Ok(Notification {
+                    receipt_id: row.get(0)?,
+                    body: row.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn delete_notification(&self, instance: String, receipt_id: i64) -> StoreFuture<bool> {
+        self.submit(|reply| Write::DeleteNotification(instance, receipt_id, reply))
+    }
+
+    fn queue_length(&self, instance: &str) -> Result<u64, StoreError> {
+        let now = crate::clock::now_ms() as i64;
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM notifications WHERE instance = ?1 AND expires_at >= ?2",
+            )?
+            .query_row(params![instance, now], |row| row.get::<_, i64>(0))
+            .map(|n| n as u64)
+        })
+    }
+
     fn writable(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
             && self.writes.lock().expect("store sender lock").is_some()
@@ -573,6 +680,60 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pull_queues_are_fifo_per_instance_until_deleted() {
+        let (store, dir) = store();
+        let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", None)).await.unwrap() else {
+            panic!()
+        };
+        let queued = |instance: &str, body: &str| NewDelivery {
+            body: body.as_bytes().to_vec(),
+            queue: Some((instance.to_owned(), 60_000)),
+            ..delivery("evt_1", "pull")
+        };
+        let ids = store
+            .complete(
+                seq,
+                vec![
+                    queued("1", r#"{"n":1}"#),
+                    queued("2", r#"{"n":2}"#),
+                    queued("1", r#"{"n":3}"#),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(
+            store.pending_deliveries("pull", 0, 10).unwrap().is_empty(),
+            "queued, not in the outbox"
+        );
+        let head = store.peek_notifications("1", 1).unwrap();
+        assert_eq!(
+            head,
+            vec![Notification {
+                receipt_id: ids[0],
+                body: r#"{"n":1}"#.into()
+            }]
+        );
+        assert_eq!(
+            store.peek_notifications("1", 1).unwrap(),
+            head,
+            "the same until deleted"
+        );
+        assert_eq!(store.queue_length("1").unwrap(), 2);
+        assert!(
+            !store.delete_notification("2".into(), ids[0]).await.unwrap(),
+            "another instance's receipt"
+        );
+        assert!(store.delete_notification("1".into(), ids[0]).await.unwrap());
+        assert!(!store.delete_notification("1".into(), ids[0]).await.unwrap());
+        assert_eq!(
+            store.peek_notifications("1", 10).unwrap()[0].body,
+            r#"{"n":3}"#
+        );
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn store() -> (Arc<SqliteStore>, std::path::PathBuf) {
         let dir =
@@ -605,6 +766,7 @@ mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             attempt_headers: "[]".into(),
             body: b"{}".to_vec(),
+            queue: None,
         }
     }
 
@@ -762,8 +924,18 @@ mod tests {
             .set_endpoint_disabled("a".into(), Some("410 Gone".into()))
             .await
             .unwrap();
+        store
+            .save_session("api-1".into(), r#"{"running":true}"#.into())
+            .await
+            .unwrap();
         store.close();
         let store = SqliteStore::open(&dir.join("wasp.db"), Sync::Full).unwrap();
+        assert_eq!(
+            store.sessions().unwrap(),
+            vec![("api-1".to_owned(), r#"{"running":true}"#.to_owned())]
+        );
+        assert!(store.delete_session("api-1".into()).await.unwrap());
+        assert!(!store.delete_session("api-1".into()).await.unwrap());
         assert_eq!(store.unrouted_events().unwrap().len(), 1);
         assert_eq!(
             store.disabled_endpoints().unwrap(),

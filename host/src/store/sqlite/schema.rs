@@ -72,6 +72,28 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: sessions created over the API, and the pull queue.
+    "
+    CREATE TABLE sessions (
+        name       TEXT PRIMARY KEY,
+        record     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE notifications (
+        receipt_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance   TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        event_id   TEXT NOT NULL,
+        event_seq  INTEGER NOT NULL,
+        body       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    -- FIFO in the order events were accepted (workers may finish them out of order).
+    CREATE INDEX notifications_queue ON notifications(instance, event_seq, receipt_id);
+    CREATE INDEX notifications_expiry ON notifications(expires_at);
+    ",
 ];
 
 /// The schema version this binary writes.

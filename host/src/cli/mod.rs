@@ -1,5 +1,8 @@
-//! The `wasp` command line: `run`, `check` and `plugin test`. This is the
-//! binary's edge, so errors are `anyhow` here and typed everywhere else.
+//! The `wasp` command line: `run`, `check`, `receive`, `replay` and
+//! `plugin test`. This is the binary's edge, so errors are `anyhow` here and
+//! typed everywhere else.
+
+pub mod replay;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +67,9 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         status: u16,
     },
+    /// Post a JSONL file of canonical events to a running wasp, into one
+    /// session, with a progress bar.
+    Replay(replay::ReplayArgs),
     /// Plugin tools.
     Plugin {
         #[command(subcommand)]
@@ -130,6 +136,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             secret,
             status,
         } => receive(&bind, port, secret, status),
+        Command::Replay(args) => replay::replay(args),
         Command::Plugin {
             command:
                 PluginCommand::Test {

@@ -1,0 +1,189 @@
+//! Events in: `POST /api/events` takes a canonical event (a WAHA envelope
+//! for a known session), and `POST /ingest/{waha,wahooks,eazewa,green-api}`
+//! take each provider's own webhooks, checking its signature or token and
+//! decoding it into a canonical event. Accepted means durably stored.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::openapi::ErrorBody;
+use super::{ApiError, AppState, header_pairs, ingest_error};
+use crate::ingest::{Admission, ProviderError, ProviderOutcome, Source};
+
+/// The query of `POST /api/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventQuery {
+    /// `false` skips the dedup check (replays of events already seen);
+    /// default `true`.
+    dedup: Option<bool>,
+}
+
+/// Accept one canonical event.
+#[utoipa::path(post, path = "/api/events", tag = "events", security(("api_key" = [])),
+    params(EventQuery),
+    request_body(content = Value, description = "A WAHA envelope: `event`, `session`, `payload`; `id` and `timestamp` are filled in when missing",
+        example = json!({"event": "message", "session": "default", "payload": {"id": "false_11111111111@c.us_AAAA", "timestamp": 1700000000, "from": "11111111111@c.us", "fromMe": false, "body": "Hi"}})),
+    responses(
+        (status = 202, description = "Stored; it will be processed. A repeat of a recent event answers its original id with `duplicate: true`",
+         body = Value, example = json!({"id": "evt_01JD5Z6Q3J0F6N7Q2R0X9Y8W7V"})),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown session", body = ErrorBody),
+        (status = 409, description = "The session is STOPPED or FAILED", body = ErrorBody),
+        (status = 413, description = "Larger than server.max_body", body = ErrorBody),
+        (status = 422, description = "Not a valid canonical event", body = ErrorBody),
+        (status = 503, description = "Shutting down", body = ErrorBody),
+    ))]
+pub async fn post_event(
+    State(state): State<AppState>,
+    Query(query): Query<EventQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body.map_err(ApiError::from_body_rejection)?;
+    let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
+    let admission = Admission {
+        dedup: query.dedup.unwrap_or(true),
+        ..Admission::default()
+    };
+    let accepted = state
+        .ingest
+        .accept_with(value, admission)
+        .await
+        .map_err(ingest_error)?;
+    let body = if accepted.duplicate {
+        json!({"id": accepted.id, "duplicate": true})
+    } else {
+        json!({"id": accepted.id})
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// A WAHA webhook (checked with the session's `ingest.waha.hmac_key`).
+#[utoipa::path(post, path = "/ingest/waha", tag = "events",
+    request_body(content = Value, description = "A WAHA webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_waha(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Waha, &headers, body, None).await
+}
+
+/// A WAHooks webhook (checked with the session's `ingest.wahooks.signing_secret`).
+#[utoipa::path(post, path = "/ingest/wahooks", tag = "events",
+    request_body(content = Value, description = "A WAHooks webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_wahooks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Wahooks, &headers, body, None).await
+}
+
+/// An eazeWA webhook for a session without a URL token.
+#[utoipa::path(post, path = "/ingest/eazewa", tag = "events",
+    request_body(content = Value, description = "An eazeWA webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_eazewa(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Eazewa, &headers, body, None).await
+}
+
+/// An eazeWA webhook with the session's `ingest.eazewa.token` in the URL.
+#[utoipa::path(post, path = "/ingest/eazewa/{token}", tag = "events",
+    params(("token" = String, Path, description = "The session's ingest.eazewa.token")),
+    request_body(content = Value, description = "An eazeWA webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_eazewa_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Eazewa, &headers, body, Some(&token)).await
+}
+
+/// A Green-API webhook (checked with the session's `ingest.green_api.token`).
+#[utoipa::path(post, path = "/ingest/green-api", tag = "events",
+    request_body(content = Value, description = "A Green-API webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_green_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::GreenApi, &headers, body, None).await
+}
+
+/// The answers of the provider webhook routes, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes responses in the OpenAPI document; never built"
+)]
+enum ProviderAnswers {
+    /// Accepted (`{"id": …}`), or a valid webhook with no canonical event (`{"ignored": reason}`).
+    #[response(status = 200)]
+    Accepted(Value),
+    /// The signature or token does not check out.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No session matches the webhook (unknown session or instance).
+    #[response(status = 404)]
+    Unknown(ErrorBody),
+    /// The session is STOPPED or FAILED.
+    #[response(status = 409)]
+    NotRunning(ErrorBody),
+    /// Not this provider's webhook; the message names what is missing.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
+/// Providers treat 2xx (Green-API: exactly 200) as delivered, so an accepted
+/// provider webhook is answered 200 with the canonical event's id.
+async fn ingest_provider(
+    state: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    token: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(ApiError::from_body_rejection)?;
+    let headers = header_pairs(headers);
+    match state
+        .ingest
+        .accept_provider(source, &headers, &body, token)
+        .await
+    {
+        Ok(ProviderOutcome::Accepted(accepted)) if accepted.duplicate => {
+            Ok(Json(json!({"id": accepted.id, "duplicate": true})))
+        }
+        Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(json!({"id": accepted.id}))),
+        Ok(ProviderOutcome::Ignored(reason)) => Ok(Json(json!({"ignored": reason}))),
+        Err(ProviderError::Json(message)) => Err(ApiError::invalid_json(message)),
+        Err(error @ ProviderError::Unauthorized(_)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            error.to_string(),
+        )),
+        Err(error @ ProviderError::Shape(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook",
+            error.to_string(),
+        )),
+        Err(error @ ProviderError::UnknownInstance { .. }) => {
+            Err(ApiError::not_found("unknown_instance", error.to_string()))
+        }
+        Err(ProviderError::Ingest(error)) => Err(ingest_error(error)),
+    }
+}

@@ -1,0 +1,132 @@
+//! Green-API's official Python client (`whatsapp-api-client-python` on
+//! PyPI), installed on first use into `target/test-scratch/python`, so the
+//! pull-queue tests can point the real client at wasp. Needs `python3`
+//! (installed with apt-get when missing and allowed); pip is bootstrapped
+//! from PyPI when the interpreter has none.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::scratch_root;
+
+/// The client release the tests run.
+pub const GREEN_API_CLIENT: &str = "whatsapp-api-client-python==0.0.55";
+
+/// A Python with the client importable.
+#[derive(Debug, Clone)]
+pub struct PythonClient {
+    /// The interpreter.
+    pub python: PathBuf,
+    /// Goes in `PYTHONPATH`.
+    pub packages: PathBuf,
+}
+
+impl PythonClient {
+    /// Run `script` with the client importable; (exit success, stdout, stderr).
+    pub fn run(&self, script: &str, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(&self.python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .env("PYTHONPATH", &self.packages)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("python3 runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// The client, installing it the first time.
+pub fn green_api_client() -> PythonClient {
+    static CLIENT: OnceLock<PythonClient> = OnceLock::new();
+    CLIENT.get_or_init(install).clone()
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command.output().is_ok_and(|o| o.status.success())
+}
+
+fn python() -> PathBuf {
+    let python = PathBuf::from("python3");
+    if succeeds(Command::new(&python).arg("--version")) {
+        return python;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root && succeeds(Command::new("apt-get").arg("--version")) {
+        let installed = succeeds(Command::new("apt-get").args(["update", "-qq"]))
+            && succeeds(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "python3"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            );
+        if installed {
+            return python;
+        }
+    }
+    panic!(
+        "the Green-API client tests need python3: install it (Debian: `apt-get install python3`)"
+    );
+}
+
+/// `python -m pip`, or pip run from its wheel fetched from PyPI.
+fn pip(python: &Path, dir: &Path) -> Vec<String> {
+    if succeeds(Command::new(python).args(["-m", "pip", "--version"])) {
+        return vec!["-m".into(), "pip".into()];
+    }
+    let wheel = dir.join("pip.whl");
+    if !wheel.is_file() {
+        let fetch = r#"
+import json, sys, urllib.request
+release = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json"))
+wheel = next(u["url"] for u in release["urls"] if u["packagetype"] == "bdist_wheel")
+urllib.request.urlretrieve(wheel, sys.argv[1])
+"#;
+        let status = Command::new(python)
+            .args(["-c", fetch])
+            .arg(&wheel)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "cannot download pip from PyPI");
+    }
+    vec![format!("{}/pip", wheel.display())]
+}
+
+fn install() -> PythonClient {
+    let python = python();
+    let dir = scratch_root().join("python");
+    let packages = dir.join(GREEN_API_CLIENT.replace("==", "-"));
+    let marker = packages.join(".installed");
+    if !marker.is_file() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&packages);
+        let output = Command::new(&python)
+            .args(pip(&python, &dir))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-warn-script-location",
+                "--target",
+            ])
+            .arg(&packages)
+            .arg(GREEN_API_CLIENT)
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .output()
+            .expect("pip runs");
+        assert!(
+            output.status.success(),
+            "cannot install {GREEN_API_CLIENT} from PyPI:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::write(&marker, GREEN_API_CLIENT).unwrap();
+    }
+    PythonClient { python, packages }
+}
