@@ -112,31 +112,15 @@ pub async fn run(
     dispatcher.configure(endpoints);
     // Deliveries reach the endpoint actors in the order the store commits
     // them (one forwarding task), so ordered endpoints see events in order.
-    let (committed_tx, mut committed_rx) = tokio::sync::mpsc::unbounded_channel::<(
+    let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel::<(
         crate::store::StoreFuture<Vec<i64>>,
         pipeline::Processed,
     )>();
-    let forwarder = {
-        let dispatcher = dispatcher.clone();
-        tokio::spawn(async move {
-            while let Some((committed, processed)) = committed_rx.recv().await {
-                match committed.await {
-                    Ok(ids) => dispatcher.enqueue(
-                        processed
-                            .deliveries
-                            .into_iter()
-                            .zip(ids)
-                            .map(|(d, id)| d.into_item(id))
-                            .collect(),
-                    ),
-                    Err(error) => tracing::error!(
-                        event = %processed.event_id, %error,
-                        "cannot store the event's deliveries; it will be processed again after a restart"
-                    ),
-                }
-            }
-        })
-    };
+    let forwarder = tokio::spawn(forward_committed(
+        store.clone(),
+        dispatcher.clone(),
+        committed_rx,
+    ));
     let sink: Sink = {
         let store = store.clone();
         Arc::new(move |processed: pipeline::Processed| {
@@ -235,6 +219,49 @@ pub async fn run(
         .expect("the store closes cleanly");
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Hand each event's deliveries to the endpoint actors once the store has
+/// committed them, in commit order. A failed commit is retried (the
+/// pipeline's output is still here) until it succeeds or the store closes;
+/// then the event is routed again on the next start.
+async fn forward_committed(
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+    mut committed: tokio::sync::mpsc::UnboundedReceiver<(
+        crate::store::StoreFuture<Vec<i64>>,
+        pipeline::Processed,
+    )>,
+) {
+    while let Some((mut outcome, processed)) = committed.recv().await {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match outcome.await {
+                Ok(ids) => {
+                    dispatcher.enqueue(
+                        processed
+                            .deliveries
+                            .into_iter()
+                            .zip(ids)
+                            .map(|(d, id)| d.into_item(id))
+                            .collect(),
+                    );
+                    break;
+                }
+                Err(StoreError::Closed) => {
+                    tracing::warn!(event = %processed.event_id, "the store closed before the event's deliveries were stored; it is routed again on the next start");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+                    outcome = store.complete(processed.seq, rows);
+                }
+            }
+        }
+    }
 }
 
 /// Requeue events a previous run accepted but did not route (their

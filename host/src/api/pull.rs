@@ -127,7 +127,7 @@ fn notification_json(notification: Notification) -> Value {
 fn json_response(value: &Value) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
+        serde_json::to_vec(value).expect("a JSON value serializes"),
     )
         .into_response()
 }

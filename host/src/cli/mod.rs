@@ -67,6 +67,21 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         status: u16,
     },
+    /// Measure this build: loopback ceiling, end-to-end throughput and
+    /// latency, the pull queue, cold start and memory (see BENCHMARKS.md).
+    Bench {
+        /// How long each measured phase runs, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Write the results into this Markdown file's results section
+        /// (e.g. BENCHMARKS.md).
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Run only these scenarios (comma-separated): ceiling, e2e, pull,
+        /// cold, sessions.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::bench::SCENARIOS))]
+        only: Vec<String>,
+    },
     /// Post a JSONL file of canonical events to a running wasp, into one
     /// session, with a progress bar.
     Replay(replay::ReplayArgs),
@@ -137,6 +152,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             status,
         } => receive(&bind, port, secret, status),
         Command::Replay(args) => replay::replay(args),
+        Command::Bench {
+            seconds,
+            write,
+            only,
+        } => bench(seconds, write.as_deref(), only),
         Command::Plugin {
             command:
                 PluginCommand::Test {
@@ -255,6 +275,35 @@ fn receive(bind: &str, port: u16, secret: Option<String>, status: u16) -> anyhow
             .await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn bench(seconds: f64, write: Option<&Path>, only: Vec<String>) -> anyhow::Result<ExitCode> {
+    if !(0.1..=3600.0).contains(&seconds) {
+        bail!("--seconds must be between 0.1 and 3600");
+    }
+    let options = crate::bench::Options {
+        binary: std::env::current_exe().context("cannot find the wasp executable")?,
+        duration: std::time::Duration::from_secs_f64(seconds),
+        scratch: std::env::temp_dir().join("wasp-bench"),
+        only: only.clone(),
+    };
+    let mut command = format!("wasp bench --seconds {seconds}");
+    if !only.is_empty() {
+        command.push_str(&format!(" --only {}", only.join(",")));
+    }
+    if let Some(file) = write {
+        command.push_str(&format!(" --write {}", file.display()));
+    }
+    let mut report = crate::bench::Report::new(&command);
+    runtime()?.block_on(crate::bench::run(&options, &mut report))?;
+    println!("{}", report.markdown());
+    if let Some(file) = write {
+        report
+            .write_into(file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        eprintln!("results written to {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -57,11 +57,25 @@ impl BreakerState {
     }
 }
 
+/// Outcomes counted in one slice of the window.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    start: Instant,
+    total: u32,
+    failures: u32,
+}
+
+/// Slices per window: the window slides in steps of a tenth of itself, and
+/// recording an outcome costs the same however many attempts it holds.
+const BUCKETS: u32 = 10;
+
 /// The breaker.
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    outcomes: VecDeque<(Instant, bool)>,
+    buckets: VecDeque<Bucket>,
+    total: u64,
+    failures: u64,
     state: BreakerState,
     open_until: Option<Instant>,
     pause: Duration,
@@ -73,7 +87,9 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            outcomes: VecDeque::new(),
+            buckets: VecDeque::new(),
+            total: 0,
+            failures: 0,
             state: BreakerState::Closed,
             open_until: None,
             pause: config.open_for,
@@ -123,7 +139,7 @@ impl Breaker {
                 if healthy {
                     self.state = BreakerState::Closed;
                     self.pause = self.config.open_for;
-                    self.outcomes.clear();
+                    self.forget();
                 } else {
                     self.pause = (self.pause * 2).min(self.config.max_open_for);
                     self.open(now);
@@ -131,18 +147,9 @@ impl Breaker {
             }
             BreakerState::Open => {}
             BreakerState::Closed => {
-                self.outcomes.push_back((now, healthy));
-                while self
-                    .outcomes
-                    .front()
-                    .is_some_and(|(at, _)| now.duration_since(*at) > self.config.window)
-                {
-                    self.outcomes.pop_front();
-                }
-                let failures = self.outcomes.iter().filter(|(_, ok)| !ok).count();
-                let total = self.outcomes.len();
-                if total >= self.config.min_requests
-                    && failures as f64 >= self.config.failure_ratio * total as f64
+                self.count(now, healthy);
+                if self.total >= self.config.min_requests as u64
+                    && self.failures as f64 >= self.config.failure_ratio * self.total as f64
                 {
                     self.open(now);
                 }
@@ -150,10 +157,41 @@ impl Breaker {
         }
     }
 
+    /// Add an outcome at `now`, dropping the slices that left the window.
+    fn count(&mut self, now: Instant, healthy: bool) {
+        while let Some(oldest) = self.buckets.front()
+            && now.duration_since(oldest.start) > self.config.window
+        {
+            self.total -= u64::from(oldest.total);
+            self.failures -= u64::from(oldest.failures);
+            self.buckets.pop_front();
+        }
+        let width = (self.config.window / BUCKETS).max(Duration::from_millis(1));
+        match self.buckets.back_mut() {
+            Some(bucket) if now.duration_since(bucket.start) < width => {
+                bucket.total += 1;
+                bucket.failures += u32::from(!healthy);
+            }
+            _ => self.buckets.push_back(Bucket {
+                start: now,
+                total: 1,
+                failures: u32::from(!healthy),
+            }),
+        }
+        self.total += 1;
+        self.failures += u64::from(!healthy);
+    }
+
+    fn forget(&mut self) {
+        self.buckets.clear();
+        self.total = 0;
+        self.failures = 0;
+    }
+
     fn open(&mut self, now: Instant) {
         self.state = BreakerState::Open;
         self.open_until = Some(now + self.pause);
-        self.outcomes.clear();
+        self.forget();
     }
 }
 
@@ -201,6 +239,34 @@ mod tests {
         assert!(breaker.try_acquire(probe));
         breaker.record(probe, true);
         assert_eq!(breaker.state(probe), BreakerState::Closed);
+    }
+
+    #[test]
+    fn outcomes_leave_the_window() {
+        let t0 = Instant::now();
+        let mut breaker = Breaker::new(config());
+        for _ in 0..3 {
+            breaker.record(t0, false);
+        }
+        // 11 s later those three failures are out of the 10 s window.
+        let later = t0 + Duration::from_secs(11);
+        for _ in 0..3 {
+            breaker.record(later, false);
+        }
+        assert_eq!(breaker.state(later), BreakerState::Closed);
+        breaker.record(later, false);
+        assert_eq!(breaker.state(later), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_million_outcomes_cost_a_few_buckets() {
+        let t0 = Instant::now();
+        let mut breaker = Breaker::new(config());
+        for i in 0..1_000_000u64 {
+            breaker.record(t0 + Duration::from_micros(i * 30), true);
+        }
+        assert!(breaker.buckets.len() <= BUCKETS as usize + 1);
+        assert_eq!(breaker.failures, 0);
     }
 
     #[test]

@@ -69,10 +69,12 @@ impl HttpSender {
         request: &Request,
         context: &AttemptContext,
     ) -> AttemptOutcome {
-        let mut builder = self
-            .client
-            .post(self.url(endpoint))
-            .timeout(endpoint.timeout);
+        // An absolute URL was parsed once, when the endpoint was built.
+        let builder = match &endpoint.target {
+            Target::Url(url) => self.client.post(url.clone()),
+            _ => self.client.post(self.url(endpoint)),
+        };
+        let mut builder = builder.timeout(endpoint.timeout);
         for (name, value) in headers(request, context, &endpoint.standard) {
             builder = builder.header(name, value);
         }

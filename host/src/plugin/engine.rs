@@ -119,6 +119,11 @@ fn config(pooling: bool) -> Config {
         .epoch_interruption(true)
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true);
+    // `WASP_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report` names
+    // the plugins' compiled functions (for profiling; off by default).
+    if std::env::var_os("WASP_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)

@@ -46,7 +46,7 @@ pub struct NewEvent {
     pub generation: u64,
     /// Extra dedup key (provider message id + event name), if any.
     pub fingerprint: Option<String>,
-    /// How long dedup keys live, ms.
+    /// How long a fingerprint marks later events as duplicates, ms.
     pub dedup_window_ms: u64,
 }
 
@@ -258,7 +258,8 @@ pub struct Pruned {
 
 /// Durable state (see the module docs).
 pub trait Store: Send + Sync {
-    /// Make an event durable, unless it duplicates one seen within the dedup window.
+    /// Make an event durable, unless its id is stored already or its
+    /// fingerprint was seen within the dedup window.
     fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome>;
 
     /// Record the pipeline's output for event `seq`: add its deliveries to

@@ -31,6 +31,13 @@
 
 mod event;
 mod glue;
+
+/// The allocator of every plugin: talc, built for WebAssembly (smaller and
+/// faster than the C allocator the standard library uses there). Plugins
+/// allocate for every event (parsing, building bodies), so this matters.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub mod log;
 mod request;
 

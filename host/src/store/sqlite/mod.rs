@@ -1,9 +1,17 @@
 //! The embedded store: SQLite (bundled, no server) in WAL mode. All writes
 //! go through one writer thread that commits in groups: it takes every write
 //! already queued (up to [`MAX_BATCH`]) into one transaction, so under load
-//! many events share one commit (and one fsync), and an idle store commits
-//! each write at once. Reads use their own connection, which WAL lets run
-//! beside the writer.
+//! many events share one commit, and an idle store commits each write at
+//! once. Reads use their own connection, which WAL lets run beside the
+//! writer.
+//!
+//! With `sync: full`, a commit is answered only once the log is on disk, but
+//! the writer does not wait for the disk itself: it hands the batch's
+//! answers to a syncer thread, which flushes the write-ahead log (one
+//! `fdatasync` for every batch committed meanwhile) and then answers, while
+//! the writer already runs the next batch. SQLite itself runs with
+//! `synchronous = NORMAL` (it syncs the log before each checkpoint), so a
+//! batch is durable exactly when its answers go out.
 
 mod schema;
 
@@ -32,6 +40,9 @@ pub enum Sync {
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A write's answer, sent once the commit's fate (and durability) is known.
+type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
 enum Write {
     Accept(NewEvent, Reply<AcceptOutcome>),
     Complete(i64, Vec<NewDelivery>, Reply<Vec<i64>>),
@@ -48,6 +59,7 @@ enum Write {
 pub struct SqliteStore {
     writes: Mutex<Option<mpsc::Sender<Write>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Connection>,
     healthy: Arc<AtomicBool>,
 }
@@ -62,20 +74,18 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn open_connection(path: &Path, sync: Sync) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(backend)?;
+    // `synchronous = NORMAL` for both modes: with `sync: full` the syncer
+    // thread flushes the log before any commit is answered.
     connection
-        .execute_batch(&format!(
+        .execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = {};
+             PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;
              PRAGMA temp_store = MEMORY;
              PRAGMA cache_size = -16000;",
-            match sync {
-                Sync::Full => "FULL",
-                Sync::Normal => "NORMAL",
-            }
-        ))
+        )
         .map_err(backend)?;
     Ok(connection)
 }
@@ -87,21 +97,43 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut writer = open_connection(path, sync)?;
+        let mut writer = open_connection(path)?;
         schema::migrate(&mut writer).map_err(StoreError::Backend)?;
-        let reader = open_connection(path, sync)?;
+        let reader = open_connection(path)?;
         let (writes, queue) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
+        // The log exists once the migrations have written.
+        let (durable, syncer) = match sync {
+            Sync::Full => {
+                let wal = path.with_file_name(format!(
+                    "{}-wal",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let log = std::fs::OpenOptions::new()
+                    .read(true)
+                    .open(&wal)
+                    .map_err(|e| backend(format!("cannot open {}: {e}", wal.display())))?;
+                let (durable, flushes) = mpsc::channel::<Vec<Answer>>();
+                let healthy = healthy.clone();
+                let thread = std::thread::Builder::new()
+                    .name("wasp-store-sync".into())
+                    .spawn(move || sync_loop(log, flushes, healthy))
+                    .map_err(backend)?;
+                (Some(durable), Some(thread))
+            }
+            Sync::Normal => (None, None),
+        };
         let thread = {
             let healthy = healthy.clone();
             std::thread::Builder::new()
                 .name("wasp-store-writer".into())
-                .spawn(move || write_loop(writer, queue, healthy))
+                .spawn(move || write_loop(writer, queue, durable, healthy))
                 .map_err(backend)?
         };
         Ok(Arc::new(Self {
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(thread)),
+            syncer: Mutex::new(syncer),
             reader: Mutex::new(reader),
             healthy,
         }))
@@ -133,8 +165,15 @@ impl SqliteStore {
     }
 }
 
-/// The writer thread: group writes into transactions until the channel closes.
-fn write_loop(mut connection: Connection, queue: mpsc::Receiver<Write>, healthy: Arc<AtomicBool>) {
+/// The writer thread: group writes into transactions until the channel
+/// closes. Answers go out after the commit, or (`durable`) through the
+/// syncer once the log is flushed.
+fn write_loop(
+    mut connection: Connection,
+    queue: mpsc::Receiver<Write>,
+    durable: Option<mpsc::Sender<Vec<Answer>>>,
+    healthy: Arc<AtomicBool>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -147,18 +186,41 @@ fn write_loop(mut connection: Connection, queue: mpsc::Receiver<Write>, healthy:
         let now = crate::clock::now_ms();
         match connection.transaction() {
             Ok(transaction) => {
-                let mut replies: Vec<Box<dyn FnOnce(Option<StoreError>)>> =
-                    Vec::with_capacity(batch.len());
+                let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+                // Acknowledgements (a pull-queue delete) need no flush: if
+                // one is lost in a power cut, the notification comes again,
+                // which at-least-once delivery allows.
+                let mut acks: Vec<Answer> = Vec::new();
                 for write in batch.drain(..) {
-                    replies.push(apply(&transaction, write, now));
+                    let ack = matches!(write, Write::DeleteNotification(..));
+                    let answer = apply(&transaction, write, now);
+                    if ack {
+                        acks.push(answer);
+                    } else {
+                        answers.push(answer);
+                    }
                 }
-                let failure = transaction.commit().err().map(backend);
-                healthy.store(failure.is_none(), Ordering::Relaxed);
-                if let Some(error) = &failure {
-                    tracing::error!(%error, "store commit failed");
-                }
-                for reply in replies {
-                    reply(failure.clone());
+                match transaction.commit().map_err(backend) {
+                    Ok(()) => {
+                        answer_all(acks, None);
+                        match &durable {
+                            Some(syncer) if !answers.is_empty() => {
+                                if let Err(unsent) = syncer.send(answers) {
+                                    answer_all(unsent.0, Some(StoreError::Closed));
+                                }
+                            }
+                            _ => {
+                                healthy.store(true, Ordering::Relaxed);
+                                answer_all(answers, None);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        healthy.store(false, Ordering::Relaxed);
+                        tracing::error!(%error, "store commit failed");
+                        answer_all(acks, Some(error.clone()));
+                        answer_all(answers, Some(error));
+                    }
                 }
             }
             Err(error) => {
@@ -172,13 +234,35 @@ fn write_loop(mut connection: Connection, queue: mpsc::Receiver<Write>, healthy:
     }
 }
 
+fn answer_all(answers: Vec<Answer>, error: Option<StoreError>) {
+    for answer in answers {
+        answer(error.clone());
+    }
+}
+
+/// The syncer thread: flush the log once for every group of committed
+/// batches waiting, then answer them.
+fn sync_loop(log: std::fs::File, flushes: mpsc::Receiver<Vec<Answer>>, healthy: Arc<AtomicBool>) {
+    while let Ok(first) = flushes.recv() {
+        let mut waiting = vec![first];
+        while let Ok(more) = flushes.try_recv() {
+            waiting.push(more);
+        }
+        let error = log.sync_data().err().map(|e| {
+            tracing::error!(error = %e, "cannot flush the store's write-ahead log");
+            backend(format!("the write-ahead log cannot be flushed: {e}"))
+        });
+        healthy.store(error.is_none(), Ordering::Relaxed);
+        for answers in waiting {
+            answer_all(answers, error.clone());
+        }
+    }
+}
+
 /// Run one write inside the batch's transaction; the returned closure sends
 /// its answer once the commit's fate is known.
-fn apply(tx: &Connection, write: Write, now: u64) -> Box<dyn FnOnce(Option<StoreError>)> {
-    fn deferred<T: Send + 'static>(
-        reply: Reply<T>,
-        result: Result<T, StoreError>,
-    ) -> Box<dyn FnOnce(Option<StoreError>)> {
+fn apply(tx: &Connection, write: Write, now: u64) -> Answer {
+    fn deferred<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |commit_error| {
             let _ = reply.send(match commit_error {
                 Some(error) => Err(error),
@@ -249,36 +333,28 @@ fn fail(write: Write, error: StoreError) {
 }
 
 fn accept(tx: &Connection, event: &NewEvent, now: u64) -> rusqlite::Result<AcceptOutcome> {
-    let id_key = format!("id:{}", event.id);
-    let fingerprint_key = event.fingerprint.as_ref().map(|f| format!("fp:{f}"));
-    let mut seen =
-        tx.prepare_cached("SELECT event_id FROM dedup WHERE key = ?1 AND expires_at >= ?2")?;
-    for key in std::iter::once(&id_key).chain(fingerprint_key.as_ref()) {
-        if let Some(original) = seen
-            .query_row(params![key, now as i64], |row| row.get::<_, String>(0))
-            .optional()?
-        {
+    if let Some(fingerprint) = &event.fingerprint {
+        let since = now.saturating_sub(event.dedup_window_ms) as i64;
+        let original = tx
+            .prepare_cached(
+                "SELECT id FROM events WHERE fingerprint = ?1 AND received_at >= ?2 ORDER BY received_at LIMIT 1",
+            )?
+            .query_row(params![fingerprint, since], |row| row.get::<_, String>(0))
+            .optional()?;
+        if let Some(original) = original {
             return Ok(AcceptOutcome::Duplicate(original));
         }
     }
+    // The id is unique: an event posted again is the same event.
     let inserted = tx.prepare_cached(
-        "INSERT INTO events (id, session, name, received_at, body, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(id) DO NOTHING",
     )?
-    .execute(params![event.id, event.session, event.name, now as i64, event.body, event.generation as i64])?;
+    .execute(params![event.id, event.session, event.name, now as i64, event.body, event.generation as i64, event.fingerprint])?;
     if inserted == 0 {
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
     }
-    let seq = tx.last_insert_rowid();
-    let expires = (now + event.dedup_window_ms) as i64;
-    let mut remember = tx.prepare_cached(
-        "INSERT OR REPLACE INTO dedup (key, event_id, expires_at) VALUES (?1, ?2, ?3)",
-    )?;
-    remember.execute(params![id_key, event.id, expires])?;
-    if let Some(key) = &fingerprint_key {
-        remember.execute(params![key, event.id, expires])?;
-    }
-    Ok(AcceptOutcome::Stored(seq))
+    Ok(AcceptOutcome::Stored(tx.last_insert_rowid()))
 }
 
 fn complete(
@@ -392,22 +468,40 @@ fn disable(
     Ok(())
 }
 
+/// The first id of `table` whose `column` is at or after `cutoff`: rows
+/// are appended in time order, so everything below it is older. Scans only
+/// the old rows (in id order, stopping at the first recent one).
+fn first_id_since(
+    tx: &Connection,
+    table: &str,
+    id: &str,
+    column: &str,
+    cutoff: i64,
+) -> rusqlite::Result<i64> {
+    tx.query_row(
+        &format!(
+            "SELECT COALESCE((SELECT {id} FROM {table} WHERE {column} >= ?1 ORDER BY {id} LIMIT 1),
+                             (SELECT COALESCE(MAX({id}), 0) + 1 FROM {table}))"
+        ),
+        params![cutoff],
+        |row| row.get(0),
+    )
+}
+
 fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pruned> {
     let cutoff = now.saturating_sub(retention.max_age_ms) as i64;
-    tx.execute(
-        "DELETE FROM dedup WHERE expires_at < ?1",
-        params![now as i64],
-    )?;
-    let mut attempts = tx.execute("DELETE FROM attempts WHERE at < ?1", params![cutoff])? as u64;
+    let boundary = first_id_since(tx, "attempts", "id", "at", cutoff)?;
+    let mut attempts = tx.execute("DELETE FROM attempts WHERE id < ?1", params![boundary])? as u64;
     attempts += tx.execute(
         "DELETE FROM attempts WHERE id IN (
              SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS newer FROM attempts)
              WHERE newer > ?1)",
         params![retention.attempts_per_delivery as i64],
     )? as u64;
+    let boundary = first_id_since(tx, "deliveries", "id", "created_at", cutoff)?;
     let mut deliveries = tx.execute(
-        "DELETE FROM deliveries WHERE state IN ('delivered', 'failed') AND updated_at < ?1",
-        params![cutoff],
+        "DELETE FROM deliveries WHERE id < ?1 AND state IN ('delivered', 'failed')",
+        params![boundary],
     )? as u64;
     deliveries += tx.execute(
         "DELETE FROM deliveries WHERE id IN (
@@ -420,10 +514,11 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
         "DELETE FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
         [],
     )?;
+    let boundary = first_id_since(tx, "events", "seq", "received_at", cutoff)?;
     let events = tx.execute(
-        "DELETE FROM events WHERE routed = 1 AND received_at < ?1
+        "DELETE FROM events WHERE seq < ?1 AND routed = 1
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
-        params![cutoff],
+        params![boundary],
     )? as u64;
     let notifications = tx.execute(
         "DELETE FROM notifications WHERE expires_at < ?1",
@@ -673,6 +768,11 @@ impl Store for SqliteStore {
         self.writes.lock().expect("store sender lock").take();
         if let Some(writer) = self.writer.lock().expect("store writer lock").take() {
             let _ = writer.join();
+        }
+        // The writer is gone, and with it the syncer's queue: it answers the
+        // last batches and ends.
+        if let Some(syncer) = self.syncer.lock().expect("store syncer lock").take() {
+            let _ = syncer.join();
         }
     }
 }

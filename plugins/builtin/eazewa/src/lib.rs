@@ -44,7 +44,9 @@ impl Format for Eazewa {
         Ok(match eazewa::encode(event.value()?, endpoint.settings) {
             Encoded::Skip(reason) => Formatted::Skip(reason),
             Encoded::Send(body) => {
-                let mut request = Request::json(body.to_string().into_bytes());
+                let mut request = Request::json(
+                    wasp_plugin_sdk::serde_json::to_vec(&body).expect("a JSON value serializes"),
+                );
                 if !endpoint.settings.user_agent.is_empty() {
                     request = request.header("User-Agent", endpoint.settings.user_agent.clone());
                 }

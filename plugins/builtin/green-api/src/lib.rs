@@ -46,7 +46,9 @@ impl Format for GreenApi {
         Ok(match green_api::encode(event.value()?, endpoint.settings) {
             Encoded::Skip(reason) => Formatted::Skip(reason),
             Encoded::Send(body) => {
-                let mut request = Request::json(body.to_string().into_bytes());
+                let mut request = Request::json(
+                    wasp_plugin_sdk::serde_json::to_vec(&body).expect("a JSON value serializes"),
+                );
                 if let Some(authorization) = endpoint.settings.authorization() {
                     request = request.header("Authorization", authorization);
                 }

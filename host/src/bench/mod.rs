@@ -1,0 +1,606 @@
+//! The system benchmark (`wasp bench`, and the second half of `cargo
+//! bench`): real `wasp run` processes on loopback, driven by one lean HTTP
+//! client ([`http`]), measured against baselines taken in the same run.
+//!
+//! 1. **Loopback ceiling**: the client against a trivial receiver.
+//! 2. **End to end**: events posted to ingest → filter + transform → WAHA
+//!    format → durable outbox → delivery to a loopback receiver; sustained
+//!    events/s, then p50/p99 from posting to arrival at 50 % of that rate.
+//! 3. **Pull queue**: Green-API receive + delete pairs/s.
+//! 4. **Cold start** to `/ready` with a built-in and two custom plugins,
+//!    with and without the compiled-plugin cache.
+//! 5. **Memory**: resident set idle, under load, and with 1,000 sessions.
+
+pub mod child;
+pub mod http;
+pub mod report;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use child::{Scratch, WaspProcess};
+use http::{Connection, Pace, Receiver, drive, request};
+pub use report::{Report, Row};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `wasp` executable to start.
+    pub binary: PathBuf,
+    /// How long each measured phase runs.
+    pub duration: Duration,
+    /// Where scenario directories go.
+    pub scratch: PathBuf,
+    /// Run only these scenarios (`ceiling`, `e2e`, `pull`, `cold`,
+    /// `sessions`); all when empty.
+    pub only: Vec<String>,
+}
+
+/// The scenarios, by the names `--only` takes.
+pub const SCENARIOS: [&str; 5] = ["ceiling", "e2e", "pull", "cold", "sessions"];
+
+/// Why the benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A wasp process could not run.
+    #[error(transparent)]
+    Child(#[from] child::ChildError),
+    /// Loopback I/O failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A scenario went wrong.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Connections for closed-loop load (the ceiling's "16 connections").
+const CONNECTIONS: usize = 16;
+
+/// Run every scenario, adding rows to `report`.
+pub async fn run(options: &Options, report: &mut Report) -> Result<(), BenchError> {
+    std::fs::create_dir_all(&options.scratch)?;
+    let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
+    // The ceiling is the end-to-end figure's baseline, so it runs with it.
+    let ceiling = if wanted("ceiling") || wanted("e2e") {
+        loopback_ceiling(options, report).await?
+    } else {
+        0.0
+    };
+    if wanted("e2e") {
+        end_to_end(options, report, ceiling).await?;
+    }
+    if wanted("pull") {
+        pull_queue(options, report).await?;
+    }
+    if wanted("cold") {
+        cold_start(options, report).await?;
+    }
+    if wanted("sessions") {
+        sessions_memory(options, report).await?;
+    }
+    Ok(())
+}
+
+fn rate(value: f64) -> String {
+    if value >= 10_000.0 {
+        format!("{:.1}k/s", value / 1000.0)
+    } else {
+        format!("{value:.0}/s")
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn target(met: bool, text: &str) -> String {
+    format!("{} {text}", if met { "✅" } else { "❌" })
+}
+
+/// A WAHA-like body of about 700 bytes, for the ceiling.
+fn sample_body(n: u64) -> Vec<u8> {
+    format!(
+        r#"{{"id":"evt_ceiling_{n}","timestamp":1741249702485,"event":"message","session":"bench","payload":{{"id":"false_4915112345671@c.us_3EB0{n:016X}","timestamp":1741249702,"from":"4915112345671@c.us","fromMe":false,"source":"app","to":"4915100000000@c.us","participant":null,"body":"Hi, is my order #4711 ready? Call me back at +49 151 2345678 please","hasMedia":false,"ack":1,"ackName":"SERVER","vCards":[],"_data":{{"notifyName":"Anna Schmidt"}}}},"environment":{{"version":"2026.7.1","engine":"WEBJS","tier":"CORE","browser":null,"platform":"linux/x64","worker":{{"id":null}}}},"engine":"WEBJS"}}"#
+    )
+    .into_bytes()
+}
+
+/// An event for `POST /api/events`: an order message with a phone number,
+/// so the filter keeps it and the transform rewrites it, from one of 256 chats.
+fn event_body(n: u64) -> Vec<u8> {
+    // 256 people write in; each chat keeps its order, chats run in parallel.
+    let chat = format!("49151{:08}@c.us", n % 256);
+    format!(
+        r#"{{"id":"evt_bench_{n}","event":"message","session":"bench","payload":{{"id":"false_{chat}_3EB0{n:016X}","timestamp":1741249702,"from":"{chat}","fromMe":false,"source":"app","to":"4915100000000@c.us","participant":null,"body":"Hi, is my order #4711 ready? Call me back at +49 151 2345678 please","hasMedia":false,"ack":1,"ackName":"SERVER","vCards":[],"_data":{{"notifyName":"Anna Schmidt"}}}}}}"#
+    )
+    .into_bytes()
+}
+
+async fn loopback_ceiling(options: &Options, report: &mut Report) -> Result<f64, BenchError> {
+    report.progress("loopback ceiling: the load generator against a trivial receiver");
+    let receiver = Receiver::start().await?;
+    let host = receiver.addr.to_string();
+    let make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> =
+        Arc::new(move |n| request("POST", &host, "/hook", &[], &sample_body(n)));
+    let mut ceiling = 0.0;
+    for connections in [CONNECTIONS, 1] {
+        let load = drive(
+            receiver.addr,
+            connections,
+            options.duration,
+            Pace::Flat,
+            make.clone(),
+            None,
+        )
+        .await;
+        if connections == CONNECTIONS {
+            ceiling = load.rate();
+        }
+        report.add(Row {
+            section: "Loopback ceiling",
+            metric: format!(
+                "POSTs of a 0.7 KB event, {connections} connection{}",
+                if connections == 1 { "" } else { "s" }
+            ),
+            value: rate(load.rate()),
+            reference: "—".into(),
+            verdict: "baseline".into(),
+        });
+    }
+    Ok(ceiling)
+}
+
+fn e2e_config(receiver: SocketAddr) -> String {
+    format!(
+        r#"
+pipeline: {{log_events: false}}
+plugins:
+  - {{name: orders, builtin: keyword-filter, config: {{keywords: [order]}}}}
+  - {{name: redact, builtin: redact}}
+sessions:
+  - {{name: bench, me: {{id: 4915100000000@c.us, pushName: Shop}}}}
+endpoints:
+  - {{name: out, url: "http://{receiver}/hook", format: waha, settings: {{hmac_key: bench-secret}}, concurrency: 64}}
+routes:
+  - {{events: [message], chain: [orders, redact], to: [out]}}
+receiver: {{enabled: false}}
+"#
+    )
+}
+
+/// Wait until `receiver` has `count` requests (or `limit` passes); when it got there.
+async fn delivered(
+    receiver: &Receiver,
+    count: u64,
+    limit: Duration,
+) -> Result<Instant, BenchError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
+        if got >= count {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Failed(format!(
+                "only {got} of {count} accepted events were delivered within {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn end_to_end(
+    options: &Options,
+    report: &mut Report,
+    ceiling: f64,
+) -> Result<(), BenchError> {
+    report.progress("end to end: ingest → filter + transform → WAHA format → outbox → delivery");
+    let receiver = Receiver::start().await?;
+    let dir = Scratch::new(&options.scratch, "e2e")?;
+    let wasp = WaspProcess::start(
+        &options.binary,
+        &dir.0,
+        &dir.0.join("cache"),
+        &e2e_config(receiver.addr),
+    )
+    .await?;
+    let host = wasp.addr.to_string();
+    let make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> =
+        Arc::new(move |n| request("POST", &host, "/api/events", &[], &event_body(n)));
+
+    // Sustained: as fast as it takes events, counted until the last is delivered.
+    let started = Instant::now();
+    let load = drive(
+        wasp.addr,
+        CONNECTIONS * 2,
+        options.duration,
+        Pace::Flat,
+        make.clone(),
+        None,
+    )
+    .await;
+    if load.ok == 0 {
+        return Err(BenchError::Failed(format!(
+            "wasp accepted no events: {:?}",
+            load.first_error
+        )));
+    }
+    let finished = delivered(
+        &receiver,
+        load.ok,
+        options.duration * 6 + Duration::from_secs(10),
+    )
+    .await?;
+    let sustained = load.ok as f64 / (finished - started).as_secs_f64();
+    let (_, peak) = wasp.memory_kib();
+    report.add(Row {
+        section: "End to end",
+        metric: "accepted (202, durable) per second while loaded".into(),
+        value: rate(load.rate()),
+        reference: "—".into(),
+        verdict: String::new(),
+    });
+    report.add(Row {
+        section: "End to end",
+        metric: "sustained: accepted and delivered per second".into(),
+        value: rate(sustained),
+        reference: format!("ceiling {}", rate(ceiling)),
+        verdict: format!(
+            "{:.2}× · {}",
+            sustained / ceiling,
+            target(sustained >= 25_000.0, "≥ 25k/s")
+        ),
+    });
+
+    // Latency at half that rate: from when each post was due to its arrival.
+    let half = (sustained / 2.0).max(1.0);
+    let due: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let note: Arc<dyn Fn(u64, Instant) + Send + Sync> = {
+        let due = due.clone();
+        Arc::new(move |n, at| {
+            due.lock().expect("due lock").insert(n, at);
+        })
+    };
+    let offset = load.ok + load.failed + 1_000_000;
+    let shifted: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> = {
+        let make = make.clone();
+        Arc::new(move |n| make(n + offset))
+    };
+    receiver.record(true);
+    let before = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
+    let paced = drive(
+        wasp.addr,
+        CONNECTIONS * 4,
+        options.duration,
+        Pace::Rate(half),
+        shifted,
+        Some(note),
+    )
+    .await;
+    delivered(
+        &receiver,
+        before + paced.ok,
+        options.duration * 4 + Duration::from_secs(10),
+    )
+    .await?;
+    let arrivals = receiver.arrivals();
+    let due = std::mem::take(&mut *due.lock().expect("due lock"));
+    let mut latencies: Vec<Duration> = due
+        .iter()
+        .filter_map(|(n, at)| {
+            let arrived = arrivals.get(&format!("evt_bench_{}", n + offset))?;
+            Some(arrived.saturating_duration_since(*at))
+        })
+        .collect();
+    latencies.sort();
+    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    report.add(Row {
+        section: "End to end",
+        metric: format!(
+            "post → first delivery attempt at 50 % load ({}), p50",
+            rate(half)
+        ),
+        value: millis(p50),
+        reference: format!("{} events", latencies.len()),
+        verdict: String::new(),
+    });
+    report.add(Row {
+        section: "End to end",
+        metric: "post → first delivery attempt at 50 % load, p99".into(),
+        value: millis(p99),
+        reference: format!(
+            "max {}",
+            millis(latencies.last().copied().unwrap_or_default())
+        ),
+        verdict: target(p99 <= Duration::from_millis(10), "≤ 10 ms"),
+    });
+    report.add(Row {
+        section: "Memory",
+        metric: "peak resident set under end-to-end load".into(),
+        value: mib(peak),
+        reference: "—".into(),
+        verdict: String::new(),
+    });
+    wasp.stop();
+    Ok(())
+}
+
+/// The pull queue scenario's instances.
+const QUEUES: u64 = 8;
+
+fn pull_config() -> String {
+    let mut endpoints = String::new();
+    for q in 1..=QUEUES {
+        endpoints.push_str(&format!(
+            "  - {{name: q{q}, format: green-api, mode: pull, pull: {{api_token: t{q}}}, settings: {{id_instance: {}}}}}\n",
+            1_101_000_000 + q
+        ));
+    }
+    let to: Vec<String> = (1..=QUEUES).map(|q| format!("q{q}")).collect();
+    format!(
+        "pipeline: {{log_events: false}}\nsessions: [{{name: bench, me: {{id: 4915100000000@c.us}}}}]\nendpoints:\n{endpoints}routes: [{{events: [message], to: [{}]}}]\nreceiver: {{enabled: false}}\n",
+        to.join(", ")
+    )
+}
+
+/// Receive and delete from queue `q` until it is empty or `until`; pairs done.
+async fn consume(
+    addr: SocketAddr,
+    q: u64,
+    batch: Option<usize>,
+    until: Instant,
+) -> Result<u64, BenchError> {
+    let host = addr.to_string();
+    let instance = 1_101_000_000 + q;
+    let receive = request(
+        "GET",
+        &host,
+        &match batch {
+            Some(n) => {
+                format!("/waInstance{instance}/receiveNotification/t{q}?receiveTimeout=0&limit={n}")
+            }
+            None => format!("/waInstance{instance}/receiveNotification/t{q}?receiveTimeout=0"),
+        },
+        &[],
+        b"",
+    );
+    let mut connection = Connection::open(addr).await?;
+    let mut pairs = 0;
+    while Instant::now() < until {
+        let answer = connection.send(&receive).await?;
+        let value: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
+            BenchError::Failed(format!(
+                "receiveNotification answered {}: {e}",
+                answer.status
+            ))
+        })?;
+        let receipts: Vec<i64> = match &value {
+            serde_json::Value::Null => break,
+            serde_json::Value::Array(items) if items.is_empty() => break,
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|n| n["receiptId"].as_i64())
+                .collect(),
+            single => single["receiptId"].as_i64().into_iter().collect(),
+        };
+        for receipt in receipts {
+            let delete = request(
+                "DELETE",
+                &host,
+                &format!("/waInstance{instance}/deleteNotification/t{q}/{receipt}"),
+                &[],
+                b"",
+            );
+            let answer = connection.send(&delete).await?;
+            if !answer.body.starts_with(br#"{"result":true"#) {
+                return Err(BenchError::Failed(format!(
+                    "deleteNotification {receipt} answered {}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                )));
+            }
+            pairs += 1;
+        }
+    }
+    Ok(pairs)
+}
+
+async fn queue_length(addr: SocketAddr, q: u64) -> Result<u64, BenchError> {
+    let mut connection = Connection::open(addr).await?;
+    let answer = connection
+        .send(&request(
+            "GET",
+            &addr.to_string(),
+            &format!("/waInstance{}/getWebhooksCount/t{q}", 1_101_000_000 + q),
+            &[],
+            b"",
+        ))
+        .await?;
+    let value: serde_json::Value = serde_json::from_slice(&answer.body)
+        .map_err(|e| BenchError::Failed(format!("getWebhooksCount: {e}")))?;
+    Ok(value["count"].as_u64().unwrap_or(0))
+}
+
+async fn pull_queue(options: &Options, report: &mut Report) -> Result<(), BenchError> {
+    report.progress("pull queue: Green-API receiveNotification + deleteNotification");
+    let dir = Scratch::new(&options.scratch, "pull")?;
+    let wasp = WaspProcess::start(
+        &options.binary,
+        &dir.0,
+        &dir.0.join("cache"),
+        &pull_config(),
+    )
+    .await?;
+    let host = wasp.addr.to_string();
+    let make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> =
+        Arc::new(move |n| request("POST", &host, "/api/events", &[], &event_body(n)));
+    // Fill: every event lands in each of the queues.
+    let fill = drive(
+        wasp.addr,
+        CONNECTIONS,
+        options.duration / 2,
+        Pace::Flat,
+        make,
+        None,
+    )
+    .await;
+    let deadline = Instant::now() + options.duration * 4 + Duration::from_secs(10);
+    while queue_length(wasp.addr, QUEUES).await? < fill.ok {
+        if Instant::now() > deadline {
+            return Err(BenchError::Failed("the pull queues never filled".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let phase = options.duration / 3;
+    let scenarios: [(&str, u64, Option<usize>); 3] = [
+        ("one consumer (one connection), one queue", 1, None),
+        ("8 consumers, one per instance queue", QUEUES, None),
+        (
+            "8 consumers, batch receive (limit=100) + delete each",
+            QUEUES,
+            Some(100),
+        ),
+    ];
+    for (i, (name, consumers, batch)) in scenarios.into_iter().enumerate() {
+        let started = Instant::now();
+        let until = started + phase;
+        let mut tasks = tokio::task::JoinSet::new();
+        for q in 1..=consumers {
+            // Each phase drains different queues first, so none starts empty.
+            let queue = (q + i as u64 * 3 - 1) % QUEUES + 1;
+            tasks.spawn(consume(wasp.addr, queue, batch, until));
+        }
+        let mut pairs = 0;
+        while let Some(done) = tasks.join_next().await {
+            pairs += done.map_err(|e| BenchError::Failed(e.to_string()))??;
+        }
+        let per_second = pairs as f64 / started.elapsed().as_secs_f64();
+        report.add(Row {
+            section: "Pull queue",
+            metric: format!("receive + delete pairs, {name}"),
+            value: rate(per_second),
+            reference: format!("{pairs} pairs"),
+            verdict: if consumers > 1 && batch.is_none() {
+                target(per_second >= 10_000.0, "≥ 10k/s")
+            } else {
+                String::new()
+            },
+        });
+    }
+    wasp.stop();
+    Ok(())
+}
+
+/// A config with the built-in `waha` format and two plugins loaded from `.wasm` files.
+fn cold_config(dir: &Path) -> Result<String, BenchError> {
+    for name in ["keyword-filter", "redact"] {
+        let bytes = crate::plugin::builtin::get(name)
+            .ok_or_else(|| BenchError::Failed(format!("no built-in {name}")))?;
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes)?;
+    }
+    Ok(format!(
+        r#"
+plugins:
+  - {{name: orders, path: "{}", config: {{keywords: [order]}}}}
+  - {{name: redact, path: "{}"}}
+sessions: [{{name: bench}}]
+endpoints:
+  - {{name: out, url: "http://127.0.0.1:9/hook", format: waha}}
+routes: [{{chain: [orders, redact], to: [out]}}]
+receiver: {{enabled: false}}
+"#,
+        dir.join("keyword-filter.wasm").display(),
+        dir.join("redact.wasm").display()
+    ))
+}
+
+async fn cold_start(options: &Options, report: &mut Report) -> Result<(), BenchError> {
+    report.progress("cold start to /ready: built-in format + two plugins from .wasm files");
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let mut idle = 0;
+    for _ in 0..3 {
+        let dir = Scratch::new(&options.scratch, "cold")?;
+        let config = cold_config(&dir.0)?;
+        let cache = dir.0.join("cache");
+        let first = WaspProcess::start(&options.binary, &dir.0.join("a"), &cache, &config).await?;
+        without.push(first.startup);
+        first.stop();
+        let second = WaspProcess::start(&options.binary, &dir.0.join("b"), &cache, &config).await?;
+        with.push(second.startup);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        idle = idle.max(second.memory_kib().0);
+        second.stop();
+    }
+    without.sort();
+    with.sort();
+    report.add(Row {
+        section: "Cold start",
+        metric: "spawn → /ready, empty plugin cache (median of 3)".into(),
+        value: millis(without[1]),
+        reference: "—".into(),
+        verdict: String::new(),
+    });
+    report.add(Row {
+        section: "Cold start",
+        metric: "spawn → /ready, compiled plugins cached (median of 3)".into(),
+        value: millis(with[1]),
+        reference: format!(
+            "{:.1}× faster",
+            without[1].as_secs_f64() / with[1].as_secs_f64()
+        ),
+        verdict: target(with[1] <= Duration::from_millis(300), "≤ 300 ms"),
+    });
+    report.add(Row {
+        section: "Memory",
+        metric: "resident set idle (after start, 1 s)".into(),
+        value: mib(idle),
+        reference: "—".into(),
+        verdict: target(idle <= 60 * 1024, "≤ 60 MiB"),
+    });
+    Ok(())
+}
+
+async fn sessions_memory(options: &Options, report: &mut Report) -> Result<(), BenchError> {
+    report.progress("memory with 1,000 sessions");
+    let dir = Scratch::new(&options.scratch, "sessions")?;
+    let mut config =
+        String::from("pipeline: {log_events: false}\nreceiver: {enabled: false}\nsessions:\n");
+    for n in 0..1000 {
+        config.push_str(&format!(
+            "  - {{name: s{n:04}, metadata: {{tenant: t{n}}}, me: {{id: {}@c.us}}}}\n",
+            4_915_100_000_000u64 + n
+        ));
+    }
+    let wasp = WaspProcess::start(&options.binary, &dir.0, &dir.0.join("cache"), &config).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss, _) = wasp.memory_kib();
+    report.add(Row {
+        section: "Memory",
+        metric: "resident set with 1,000 sessions (all WORKING)".into(),
+        value: mib(rss),
+        reference: format!("started in {}", millis(wasp.startup)),
+        verdict: String::new(),
+    });
+    wasp.stop();
+    Ok(())
+}
