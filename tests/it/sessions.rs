@@ -17,33 +17,50 @@ fn message(session: &str, n: u32) -> Value {
 }
 
 /// Statuses of `session` in the `session.status` webhooks at `path`, in
-/// the order the status machine went through them (each event carries the
-/// recent history, so arrival order does not matter).
+/// the order the status machine went through them. Arrival order does not
+/// say it, and transitions can share a millisecond, so each event is placed
+/// by its own `statuses` history (its predecessors, then itself).
 fn statuses(requests: &[Recorded], path: &str, session: &str) -> Vec<String> {
-    let mut seen: Vec<(u64, String)> = requests
+    let mut seen: Vec<Vec<(u64, String)>> = requests
         .iter()
         .filter(|r| r.path == path)
         .map(Recorded::json)
         .filter(|b| b["event"] == "session.status" && b["session"] == session)
         .map(|b| {
-            let last = b["payload"]["statuses"]
+            let history: Vec<(u64, String)> = b["payload"]["statuses"]
                 .as_array()
                 .unwrap()
-                .last()
-                .unwrap()
-                .clone();
+                .iter()
+                .map(|s| {
+                    (
+                        s["timestamp"].as_u64().unwrap(),
+                        s["status"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
             assert_eq!(
-                last["status"], b["payload"]["status"],
+                history.last().unwrap().1,
+                b["payload"]["status"].as_str().unwrap(),
                 "the history ends with the new status"
             );
-            (
-                last["timestamp"].as_u64().unwrap(),
-                b["payload"]["status"].as_str().unwrap().to_owned(),
-            )
+            history
         })
         .collect();
-    seen.sort();
-    seen.into_iter().map(|(_, s)| s).collect()
+    seen.sort_by(|a, b| {
+        let (a_last, b_last) = (a.last().unwrap(), b.last().unwrap());
+        a_last.0.cmp(&b_last.0).then_with(|| {
+            if b[..b.len() - 1].contains(a_last) {
+                std::cmp::Ordering::Less
+            } else if a[..a.len() - 1].contains(b_last) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+    });
+    seen.into_iter()
+        .map(|history| history.last().unwrap().1.clone())
+        .collect()
 }
 
 async fn wait_for_statuses(receiver: &TestReceiver, path: &str, session: &str, want: &[&str]) {

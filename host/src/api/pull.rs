@@ -20,8 +20,9 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
@@ -119,12 +120,33 @@ fn store_failed(error: StoreError) -> ApiError {
 }
 
 /// `{"receiptId": N, "body": {…}}`.
-fn notification_json(notification: Notification) -> Value {
-    let body = serde_json::from_str(&notification.body).unwrap_or(Value::String(notification.body));
-    json!({"receiptId": notification.receipt_id, "body": body})
+#[derive(Serialize)]
+struct Received {
+    #[serde(rename = "receiptId")]
+    receipt_id: i64,
+    /// The stored body as it is: validated, not parsed into a tree and
+    /// printed again.
+    body: Box<RawValue>,
 }
 
-fn json_response(value: &Value) -> Response {
+fn received(notification: Notification) -> Received {
+    let body = match RawValue::from_string(notification.body) {
+        Ok(raw) => raw,
+        // Bodies are written by the format plugins, so this is a bug: say
+        // so in the answer rather than fail the whole receive.
+        Err(error) => RawValue::from_string(
+            serde_json::to_string(&format!("unreadable notification body: {error}"))
+                .expect("a string serializes"),
+        )
+        .expect("a JSON string is JSON"),
+    };
+    Received {
+        receipt_id: notification.receipt_id,
+        body,
+    }
+}
+
+fn json_response(value: &impl Serialize) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_vec(value).expect("a JSON value serializes"),
@@ -182,14 +204,10 @@ pub async fn receive_notification(
         )
         .await
         .map_err(store_failed)?;
-    let answer = match limit {
-        Some(_) => Value::Array(found.into_iter().map(notification_json).collect()),
-        None => found
-            .into_iter()
-            .next()
-            .map_or(Value::Null, notification_json),
-    };
-    Ok(json_response(&answer))
+    Ok(match limit {
+        Some(_) => json_response(&found.into_iter().map(received).collect::<Vec<_>>()),
+        None => json_response(&found.into_iter().next().map(received)),
+    })
 }
 
 /// Delete a received notification.

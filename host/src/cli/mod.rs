@@ -81,6 +81,10 @@ pub enum Command {
         /// cold, sessions.
         #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::bench::SCENARIOS))]
         only: Vec<String>,
+        /// Start this `wasp` executable instead of the running one (e.g. an
+        /// older build, to compare builds under the same load generator).
+        #[arg(long)]
+        binary: Option<PathBuf>,
     },
     /// Post a JSONL file of canonical events to a running wasp, into one
     /// session, with a progress bar.
@@ -156,7 +160,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             seconds,
             write,
             only,
-        } => bench(seconds, write.as_deref(), only),
+            binary,
+        } => bench(seconds, write.as_deref(), only, binary),
         Command::Plugin {
             command:
                 PluginCommand::Test {
@@ -277,17 +282,30 @@ fn receive(bind: &str, port: u16, secret: Option<String>, status: u16) -> anyhow
     })
 }
 
-fn bench(seconds: f64, write: Option<&Path>, only: Vec<String>) -> anyhow::Result<ExitCode> {
+fn bench(
+    seconds: f64,
+    write: Option<&Path>,
+    only: Vec<String>,
+    binary: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     if !(0.1..=3600.0).contains(&seconds) {
         bail!("--seconds must be between 0.1 and 3600");
     }
+    let mut command = format!("wasp bench --seconds {seconds}");
+    let binary = match binary {
+        Some(path) if path.is_file() => {
+            command.push_str(&format!(" --binary {}", path.display()));
+            path
+        }
+        Some(path) => bail!("--binary {}: no such file", path.display()),
+        None => std::env::current_exe().context("cannot find the wasp executable")?,
+    };
     let options = crate::bench::Options {
-        binary: std::env::current_exe().context("cannot find the wasp executable")?,
+        binary,
         duration: std::time::Duration::from_secs_f64(seconds),
         scratch: std::env::temp_dir().join("wasp-bench"),
         only: only.clone(),
     };
-    let mut command = format!("wasp bench --seconds {seconds}");
     if !only.is_empty() {
         command.push_str(&format!(" --only {}", only.join(",")));
     }

@@ -83,8 +83,8 @@ pub struct StoreConfig {
     /// wasp instances may share one.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// `full`: every commit reaches the disk (survives power loss);
-    /// `normal`: survives process crashes only, faster.
+    /// `full`: a 202 waits until its event is flushed to disk (survives
+    /// power loss); `normal`: survives process crashes only, faster.
     #[serde(default)]
     pub sync: SyncMode,
     /// The same event (id, or message id + event name) posted again within

@@ -55,12 +55,15 @@ enum Write {
     DeleteNotification(String, i64, Reply<bool>),
 }
 
+/// Read connections (see [`SqliteStore::open`]).
+const READERS: usize = 2;
+
 /// The SQLite store.
 pub struct SqliteStore {
     writes: Mutex<Option<mpsc::Sender<Write>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     syncer: Mutex<Option<JoinHandle<()>>>,
-    reader: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
     healthy: Arc<AtomicBool>,
 }
 
@@ -99,7 +102,11 @@ impl SqliteStore {
         }
         let mut writer = open_connection(path)?;
         schema::migrate(&mut writer).map_err(StoreError::Backend)?;
-        let reader = open_connection(path)?;
+        // One read connection per core: readers run on the async workers
+        // (short indexed queries), and WAL lets them read beside the writer.
+        let readers = (0..READERS)
+            .map(|_| open_connection(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
         let (writes, queue) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
         // The log exists once the migrations have written.
@@ -134,7 +141,7 @@ impl SqliteStore {
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(thread)),
             syncer: Mutex::new(syncer),
-            reader: Mutex::new(reader),
+            readers,
             healthy,
         }))
     }
@@ -160,7 +167,12 @@ impl SqliteStore {
         &self,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.lock().expect("store reader lock");
+        // A free connection if there is one, else wait for the first.
+        let reader = self
+            .readers
+            .iter()
+            .find_map(|reader| reader.try_lock().ok())
+            .unwrap_or_else(|| self.readers[0].lock().expect("store reader lock"));
         query(&reader).map_err(backend)
     }
 }
@@ -175,6 +187,9 @@ fn write_loop(
     healthy: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Attempts kept per delivery: learnt from the retention limits that
+    // every prune brings (the first runs at startup), applied per insert.
+    let mut attempts_cap = None;
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -193,7 +208,7 @@ fn write_loop(
                 let mut acks: Vec<Answer> = Vec::new();
                 for write in batch.drain(..) {
                     let ack = matches!(write, Write::DeleteNotification(..));
-                    let answer = apply(&transaction, write, now);
+                    let answer = apply(&transaction, write, now, &mut attempts_cap);
                     if ack {
                         acks.push(answer);
                     } else {
@@ -261,7 +276,7 @@ fn sync_loop(log: std::fs::File, flushes: mpsc::Receiver<Vec<Answer>>, healthy: 
 
 /// Run one write inside the batch's transaction; the returned closure sends
 /// its answer once the commit's fate is known.
-fn apply(tx: &Connection, write: Write, now: u64) -> Answer {
+fn apply(tx: &Connection, write: Write, now: u64, attempts_cap: &mut Option<usize>) -> Answer {
     fn deferred<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |commit_error| {
             let _ = reply.send(match commit_error {
@@ -277,7 +292,7 @@ fn apply(tx: &Connection, write: Write, now: u64) -> Answer {
         }
         Write::Attempt(attempt, after, reply) => deferred(
             reply,
-            record_attempt(tx, &attempt, after, now).map_err(backend),
+            record_attempt(tx, &attempt, after, now, *attempts_cap).map_err(backend),
         ),
         Write::Requeue(ids, reply) => deferred(reply, requeue(tx, &ids, now).map_err(backend)),
         Write::Disable(endpoint, reason, reply) => deferred(
@@ -285,6 +300,7 @@ fn apply(tx: &Connection, write: Write, now: u64) -> Answer {
             disable(tx, &endpoint, reason.as_deref(), now).map_err(backend),
         ),
         Write::Prune(retention, reply) => {
+            *attempts_cap = Some(retention.attempts_per_delivery);
             deferred(reply, prune(tx, retention, now).map_err(backend))
         }
         Write::SaveSession(name, record, reply) => deferred(
@@ -299,12 +315,10 @@ fn apply(tx: &Connection, write: Write, now: u64) -> Answer {
         ),
         Write::DeleteNotification(instance, receipt_id, reply) => deferred(
             reply,
-            tx.execute(
-                "DELETE FROM notifications WHERE instance = ?1 AND receipt_id = ?2",
-                params![instance, receipt_id],
-            )
-            .map(|n| n > 0)
-            .map_err(backend),
+            tx.prepare_cached("DELETE FROM notifications WHERE instance = ?1 AND receipt_id = ?2")
+                .and_then(|mut delete| delete.execute(params![instance, receipt_id]))
+                .map(|n| n > 0)
+                .map_err(backend),
         ),
     }
 }
@@ -411,6 +425,7 @@ fn record_attempt(
     attempt: &AttemptRecord,
     after: AfterAttempt,
     now: u64,
+    cap: Option<usize>,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO attempts (delivery_id, number, at, status, latency_ms, outcome, excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -431,12 +446,25 @@ fn record_attempt(
         AfterAttempt::Dead => (DeliveryState::Dead, 0),
     };
     let error = (after != AfterAttempt::Delivered).then_some(&attempt.excerpt);
-    tx.prepare_cached(
-        "UPDATE deliveries SET state = ?2, attempts = attempts + 1, next_attempt_at = ?3, updated_at = ?4,
+    let attempts: Option<i64> = tx
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?2, attempts = attempts + 1, next_attempt_at = ?3, updated_at = ?4,
                 first_attempt_at = COALESCE(first_attempt_at, ?5), last_status = ?6, last_error = ?7
-         WHERE id = ?1",
-    )?
-    .execute(params![attempt.delivery_id, state.as_str(), next as i64, now as i64, attempt.at as i64, attempt.status, error])?;
+             WHERE id = ?1 RETURNING attempts",
+        )?
+        .query_row(params![attempt.delivery_id, state.as_str(), next as i64, now as i64, attempt.at as i64, attempt.status, error], |row| row.get(0))
+        .optional()?;
+    // Past the cap, drop this delivery's oldest attempts (an index range,
+    // not a scan of every attempt at prune time).
+    if let (Some(attempts), Some(cap)) = (attempts, cap)
+        && attempts > cap as i64
+    {
+        tx.prepare_cached(
+            "DELETE FROM attempts WHERE delivery_id = ?1 AND id <=
+               (SELECT id FROM attempts WHERE delivery_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(params![attempt.delivery_id, cap as i64])?;
+    }
     Ok(())
 }
 
@@ -491,29 +519,35 @@ fn first_id_since(
 fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pruned> {
     let cutoff = now.saturating_sub(retention.max_age_ms) as i64;
     let boundary = first_id_since(tx, "attempts", "id", "at", cutoff)?;
+    // Attempts per delivery are capped as they are recorded; here, by age.
     let mut attempts = tx.execute("DELETE FROM attempts WHERE id < ?1", params![boundary])? as u64;
-    attempts += tx.execute(
-        "DELETE FROM attempts WHERE id IN (
-             SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS newer FROM attempts)
-             WHERE newer > ?1)",
-        params![retention.attempts_per_delivery as i64],
-    )? as u64;
     let boundary = first_id_since(tx, "deliveries", "id", "created_at", cutoff)?;
-    let mut deliveries = tx.execute(
-        "DELETE FROM deliveries WHERE id < ?1 AND state IN ('delivered', 'failed')",
-        params![boundary],
-    )? as u64;
-    deliveries += tx.execute(
-        "DELETE FROM deliveries WHERE id IN (
-             SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint ORDER BY id DESC) AS newer
-                             FROM deliveries WHERE state = 'dead')
-             WHERE newer > ?1)",
-        params![retention.dead_letters_per_endpoint as i64],
-    )? as u64;
-    tx.execute(
-        "DELETE FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
-        [],
+    // Old settled deliveries and dead letters beyond the cap go, with
+    // their attempts (through the attempts' delivery index).
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS pruned_deliveries (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.pruned_deliveries;",
     )?;
+    tx.execute(
+        "INSERT INTO temp.pruned_deliveries
+           SELECT id FROM deliveries WHERE id < ?1 AND state IN ('delivered', 'failed')",
+        params![boundary],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO temp.pruned_deliveries
+           SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint ORDER BY id DESC) AS newer
+                           FROM deliveries WHERE state = 'dead')
+           WHERE newer > ?1",
+        params![retention.dead_letters_per_endpoint as i64],
+    )?;
+    attempts += tx.execute(
+        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM temp.pruned_deliveries)",
+        [],
+    )? as u64;
+    let deliveries = tx.execute(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM temp.pruned_deliveries)",
+        [],
+    )? as u64;
     let boundary = first_id_since(tx, "events", "seq", "received_at", cutoff)?;
     let events = tx.execute(
         "DELETE FROM events WHERE seq < ?1 AND routed = 1
@@ -975,6 +1009,13 @@ mod tests {
     #[tokio::test]
     async fn prunes_by_age_and_count() {
         let (store, dir) = store();
+        let retention = Retention {
+            max_age_ms: 3_600_000,
+            dead_letters_per_endpoint: 2,
+            attempts_per_delivery: 3,
+        };
+        // The first prune (at startup) tells the writer the attempts cap.
+        assert_eq!(store.prune(retention).await.unwrap(), Pruned::default());
         let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", None)).await.unwrap() else {
             panic!()
         };
@@ -1001,17 +1042,23 @@ mod tests {
                 store.record_attempt(record, after).await.unwrap();
             }
         }
-        let pruned = store
-            .prune(Retention {
-                max_age_ms: 3_600_000,
-                dead_letters_per_endpoint: 2,
-                attempts_per_delivery: 3,
-            })
-            .await
-            .unwrap();
+        // Capped as they were recorded: the newest 3 of 4 remain.
+        let kept: Vec<u32> = store
+            .attempts(ids[0])
+            .unwrap()
+            .iter()
+            .map(|a| a.number)
+            .collect();
+        assert_eq!(kept, [2, 3, 4]);
+        let pruned = store.prune(retention).await.unwrap();
         assert_eq!(pruned.deliveries, 3);
+        assert_eq!(
+            pruned.attempts, 9,
+            "the pruned deliveries' attempts go with them"
+        );
         assert_eq!(store.counts("a").unwrap(), vec![(DeliveryState::Dead, 2)]);
         assert_eq!(store.attempts(ids[4]).unwrap().len(), 3);
+        assert!(store.attempts(ids[0]).unwrap().is_empty());
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
