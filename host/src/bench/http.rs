@@ -59,6 +59,18 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The `Content-Length` of an HTTP head (0 when absent).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
 impl Connection {
     /// Connect to `addr`.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Self> {
@@ -86,15 +98,7 @@ impl Connection {
             .get(9..12)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("a bad status line: {head:?}")))?;
-        let length = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())
-                    .flatten()
-            })
-            .unwrap_or(0);
+        let length = content_length(head);
         while self.buffer.len() < header_end + length {
             self.read_more().await?;
         }
@@ -300,16 +304,7 @@ async fn serve(
         // One whole request: the head, then Content-Length bytes.
         let (header_end, length) = loop {
             if let Some(end) = find(&buffer, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buffer[..end]);
-                let length = head
-                    .lines()
-                    .find_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())
-                            .flatten()
-                    })
-                    .unwrap_or(0);
+                let length = content_length(&String::from_utf8_lossy(&buffer[..end]));
                 break (end + 4, length);
             }
             match stream.read(&mut chunk).await {
@@ -351,6 +346,16 @@ fn event_id(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_content_length_in_any_case() {
+        assert_eq!(
+            content_length("HTTP/1.1 200 OK\r\ncontent-length: 42\r\n"),
+            42
+        );
+        assert_eq!(content_length("POST / HTTP/1.1\r\nContent-Length:7"), 7);
+        assert_eq!(content_length("HTTP/1.1 204 No Content\r\nServer: x"), 0);
+    }
 
     #[tokio::test]
     async fn the_client_and_the_receiver_speak_http() {
