@@ -12,6 +12,7 @@ mod fields;
 pub mod names;
 
 use serde_json::{Map, Value};
+use wasp_formats::json_type;
 
 pub use fields::Fields;
 
@@ -233,18 +234,6 @@ fn static_field(field: &str) -> &'static str {
         .copied()
         .find(|known| *known == field)
         .unwrap_or("field")
-}
-
-/// The JSON type of a value, for error messages.
-pub fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

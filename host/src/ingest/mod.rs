@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::event::{Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
-use crate::pipeline::{Job, Pipelines, Submitter};
+use crate::pipeline::{Job, Pipeline, Pipelines, Submitter};
 use crate::session::{Refusal, Sessions, Status};
 use crate::store::{AcceptOutcome, NewEvent, Store, StoreError};
 
@@ -144,7 +144,16 @@ impl Ingest {
 
     /// Queue an event already in the store (recovery after a restart).
     pub async fn resume(&self, seq: i64, event: Event) -> Result<(), IngestError> {
-        let pipeline = self.pipelines.current();
+        self.queue(seq, event, self.pipelines.current()).await
+    }
+
+    /// Hand a stored event to the workers, on the pipeline it entered with.
+    async fn queue(
+        &self,
+        seq: i64,
+        event: Event,
+        pipeline: Arc<Pipeline>,
+    ) -> Result<(), IngestError> {
         self.submitter
             .submit(Job {
                 seq,
@@ -258,14 +267,7 @@ impl Ingest {
             generation: pipeline.generation,
             duplicate: false,
         };
-        self.submitter
-            .submit(Job {
-                seq,
-                event,
-                pipeline,
-            })
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?;
+        self.queue(seq, event, pipeline).await?;
         Ok(accepted)
     }
 }

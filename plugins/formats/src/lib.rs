@@ -62,7 +62,7 @@ pub(crate) fn required_str<'a>(
         Some(Value::String(text)) => Ok(text),
         Some(other) => Err(DecodeError(format!(
             "`{path}{key}` must be a string, got {}",
-            type_name(other)
+            json_type(other)
         ))),
         None => Err(DecodeError(format!("missing field `{path}{key}`"))),
     }
@@ -78,14 +78,14 @@ pub(crate) fn required_object<'a>(
         Some(object @ Value::Object(_)) => Ok(object),
         Some(other) => Err(DecodeError(format!(
             "`{path}{key}` must be an object, got {}",
-            type_name(other)
+            json_type(other)
         ))),
         None => Err(DecodeError(format!("missing field `{path}{key}`"))),
     }
 }
 
-/// The JSON type of a value, for messages.
-pub(crate) fn type_name(value: &Value) -> &'static str {
+/// The JSON type of a value, for error messages ("a string", "null").
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
