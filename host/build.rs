@@ -128,6 +128,7 @@ fn watch(root: &Path, plugins_dir: &Path) {
         root.join("wit"),
         plugins_dir.join("Cargo.toml"),
         plugins_dir.join("Cargo.lock"),
+        plugins_dir.join(".cargo/config.toml"),
         plugins_dir.join("sdk/src"),
         plugins_dir.join("sdk/Cargo.toml"),
         plugins_dir.join("sdk-macro/src"),

@@ -536,7 +536,7 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
     tx.execute(
         "INSERT OR IGNORE INTO temp.pruned_deliveries
            SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint ORDER BY id DESC) AS newer
-                           FROM deliveries WHERE state = 'dead')
+                           FROM deliveries INDEXED BY deliveries_dead WHERE state = 'dead')
            WHERE newer > ?1",
         params![retention.dead_letters_per_endpoint as i64],
     )?;
