@@ -26,21 +26,10 @@ fn message(id: &str) -> Value {
            "payload": {"id": format!("false_1@c.us_{id}"), "from": "1@c.us", "fromMe": false, "body": "hi"}})
 }
 
-async fn status(host: &TestHost) -> Value {
-    host.client
-        .get(host.url("/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn wait_for_status(host: &TestHost, ready: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let status = status(host).await;
+        let status = host.get_json("/api/status").await;
         if ready(&status) {
             return status;
         }
@@ -65,7 +54,7 @@ async fn edits_apply_and_bad_edits_are_rejected() {
     let file = dir.0.join("wasp.yaml");
     std::fs::write(&file, config_with_url(&receiver.url("/v1"))).unwrap();
     let host = TestHost::start_file(&file, HashMap::new()).await;
-    let first = status(&host).await;
+    let first = host.get_json("/api/status").await;
     assert_eq!(first["config"]["generation"], 1);
 
     host.post_event(&message("evt_a")).await;
@@ -235,7 +224,7 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
     );
     // The watcher may also apply an in-between state (new plugin, old
     // config) on its own; what must hold is that the final files run.
-    let final_status = status(&host).await;
+    let final_status = host.get_json("/api/status").await;
     let generation = final_status["config"]["generation"].as_u64().unwrap();
     assert!(generation > u64::from(SWAPS), "{final_status}");
     let final_hash = {
