@@ -2,6 +2,7 @@
 //! config in its own directory, timed until `/ready` answers, measured
 //! (resident memory from `/proc`), and stopped with SIGTERM.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -124,6 +125,30 @@ impl WaspProcess {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU time the process has used so far, user + system, all threads
+    /// (`/proc/<pid>/stat`, in clock ticks).
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        parse_stat(&stat).map_or(Duration::ZERO, |(_, time)| time)
+    }
+
+    /// CPU time used so far per kind of thread (the thread name without
+    /// its number: `wasp-worker-0` and `-1` are `wasp-worker`).
+    pub fn cpu_time_by_thread(&self) -> BTreeMap<String, Duration> {
+        let mut by_kind = BTreeMap::new();
+        let tasks = format!("/proc/{}/task", self.child.id());
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let Some((name, time)) = parse_stat(&stat) else {
+                continue;
+            };
+            let kind = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+            *by_kind.entry(kind.to_owned()).or_default() += time;
+        }
+        by_kind
+    }
+
     /// SIGTERM, then wait (SIGKILL after 20 s).
     pub fn stop(mut self) {
         let _ = Command::new("kill")
@@ -168,5 +193,53 @@ impl Drop for Scratch {
         if std::env::var_os("WASP_BENCH_KEEP").is_none_or(|v| v != "1") {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless configured otherwise).
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|&ticks| ticks > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// The name and CPU time (user + system) in a `/proc/…/stat` line. After
+/// the name (in parentheses, may hold spaces): state is field 3, utime 14,
+/// stime 15, in clock ticks.
+fn parse_stat(stat: &str) -> Option<(&str, Duration)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, name) = head.split_once('(')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum::<Option<u64>>()?;
+    Some((
+        name,
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_name_and_cpu_time_from_a_stat_line() {
+        let ticks = clock_ticks_per_second() as f64;
+        let line =
+            "4242 (wasp worker) S 1 4242 4242 0 -1 4194368 120 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
+        let (name, time) = parse_stat(line).unwrap();
+        assert_eq!(name, "wasp worker");
+        assert!((time.as_secs_f64() - 300.0 / ticks).abs() < 1e-9);
+        assert_eq!(parse_stat("garbage"), None);
     }
 }
