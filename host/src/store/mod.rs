@@ -5,7 +5,9 @@
 //! implement the same trait so several hosts split the work.
 //!
 //! Writes return futures that resolve once the write is durable (committed);
-//! reads are synchronous and meant for `spawn_blocking` or start-up.
+//! reads are synchronous: short indexed ones may run in place on an async
+//! worker (each reader has a connection of its own), longer ones belong in
+//! `spawn_blocking` or start-up.
 
 pub mod sqlite;
 
