@@ -233,6 +233,53 @@ async fn delivered(
     }
 }
 
+/// Times a small append + `fdatasync` in a directory every 10 ms, on a
+/// thread of its own, until stopped: how long the disk takes to flush while
+/// wasp runs (wasp answers a commit only after the same flush).
+struct DiskProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl DiskProbe {
+    fn start(dir: &Path) -> Result<Self, BenchError> {
+        use std::io::Write;
+        let path = dir.join("disk-probe");
+        let mut file = std::fs::File::create(&path)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let block = [0u8; 4096];
+                let mut times = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    if file
+                        .write_all(&block)
+                        .and_then(|_| file.sync_data())
+                        .is_err()
+                    {
+                        break;
+                    }
+                    times.push(started.elapsed());
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = std::fs::remove_file(path);
+                times
+            })
+        };
+        Ok(Self { stop, thread })
+    }
+
+    /// The flush times, sorted.
+    fn stop(self) -> Vec<Duration> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut times = self.thread.join().unwrap_or_default();
+        times.sort();
+        times
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -330,6 +377,8 @@ async fn end_to_end(
     };
     receiver.record(true);
     let before = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
+    // What the disk does meanwhile: every commit's answer waits for a flush.
+    let disk = DiskProbe::start(&dir.0)?;
     let paced = drive(
         wasp.addr,
         CONNECTIONS * 4,
@@ -375,6 +424,21 @@ async fn end_to_end(
             millis(latencies.last().copied().unwrap_or_default())
         ),
         verdict: target(p99 <= Duration::from_millis(10), "≤ 10 ms"),
+    });
+    let flushes = disk.stop();
+    report.add(Row {
+        section: "End to end",
+        metric: "meanwhile, the disk: 4 KiB append + fdatasync every 10 ms, p50 / p99".into(),
+        value: format!(
+            "{} / {}",
+            millis(percentile(&flushes, 0.50)),
+            millis(percentile(&flushes, 0.99))
+        ),
+        reference: format!(
+            "max {}",
+            millis(flushes.last().copied().unwrap_or_default())
+        ),
+        verdict: String::new(),
     });
     report.add(Row {
         section: "Memory",
