@@ -11,7 +11,13 @@
 //! `fdatasync` for every batch committed meanwhile) and then answers, while
 //! the writer already runs the next batch. SQLite itself runs with
 //! `synchronous = NORMAL` (it syncs the log before each checkpoint), so a
-//! batch is durable exactly when its answers go out.
+//! batch is durable exactly when its answers go out. Writes whose loss in a
+//! power cut at-least-once delivery absorbs are answered at the commit,
+//! without waiting for the flush: an accepted event's deliveries (recovery
+//! routes the event again), an attempt's record (the delivery is tried
+//! again), a pull-queue delete (the notification comes again). The log is
+//! written in order, so none of them is ever on disk without what came
+//! before it.
 
 mod schema;
 
@@ -215,12 +221,13 @@ fn write_loop(
         match connection.transaction() {
             Ok(transaction) => {
                 let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-                // Acknowledgements (a pull-queue delete) need no flush: if
-                // one is lost in a power cut, the notification comes again,
-                // which at-least-once delivery allows.
+                // Answered at the commit (see the module docs).
                 let mut acks: Vec<Answer> = Vec::new();
                 for write in batch.drain(..) {
-                    let ack = matches!(write, Write::DeleteNotification(..));
+                    let ack = matches!(
+                        write,
+                        Write::Complete(..) | Write::Attempt(..) | Write::DeleteNotification(..)
+                    );
                     let answer = apply(&transaction, write, now, &mut attempts_cap);
                     if ack {
                         acks.push(answer);
