@@ -239,12 +239,16 @@ fn write_loop(
                     Ok(()) => {
                         answer_all(acks, None);
                         match &durable {
-                            Some(syncer) if !answers.is_empty() => {
-                                if let Err(unsent) = syncer.send(answers) {
+                            // The syncer says whether the store is healthy:
+                            // a commit is not durable until it has flushed.
+                            Some(syncer) => {
+                                if !answers.is_empty()
+                                    && let Err(unsent) = syncer.send(answers)
+                                {
                                     answer_all(unsent.0, Some(StoreError::Closed));
                                 }
                             }
-                            _ => {
+                            None => {
                                 healthy.store(true, Ordering::Relaxed);
                                 answer_all(answers, None);
                             }
