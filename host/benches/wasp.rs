@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasp::bench::{Options, Report, Row};
+use wasp::bench::{Options, Report, Row, target as verdict};
 use wasp::event::Event;
 use wasp::pipeline::to_wit_event;
 use wasp::plugin::{InstanceSlot, Limits, PluginEngine, PluginRuntime, PluginSpec, builtin};
@@ -127,10 +127,7 @@ fn compare(
 ) {
     let ratio = wasm.as_secs_f64() / native.as_secs_f64();
     let verdict = match target {
-        Some((limit, text)) => format!(
-            "{ratio:.2}× · {} {text}",
-            if ratio <= limit { "✅" } else { "❌" }
-        ),
+        Some((limit, text)) => format!("{ratio:.2}× · {}", verdict(ratio <= limit, text)),
         None => format!("{ratio:.2}×"),
     };
     report.add(Row {
@@ -202,14 +199,7 @@ fn plugin_costs(report: &mut Report) {
         metric: "`keyword-filter`: wasm time per event".into(),
         value: micros(wasm_time),
         reference: "—".into(),
-        verdict: format!(
-            "{} ≤ 2 µs",
-            if wasm_time <= Duration::from_micros(2) {
-                "✅"
-            } else {
-                "❌"
-            }
-        ),
+        verdict: verdict(wasm_time <= Duration::from_micros(2), "≤ 2 µs"),
     });
     let fresh = per_call(|| {
         let wit = to_wit_event(black_box(&event));

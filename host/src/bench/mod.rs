@@ -15,7 +15,7 @@ pub mod child;
 pub mod http;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -59,8 +59,8 @@ pub enum BenchError {
 /// CPU time per event by kind of thread between two snapshots, largest
 /// first, e.g. `HTTP + delivery 70 · store writer 55 · … µs`.
 fn cpu_split(
-    before: &std::collections::BTreeMap<String, Duration>,
-    after: &std::collections::BTreeMap<String, Duration>,
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
     events: u64,
 ) -> String {
     let mut parts: Vec<(&str, f64)> = Vec::new();
@@ -137,7 +137,8 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn target(met: bool, text: &str) -> String {
+/// A target's verdict: `✅ ≤ 2 µs` when met, `❌ ≤ 2 µs` when not.
+pub fn target(met: bool, text: &str) -> String {
     format!("{} {text}", if met { "✅" } else { "❌" })
 }
 
@@ -235,7 +236,7 @@ async fn delivered(
 
 /// Times a small append + `fdatasync` in a directory every 10 ms, on a
 /// thread of its own, until stopped: how long the disk takes to flush while
-/// wasp runs (wasp answers a commit only after the same flush).
+/// wasp runs (wasp answers a 202 only after the same flush).
 struct DiskProbe {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Duration>>,
@@ -377,7 +378,7 @@ async fn end_to_end(
     };
     receiver.record(true);
     let before = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
-    // What the disk does meanwhile: every commit's answer waits for a flush.
+    // What the disk does meanwhile: every 202 waits for a flush.
     let disk = DiskProbe::start(&dir.0)?;
     let paced = drive(
         wasp.addr,
