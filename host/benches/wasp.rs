@@ -239,6 +239,31 @@ fn plugin_costs(report: &mut Report) {
         Some((1.5, "≤ 1.5×")),
     );
 
+    // The host checks what a transform returns before the next plugin sees
+    // it (and every posted event): read as members against a parsed tree.
+    let wit = to_wit_event(&event);
+    let Ok(wasp::plugin::bindings::Transformed::Replace(redacted)) =
+        redact.call(|i| i.transform(&wit))
+    else {
+        panic!("redact rewrites the benchmark event");
+    };
+    let tree_time = per_call(|| {
+        black_box(Event::from_json_tree(black_box(&redacted)).unwrap());
+    });
+    let members_time = per_call(|| {
+        black_box(Event::from_json(black_box(&redacted)).unwrap());
+    });
+    report.add(Row {
+        section: "Per-event plugin cost",
+        metric: "host: check a transformed event and write its canonical JSON".into(),
+        value: micros(members_time),
+        reference: format!("as a parsed tree {}", micros(tree_time)),
+        verdict: format!(
+            "{:.2}× the tree",
+            members_time.as_secs_f64() / tree_time.as_secs_f64()
+        ),
+    });
+
     format_case(
         report,
         &runtime,

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState, header_pairs, ingest_error};
+use crate::event::Envelope;
 use crate::ingest::{Admission, ProviderError, ProviderOutcome, Source};
 
 /// The query of `POST /api/events`.
@@ -45,16 +46,20 @@ pub async fn post_event(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body.map_err(ApiError::from_body_rejection)?;
-    let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
     let admission = Admission {
         dedup: query.dedup.unwrap_or(true),
         ..Admission::default()
     };
-    let accepted = state
-        .ingest
-        .accept_with(value, admission)
-        .await
-        .map_err(ingest_error)?;
+    // An object is read as members (no tree built); anything else is
+    // parsed as a tree, whose errors name the problem.
+    let accepted = match std::str::from_utf8(&body).ok().and_then(Envelope::parse) {
+        Some(envelope) => state.ingest.accept_with(envelope, admission).await,
+        None => {
+            let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
+            state.ingest.accept_with(value, admission).await
+        }
+    }
+    .map_err(ingest_error)?;
     let body = if accepted.duplicate {
         json!({"id": accepted.id, "duplicate": true})
     } else {

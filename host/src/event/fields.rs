@@ -2,7 +2,73 @@
 //! JSON, read from the payload once per event according to the event's
 //! WAHA payload schema (FORMATS.md §1.3).
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::{Map, Number, Value};
+
+/// Read access to a JSON object: a parsed tree, or an
+/// [`Envelope`](super::Envelope)'s members read from their text. The
+/// fields are read the same way from either.
+pub trait JsonObject {
+    /// A nested object.
+    type Nested<'b>: JsonObject
+    where
+        Self: 'b;
+    /// A string member (possibly empty).
+    fn string(&self, key: &str) -> Option<Cow<'_, str>>;
+    /// A boolean member.
+    fn boolean(&self, key: &str) -> Option<bool>;
+    /// A number member.
+    fn number(&self, key: &str) -> Option<Number>;
+    /// An object member.
+    fn object(&self, key: &str) -> Option<Self::Nested<'_>>;
+}
+
+impl JsonObject for Map<String, Value> {
+    type Nested<'b> = &'b Map<String, Value>;
+
+    fn string(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.get(key).and_then(Value::as_str).map(Cow::Borrowed)
+    }
+
+    fn boolean(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+
+    fn number(&self, key: &str) -> Option<Number> {
+        match self.get(key) {
+            Some(Value::Number(number)) => Some(number.clone()),
+            _ => None,
+        }
+    }
+
+    fn object(&self, key: &str) -> Option<&Map<String, Value>> {
+        self.get(key).and_then(Value::as_object)
+    }
+}
+
+impl<T: JsonObject + ?Sized> JsonObject for &T {
+    type Nested<'b>
+        = T::Nested<'b>
+    where
+        Self: 'b;
+
+    fn string(&self, key: &str) -> Option<Cow<'_, str>> {
+        (**self).string(key)
+    }
+
+    fn boolean(&self, key: &str) -> Option<bool> {
+        (**self).boolean(key)
+    }
+
+    fn number(&self, key: &str) -> Option<Number> {
+        (**self).number(key)
+    }
+
+    fn object(&self, key: &str) -> Option<Self::Nested<'_>> {
+        (**self).object(key)
+    }
+}
 
 /// The pre-extracted fields of one event (the WIT `event` record minus its JSON).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,31 +113,26 @@ impl Fields {
     }
 
     /// Read the fields from a validated envelope object.
-    pub fn extract(envelope: &Map<String, Value>) -> Self {
-        let text = |key: &str| {
-            envelope
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
+    pub fn extract(envelope: &impl JsonObject) -> Self {
+        let text = |key: &str| envelope.string(key).unwrap_or_default().into_owned();
         let timestamp_ms = envelope
-            .get("timestamp")
+            .number("timestamp")
             .and_then(|t| t.as_u64().or_else(|| t.as_f64().map(|f| f as u64)))
             .unwrap_or(0);
         let mut fields = Self {
-            id: text("id").to_owned(),
-            name: text("event").to_owned(),
-            session: text("session").to_owned(),
+            id: text("id"),
+            name: text("event"),
+            session: text("session"),
             timestamp_ms,
             ..Self::default()
         };
-        if let Some(Value::Object(payload)) = envelope.get("payload") {
-            fields.read_payload(payload);
+        if let Some(payload) = envelope.object("payload") {
+            fields.read_payload(&payload);
         }
         fields
     }
 
-    fn read_payload(&mut self, payload: &Map<String, Value>) {
+    fn read_payload(&mut self, payload: &impl JsonObject) {
         match self.name.as_str() {
             "message"
             | "message.any"
@@ -85,24 +146,23 @@ impl Fields {
             "message.revoked" => {
                 let inner = ["after", "before"]
                     .into_iter()
-                    .find_map(|key| payload.get(key).and_then(Value::as_object));
+                    .find_map(|key| payload.object(key));
                 if let Some(message) = inner {
-                    self.read_message(message);
+                    self.read_message(&message);
                 }
                 self.message_id = string(payload, "revokedMessageId").or(self.message_id.take());
                 self.body = None;
             }
             "poll.vote" | "poll.vote.failed" => {
-                if let Some(vote) = payload.get("vote").and_then(Value::as_object) {
-                    self.read_message(vote);
+                if let Some(vote) = payload.object("vote") {
+                    self.read_message(&vote);
                     self.body = None;
                 }
             }
             "group.v2.join" | "group.v2.leave" | "group.v2.update" | "group.v2.participants" => {
                 self.chat_id = payload
-                    .get("group")
-                    .and_then(Value::as_object)
-                    .and_then(|group| string(group, "id"));
+                    .object("group")
+                    .and_then(|group| string(&group, "id"));
             }
             "group.join" | "group.leave" => {
                 self.chat_id = string(payload, "id").or_else(|| string(payload, "chatId"));
@@ -119,8 +179,8 @@ impl Fields {
 
     /// A WAMessage-shaped object: `from`/`to` name the chat depending on
     /// `fromMe`; in groups `participant` (or `author`) is the sender.
-    fn read_message(&mut self, message: &Map<String, Value>) {
-        let from_me = message.get("fromMe").and_then(Value::as_bool);
+    fn read_message(&mut self, message: &impl JsonObject) {
+        let from_me = message.boolean("fromMe");
         let from = string(message, "from");
         let to = string(message, "to");
         self.chat_id = if from_me == Some(true) {
@@ -134,15 +194,16 @@ impl Fields {
         self.from_me = from_me;
         self.message_id = string(message, "id");
         self.body = string(message, "body");
-        self.ack = message.get("ack").and_then(Value::as_i64);
+        self.ack = message.number("ack").and_then(|ack| ack.as_i64());
     }
 }
 
-fn string(object: &Map<String, Value>, key: &str) -> Option<String> {
-    match object.get(key) {
-        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
-        _ => None,
-    }
+/// A non-empty string member.
+fn string(object: &impl JsonObject, key: &str) -> Option<String> {
+    object
+        .string(key)
+        .filter(|text| !text.is_empty())
+        .map(Cow::into_owned)
 }
 
 #[cfg(test)]

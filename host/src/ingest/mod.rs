@@ -7,11 +7,12 @@
 
 mod providers;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::event::{Event, EventError};
+use crate::event::{Draft, Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
 use crate::pipeline::{Job, Pipeline, Pipelines, Submitter};
 use crate::session::{Refusal, Sessions, Status};
@@ -172,7 +173,7 @@ impl Ingest {
     /// Accept one event given as JSON, let in as `admission` says.
     pub async fn accept_with(
         &self,
-        value: Value,
+        value: impl Draft,
         admission: Admission,
     ) -> Result<Accepted, IngestError> {
         let outcome = self.accept_inner(value, admission).await;
@@ -189,15 +190,10 @@ impl Ingest {
 
     async fn accept_inner(
         &self,
-        mut value: Value,
+        mut value: impl Draft,
         admission: Admission,
     ) -> Result<Accepted, IngestError> {
-        if let Some(object) = value.as_object_mut()
-            && let Some(name) = object
-                .get("session")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        {
+        if let Some(name) = value.session_name().map(Cow::into_owned) {
             let admitted = if admission.internal {
                 self.sessions
                     .get(&name)
@@ -207,7 +203,7 @@ impl Ingest {
             };
             match admitted {
                 Ok(session) => {
-                    session.enrich(object);
+                    session.enrich(&mut value);
                     crate::session::touch(&session);
                 }
                 Err(Refusal::Unknown(known)) => {
@@ -218,7 +214,7 @@ impl Ingest {
                 }
             }
         }
-        let event = Event::from_value(value)?;
+        let event = value.into_event()?;
         let pipeline = self.pipelines.current();
         let stored = self
             .store

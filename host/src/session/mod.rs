@@ -128,20 +128,20 @@ impl Session {
 
     /// Complete an envelope the way WAHA writes one for this session: add
     /// `metadata`, `me`, `engine` and `environment` where missing.
-    pub fn enrich(&self, envelope: &mut Map<String, Value>) {
-        if !envelope.contains_key("engine") {
-            envelope.insert("engine".into(), json!(self.waha_engine.as_str()));
+    pub fn enrich(&self, envelope: &mut impl crate::event::Draft) {
+        if !envelope.has("engine") {
+            envelope.set("engine", json!(self.waha_engine.as_str()));
         }
-        if !envelope.contains_key("environment") {
-            envelope.insert("environment".into(), self.environment());
+        if !envelope.has("environment") {
+            envelope.set("environment", self.environment());
         }
-        if !self.metadata.is_empty() && !envelope.contains_key("metadata") {
-            envelope.insert("metadata".into(), json!(self.metadata));
+        if !self.metadata.is_empty() && !envelope.has("metadata") {
+            envelope.set("metadata", json!(self.metadata));
         }
         if let Some(me) = &self.me
-            && !envelope.contains_key("me")
+            && !envelope.has("me")
         {
-            envelope.insert("me".into(), me.clone());
+            envelope.set("me", me.clone());
         }
     }
 }
