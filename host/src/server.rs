@@ -181,7 +181,7 @@ pub async fn run(
         // Long polls would hold the graceful shutdown for up to a minute.
         queues.close();
     };
-    let mut app = api::router(AppState {
+    let mut app = api::router(AppState::new(api::Services {
         ingest,
         sessions: sessions.clone(),
         metrics,
@@ -190,7 +190,7 @@ pub async fn run(
         store: store.clone(),
         dispatcher: dispatcher.clone(),
         sender,
-    });
+    }));
     if config.receiver.enabled {
         app = app.nest("/receiver", receiver::routes(receiver));
     }

@@ -35,9 +35,29 @@ use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::session::manager::SessionManager;
 
-/// What handlers share.
+/// What handlers share, behind one `Arc`: axum clones the state for every
+/// request (and the API-key layer once more), so that is one counter bump
+/// rather than a clone of every service handle.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Share `services` with every handler.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services handlers use.
+pub struct Services {
     /// Where events enter.
     pub ingest: Ingest,
     /// Sessions and their lifecycle.
