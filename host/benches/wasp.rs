@@ -91,27 +91,48 @@ fn slot(
     )
 }
 
-/// The median time of one call of `f`: 30 samples of about 10 ms each,
-/// after 200 ms of warm-up.
-fn per_call(mut f: impl FnMut()) -> Duration {
+/// Calls of `f` that take about 10 ms, after 200 ms of warm-up.
+fn batch_size(f: &mut impl FnMut()) -> u32 {
     let warm = Instant::now();
     let mut calls = 0u32;
     while warm.elapsed() < Duration::from_millis(200) {
         f();
         calls += 1;
     }
-    let batch = ((calls as f64 / 20.0).ceil() as u32).max(1);
-    let mut samples: Vec<Duration> = (0..30)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed() / batch
-        })
-        .collect();
+    ((calls as f64 / 20.0).ceil() as u32).max(1)
+}
+
+/// The time of one call of `f`, averaged over `batch` calls.
+fn sample(f: &mut impl FnMut(), batch: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..batch {
+        f();
+    }
+    start.elapsed() / batch
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// The median time of one call of `f`: 30 samples of about 10 ms each,
+/// after 200 ms of warm-up.
+fn per_call(mut f: impl FnMut()) -> Duration {
+    let batch = batch_size(&mut f);
+    median((0..30).map(|_| sample(&mut f, batch)).collect())
+}
+
+/// The median times of one call of `a` and of `b`, their samples taken
+/// alternately: on a shared VM whose speed drifts by tens of percent from
+/// second to second, both then see the same machine, and their ratio holds
+/// even when the absolute figures move.
+fn per_call_pair(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let (batch_a, batch_b) = (batch_size(&mut a), batch_size(&mut b));
+    let (samples_a, samples_b): (Vec<_>, Vec<_>) = (0..30)
+        .map(|_| (sample(&mut a, batch_a), sample(&mut b, batch_b)))
+        .unzip();
+    (median(samples_a), median(samples_b))
 }
 
 fn micros(d: Duration) -> String {
@@ -155,17 +176,19 @@ fn format_case<F: Format>(
         name: "crm",
         settings: &parsed,
     };
-    let native_time = per_call(|| {
-        black_box(
-            native
-                .format(&sdk_event(black_box(event)), &endpoint)
-                .unwrap(),
-        );
-    });
-    let wasm_time = per_call(|| {
-        let wit = to_wit_event(black_box(event));
-        black_box(wasm.call(|i| i.format(&wit, "crm")).unwrap());
-    });
+    let (native_time, wasm_time) = per_call_pair(
+        || {
+            black_box(
+                native
+                    .format(&sdk_event(black_box(event)), &endpoint)
+                    .unwrap(),
+            );
+        },
+        || {
+            let wit = to_wit_event(black_box(event));
+            black_box(wasm.call(|i| i.format(&wit, "crm")).unwrap());
+        },
+    );
     compare(report, label, native_time, wasm_time, None);
 }
 
@@ -180,13 +203,15 @@ fn plugin_costs(report: &mut Report) {
         serde_json::from_str(filter_config).unwrap(),
     )
     .unwrap();
-    let native_time = per_call(|| {
-        black_box(native.filter(&sdk_event(black_box(&event))).unwrap());
-    });
-    let wasm_time = per_call(|| {
-        let wit = to_wit_event(black_box(&event));
-        black_box(filter.call(|i| i.filter(&wit)).unwrap());
-    });
+    let (native_time, wasm_time) = per_call_pair(
+        || {
+            black_box(native.filter(&sdk_event(black_box(&event))).unwrap());
+        },
+        || {
+            let wit = to_wit_event(black_box(&event));
+            black_box(filter.call(|i| i.filter(&wit)).unwrap());
+        },
+    );
     compare(
         report,
         "`keyword-filter`: filter on an envelope field",
@@ -224,13 +249,15 @@ fn plugin_costs(report: &mut Report) {
 
     let (_, mut redact) = slot(&runtime, "redact", "null", None);
     let native = wasp_plugin_redact::Redact::init(Default::default()).unwrap();
-    let native_time = per_call(|| {
-        black_box(native.transform(sdk_event(black_box(&event))).unwrap());
-    });
-    let wasm_time = per_call(|| {
-        let wit = to_wit_event(black_box(&event));
-        black_box(redact.call(|i| i.transform(&wit)).unwrap());
-    });
+    let (native_time, wasm_time) = per_call_pair(
+        || {
+            black_box(native.transform(sdk_event(black_box(&event))).unwrap());
+        },
+        || {
+            let wit = to_wit_event(black_box(&event));
+            black_box(redact.call(|i| i.transform(&wit)).unwrap());
+        },
+    );
     compare(
         report,
         "`redact`: transform (parse, edit, serialize the JSON)",
@@ -247,12 +274,14 @@ fn plugin_costs(report: &mut Report) {
     else {
         panic!("redact rewrites the benchmark event");
     };
-    let tree_time = per_call(|| {
-        black_box(Event::from_json_tree(black_box(&redacted)).unwrap());
-    });
-    let members_time = per_call(|| {
-        black_box(Event::from_json(black_box(&redacted)).unwrap());
-    });
+    let (tree_time, members_time) = per_call_pair(
+        || {
+            black_box(Event::from_json_tree(black_box(&redacted)).unwrap());
+        },
+        || {
+            black_box(Event::from_json(black_box(&redacted)).unwrap());
+        },
+    );
     report.add(Row {
         section: "Per-event plugin cost",
         metric: "host: check a transformed event and write its canonical JSON".into(),
