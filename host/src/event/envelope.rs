@@ -18,23 +18,12 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::ENVELOPE_ORDER;
-use super::fields::JsonObject;
+use super::fields::{JsonObject, Kind};
 
 /// A JSON object's members: decoded keys, values as JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<'a> {
     members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-}
-
-/// What kind of JSON value a value's text is (it is valid JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Null,
-    Bool,
-    Number,
-    String,
-    Array,
-    Object,
 }
 
 /// The kind of a valid JSON value's text, by its first character.
@@ -146,6 +135,10 @@ impl JsonObject for Envelope<'_> {
         = Envelope<'b>
     where
         Self: 'b;
+
+    fn kind(&self, key: &str) -> Option<Kind> {
+        self.get(key).map(kind)
+    }
 
     fn string(&self, key: &str) -> Option<Cow<'_, str>> {
         let json = self.get(key)?;

@@ -6,6 +6,43 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
+/// What kind of JSON value a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    /// The kind of `value`.
+    pub fn of(value: &Value) -> Self {
+        match value {
+            Value::Null => Self::Null,
+            Value::Bool(_) => Self::Bool,
+            Value::Number(_) => Self::Number,
+            Value::String(_) => Self::String,
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
+        }
+    }
+
+    /// As errors name it (`wasp_formats::json_type`'s words).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool => "a boolean",
+            Self::Number => "a number",
+            Self::String => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
 /// Read access to a JSON object: a parsed tree, or an
 /// [`Envelope`](super::Envelope)'s members read from their text. The
 /// fields are read the same way from either.
@@ -14,6 +51,8 @@ pub trait JsonObject {
     type Nested<'b>: JsonObject
     where
         Self: 'b;
+    /// The kind of a member.
+    fn kind(&self, key: &str) -> Option<Kind>;
     /// A string member (possibly empty).
     fn string(&self, key: &str) -> Option<Cow<'_, str>>;
     /// A boolean member.
@@ -26,6 +65,10 @@ pub trait JsonObject {
 
 impl JsonObject for Map<String, Value> {
     type Nested<'b> = &'b Map<String, Value>;
+
+    fn kind(&self, key: &str) -> Option<Kind> {
+        self.get(key).map(Kind::of)
+    }
 
     fn string(&self, key: &str) -> Option<Cow<'_, str>> {
         self.get(key).and_then(Value::as_str).map(Cow::Borrowed)
@@ -52,6 +95,10 @@ impl<T: JsonObject + ?Sized> JsonObject for &T {
         = T::Nested<'b>
     where
         Self: 'b;
+
+    fn kind(&self, key: &str) -> Option<Kind> {
+        (**self).kind(key)
+    }
 
     fn string(&self, key: &str) -> Option<Cow<'_, str>> {
         (**self).string(key)
@@ -210,6 +257,20 @@ fn string(object: &impl JsonObject, key: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn kinds_are_named_as_json_type_names_them() {
+        for value in [
+            json!(null),
+            json!(true),
+            json!(1),
+            json!("x"),
+            json!([]),
+            json!({}),
+        ] {
+            assert_eq!(Kind::of(&value).name(), wasp_formats::json_type(&value));
+        }
+    }
 
     fn fields(value: Value) -> Fields {
         Fields::extract(value.as_object().unwrap())

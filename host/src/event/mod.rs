@@ -22,7 +22,7 @@ pub use draft::Draft;
 pub use envelope::Envelope;
 pub use fields::{Fields, JsonObject};
 
-use envelope::{Kind, kind};
+use fields::Kind;
 
 /// Top-level envelope keys in the order WAHA documents them; other keys keep
 /// their order after these.
@@ -94,11 +94,19 @@ impl Event {
 
     /// Validate and normalize an event read as members (see
     /// [`Envelope`]): the checks and defaults of [`Event::from_value`],
-    /// without building a tree. Anything it would refuse goes through
-    /// [`Event::from_value`], which names the problem.
+    /// without building a tree.
     pub fn from_envelope(mut envelope: Envelope<'_>) -> Result<Self, EventError> {
-        if !complete_envelope(&mut envelope) {
+        // A repeated key: a tree keeps the last value in the first place,
+        // which the members as written cannot say.
+        if envelope.has_repeated_keys() {
             return Self::from_value(envelope.to_value());
+        }
+        let defaults = check(&envelope)?;
+        if defaults.id {
+            envelope.insert("id", format!("\"{}\"", new_event_id()));
+        }
+        if defaults.timestamp {
+            envelope.insert("timestamp", crate::clock::now_ms().to_string());
         }
         let fields = Fields::extract(&envelope);
         let json = envelope.canonical_json();
@@ -111,66 +119,12 @@ impl Event {
         let Value::Object(mut object) = value else {
             return Err(EventError::NotAnObject(json_type(&value)));
         };
-        let name = required_string(&object, "event", "the event name, e.g. \"message\"")?;
-        if !names::is_known(name) {
-            return Err(EventError::UnknownEvent {
-                name: name.to_owned(),
-                hint: names::closest(name),
-            });
+        let defaults = check(&object)?;
+        if defaults.id {
+            object.insert("id".into(), Value::String(new_event_id()));
         }
-        required_string(&object, "session", "the session name, e.g. \"default\"")?;
-        match object.get("payload") {
-            None => {
-                return Err(EventError::Missing("payload", "the event-specific object"));
-            }
-            Some(Value::Object(_)) => {}
-            Some(other) => {
-                return Err(EventError::WrongType {
-                    field: "payload",
-                    expected: "an object",
-                    got: json_type(other),
-                });
-            }
-        }
-        match object.get("id") {
-            None | Some(Value::Null) => {
-                object.insert("id".into(), Value::String(new_event_id()));
-            }
-            Some(Value::String(id)) if id.is_empty() => return Err(EventError::Empty("id")),
-            Some(Value::String(id)) if id.len() > MAX_ID_LEN => return Err(EventError::IdTooLong),
-            Some(Value::String(_)) => {}
-            Some(other) => {
-                return Err(EventError::WrongType {
-                    field: "id",
-                    expected: "a string",
-                    got: json_type(other),
-                });
-            }
-        }
-        match object.get("timestamp") {
-            None | Some(Value::Null) => {
-                object.insert("timestamp".into(), Value::from(crate::clock::now_ms()));
-            }
-            Some(Value::Number(_)) => {}
-            Some(other) => {
-                return Err(EventError::WrongType {
-                    field: "timestamp",
-                    expected: "a number (Unix milliseconds)",
-                    got: json_type(other),
-                });
-            }
-        }
-        for field in ["metadata", "me", "environment"] {
-            match object.get(field) {
-                None | Some(Value::Null) | Some(Value::Object(_)) => {}
-                Some(other) => {
-                    return Err(EventError::WrongType {
-                        field: static_field(field),
-                        expected: "an object",
-                        got: json_type(other),
-                    });
-                }
-            }
+        if defaults.timestamp {
+            object.insert("timestamp".into(), Value::from(crate::clock::now_ms()));
         }
         let object = in_envelope_order(object);
         let fields = Fields::extract(&object);
@@ -232,71 +186,85 @@ pub fn new_event_id() -> String {
     id
 }
 
-/// Whether `envelope` passes [`Event::from_value`]'s checks, filling in a
-/// missing `id` and `timestamp` the same way. `false` leaves the naming of
-/// the problem to the tree path.
-fn complete_envelope(envelope: &mut Envelope<'_>) -> bool {
-    fn valid_string(value: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
-        value.filter(|text| !text.is_empty())
+/// The defaults an envelope that passed [`check`] still needs.
+struct Defaults {
+    id: bool,
+    timestamp: bool,
+}
+
+/// The checks every event passes, read from a tree or from members alike.
+fn check(envelope: &impl JsonObject) -> Result<Defaults, EventError> {
+    let name = required_string(envelope, "event", "the event name, e.g. \"message\"")?;
+    if !names::is_known(&name) {
+        return Err(EventError::UnknownEvent {
+            hint: names::closest(&name),
+            name: name.into_owned(),
+        });
     }
-    if envelope.has_repeated_keys() {
-        return false;
+    required_string(envelope, "session", "the session name, e.g. \"default\"")?;
+    match envelope.kind("payload") {
+        None => return Err(EventError::Missing("payload", "the event-specific object")),
+        Some(Kind::Object) => {}
+        Some(other) => return Err(wrong_type("payload", "an object", other)),
     }
-    let Some(name) = valid_string(envelope.string("event")) else {
-        return false;
-    };
-    if !names::is_known(&name)
-        || valid_string(envelope.string("session")).is_none()
-        || envelope.get("payload").map(kind) != Some(Kind::Object)
-    {
-        return false;
-    }
-    let object_or_null = |key: &str| {
-        matches!(
-            envelope.get(key).map(kind),
-            None | Some(Kind::Null | Kind::Object)
-        )
-    };
-    if !["metadata", "me", "environment"]
-        .into_iter()
-        .all(object_or_null)
-    {
-        return false;
-    }
-    match envelope.get("id").map(kind) {
-        None | Some(Kind::Null) => {
-            envelope.insert("id", format!("\"{}\"", new_event_id()));
+    let id = match envelope.kind("id") {
+        None | Some(Kind::Null) => true,
+        Some(Kind::String) => {
+            let id = envelope.string("id").unwrap_or_default();
+            if id.is_empty() {
+                return Err(EventError::Empty("id"));
+            }
+            if id.len() > MAX_ID_LEN {
+                return Err(EventError::IdTooLong);
+            }
+            false
         }
-        Some(Kind::String) => match envelope.string("id") {
-            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => {}
-            _ => return false,
-        },
-        Some(_) => return false,
-    }
-    match envelope.get("timestamp").map(kind) {
-        None | Some(Kind::Null) => {
-            envelope.insert("timestamp", crate::clock::now_ms().to_string());
+        Some(other) => return Err(wrong_type("id", "a string", other)),
+    };
+    let timestamp = match envelope.kind("timestamp") {
+        None | Some(Kind::Null) => true,
+        Some(Kind::Number) => false,
+        Some(other) => {
+            return Err(wrong_type(
+                "timestamp",
+                "a number (Unix milliseconds)",
+                other,
+            ));
         }
-        Some(Kind::Number) => {}
-        Some(_) => return false,
+    };
+    for field in ["metadata", "me", "environment"] {
+        match envelope.kind(field) {
+            None | Some(Kind::Null | Kind::Object) => {}
+            Some(other) => return Err(wrong_type(static_field(field), "an object", other)),
+        }
     }
-    true
+    Ok(Defaults { id, timestamp })
+}
+
+fn wrong_type(field: &'static str, expected: &'static str, got: Kind) -> EventError {
+    EventError::WrongType {
+        field,
+        expected,
+        got: got.name(),
+    }
 }
 
 fn required_string<'a>(
-    object: &'a Map<String, Value>,
+    object: &'a impl JsonObject,
     field: &'static str,
     meaning: &'static str,
-) -> Result<&'a str, EventError> {
-    match object.get(field) {
-        None | Some(Value::Null) => Err(EventError::Missing(field, meaning)),
-        Some(Value::String(text)) if text.is_empty() => Err(EventError::Empty(field)),
-        Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(EventError::WrongType {
-            field,
-            expected: "a string",
-            got: json_type(other),
-        }),
+) -> Result<Cow<'a, str>, EventError> {
+    match object.kind(field) {
+        None | Some(Kind::Null) => Err(EventError::Missing(field, meaning)),
+        Some(Kind::String) => {
+            let text = object.string(field).unwrap_or_default();
+            if text.is_empty() {
+                Err(EventError::Empty(field))
+            } else {
+                Ok(text)
+            }
+        }
+        Some(other) => Err(wrong_type(field, "a string", other)),
     }
 }
 
