@@ -36,6 +36,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// after a crash anyway, so it need not commit with every batch.
 const COMMIT_EVERY_MS: u64 = 1_000;
 
+/// The shortest time one generation covers, ms.
+const MIN_GENERATION_MS: u64 = 1_000;
+
 /// One table of entries, covering `[from_ms, to_ms]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Generation {
@@ -357,7 +360,9 @@ impl DedupIndex {
 
     fn insert(&mut self, hash: i64, seq: i64, at_ms: u64, window_ms: u64) -> rusqlite::Result<()> {
         self.begin()?;
-        let span = (window_ms / 2).max(1);
+        // Half a window, but not a table per millisecond for tiny windows
+        // (lookups check each entry's time anyway).
+        let span = (window_ms / 2).max(MIN_GENERATION_MS);
         let current = match self.generations.back_mut() {
             Some(newest) if at_ms < newest.from_ms + span => {
                 newest.to_ms = newest.to_ms.max(at_ms);

@@ -410,7 +410,12 @@ fn accept(
     now: u64,
     state: &mut WriterState,
 ) -> rusqlite::Result<AcceptOutcome> {
-    if let Some(fingerprint) = &event.fingerprint {
+    // A window of zero turns fingerprint dedup off.
+    let fingerprint = event
+        .fingerprint
+        .as_deref()
+        .filter(|_| event.dedup_window_ms > 0);
+    if let Some(fingerprint) = fingerprint {
         state.dedup_window_ms = event.dedup_window_ms;
         let since = now.saturating_sub(event.dedup_window_ms);
         if let Some(original) = state.dedup.find(tx, fingerprint, since, now) {
@@ -431,7 +436,7 @@ fn accept(
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
     }
     let seq = tx.last_insert_rowid();
-    state.dedup.stage(event.fingerprint.as_deref(), now, seq);
+    state.dedup.stage(fingerprint, now, seq);
     Ok(AcceptOutcome::Stored(seq))
 }
 
@@ -986,13 +991,24 @@ mod tests {
             store.accept(event("evt_3", Some("m2"))).await.unwrap(),
             AcceptOutcome::Stored(_)
         ));
+        // A window of zero: the fingerprint marks nothing.
+        let unwindowed = |id: &str| NewEvent {
+            dedup_window_ms: 0,
+            ..event(id, Some("m0"))
+        };
+        for id in ["evt_01", "evt_02"] {
+            assert!(matches!(
+                store.accept(unwindowed(id)).await.unwrap(),
+                AcceptOutcome::Stored(_)
+            ));
+        }
         let unrouted = store.unrouted_events().unwrap();
-        assert_eq!(unrouted.len(), 2);
+        assert_eq!(unrouted.len(), 4);
         store
             .complete(seq, vec![delivery("evt_1", "a"), delivery("evt_1", "b")])
             .await
             .unwrap();
-        assert_eq!(store.unrouted_events().unwrap().len(), 1);
+        assert_eq!(store.unrouted_events().unwrap().len(), 3);
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
