@@ -90,9 +90,11 @@ pub(super) fn index_path(database: &Path) -> PathBuf {
 
 fn open_file(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    // Derived data: no journal, no flushes, one process (the writer).
+    // Derived data: no journal, no flushes, one process (the writer). A
+    // store closing on another thread may still hold the file a moment.
     connection.execute_batch(
-        "PRAGMA journal_mode = OFF;
+        "PRAGMA busy_timeout = 5000;
+         PRAGMA journal_mode = OFF;
          PRAGMA synchronous = OFF;
          PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA cache_size = -8000;
