@@ -64,10 +64,6 @@ pub(super) struct DedupIndex {
     /// Stored in this batch, not yet committed by the main store: hash →
     /// (sequence number, accepted at).
     staged: HashMap<i64, (i64, u64)>,
-    /// The highest event sequence number indexed, and staged.
-    high_seq: i64,
-    staged_high_seq: i64,
-    in_transaction: bool,
     last_commit_ms: u64,
 }
 
@@ -151,15 +147,12 @@ fn existing(
 }
 
 /// A new, empty index file at `path` (whatever was there goes).
-fn fresh_file(path: &Path) -> rusqlite::Result<Connection> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(error)));
-        }
-    }
-    open_file(path)
+fn fresh_file(path: &Path) -> Result<Connection, String> {
+    let created = match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.to_string()),
+        _ => open_file(path).map_err(|e| e.to_string()),
+    };
+    created.map_err(|e| format!("cannot create the dedup index {}: {e}", path.display()))
 }
 
 impl DedupIndex {
@@ -177,9 +170,7 @@ impl DedupIndex {
                 if let Err(error) = outcome {
                     tracing::warn!(path = %path.display(), %error, "the dedup index is unreadable; rebuilding it");
                 }
-                let connection = fresh_file(&path).map_err(|e| {
-                    format!("cannot create the dedup index {}: {e}", path.display())
-                })?;
+                let connection = fresh_file(&path)?;
                 (connection, VecDeque::new(), true)
             }
         };
@@ -191,31 +182,25 @@ impl DedupIndex {
             generations,
             needs_rebuild,
             staged: HashMap::new(),
-            staged_high_seq: max_seq,
-            high_seq: max_seq,
-            in_transaction: false,
             last_commit_ms: 0,
         })
     }
 
     fn begin(&mut self) -> rusqlite::Result<()> {
-        if !self.in_transaction {
+        if self.connection.is_autocommit() {
             self.connection.execute_batch("BEGIN")?;
-            self.in_transaction = true;
         }
         Ok(())
     }
 
     fn commit(&mut self) -> rusqlite::Result<()> {
-        if self.in_transaction {
+        if !self.connection.is_autocommit() {
             if let Some(newest) = self.generations.back() {
                 self.connection
                     .prepare_cached("UPDATE generations SET to_ms = ?2 WHERE number = ?1")?
                     .execute(params![newest.number, newest.to_ms as i64])?;
             }
-            set_meta(&self.connection, "high_seq", self.high_seq)?;
             self.connection.execute_batch("COMMIT")?;
-            self.in_transaction = false;
         }
         Ok(())
     }
@@ -321,15 +306,12 @@ impl DedupIndex {
         Ok(None)
     }
 
-    /// Event `seq` was stored at `at_ms`: index its fingerprint, if any,
-    /// once the batch commits.
-    pub(super) fn stage(&mut self, fingerprint: Option<&str>, at_ms: u64, seq: i64) {
-        self.staged_high_seq = self.staged_high_seq.max(seq);
-        if let Some(fingerprint) = fingerprint {
-            self.staged
-                .entry(fingerprint_hash(fingerprint))
-                .or_insert((seq, at_ms));
-        }
+    /// Event `seq`, stored at `at_ms` with `fingerprint`: index it once
+    /// the batch commits.
+    pub(super) fn stage(&mut self, fingerprint: &str, at_ms: u64, seq: i64) {
+        self.staged
+            .entry(fingerprint_hash(fingerprint))
+            .or_insert((seq, at_ms));
     }
 
     /// The batch committed: index what it staged. Errors leave the index to
@@ -340,7 +322,6 @@ impl DedupIndex {
             for (hash, (seq, at)) in staged.drain() {
                 self.insert(hash, seq, at, window_ms)?;
             }
-            self.high_seq = self.staged_high_seq;
             if now_ms >= self.last_commit_ms + COMMIT_EVERY_MS {
                 self.last_commit_ms = now_ms;
                 self.commit()?;
@@ -357,7 +338,6 @@ impl DedupIndex {
     /// The batch rolled back: forget what it staged.
     pub(super) fn batch_failed(&mut self) {
         self.staged.clear();
-        self.staged_high_seq = self.high_seq;
     }
 
     fn insert(&mut self, hash: i64, seq: i64, at_ms: u64, window_ms: u64) -> rusqlite::Result<()> {
@@ -428,7 +408,6 @@ impl DedupIndex {
                 // The old connection (and its lock on the removed file) goes.
                 self.connection = connection;
                 self.generations.clear();
-                self.in_transaction = false;
                 self.needs_rebuild = true;
                 let _ = set_meta(&self.connection, "clean", 0);
             }
@@ -439,11 +418,21 @@ impl DedupIndex {
         }
     }
 
-    /// The writer stops: commit and mark the file clean.
-    pub(super) fn close(mut self) {
-        let result = self
-            .commit()
-            .and_then(|()| set_meta(&self.connection, "clean", 1));
+    /// The writer stops: commit and mark the file clean at the newest
+    /// event of `events` (all committed, all indexed) — unless it still
+    /// waits for a rebuild, which it then gets on the next open.
+    pub(super) fn close(mut self, events: &Connection) {
+        if self.needs_rebuild {
+            return;
+        }
+        let result = self.commit().and_then(|()| {
+            let max_seq: i64 =
+                events.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+                    row.get(0)
+                })?;
+            set_meta(&self.connection, "high_seq", max_seq)?;
+            set_meta(&self.connection, "clean", 1)
+        });
         if let Err(error) = result {
             tracing::warn!(%error, "cannot close the dedup index cleanly; it will be rebuilt");
         }
@@ -483,15 +472,19 @@ mod tests {
         (events, index, dir)
     }
 
-    /// Store an event and index it as the writer does.
+    /// Store an event and index it as the writer does: look up, store, stage.
     fn accept(events: &Connection, index: &mut DedupIndex, id: &str, fingerprint: &str, at: u64) {
+        assert_eq!(
+            index.find(events, fingerprint, at.saturating_sub(WINDOW), at),
+            None
+        );
         events
             .execute(
                 "INSERT INTO events (id, fingerprint, received_at) VALUES (?1, ?2, ?3)",
                 params![id, fingerprint, at as i64],
             )
             .unwrap();
-        index.stage(Some(fingerprint), at, events.last_insert_rowid());
+        index.stage(fingerprint, at, events.last_insert_rowid());
         index.batch_committed(WINDOW, at);
     }
 
@@ -552,7 +545,7 @@ mod tests {
     #[test]
     fn a_rolled_back_batch_marks_nothing() {
         let (events, mut index, dir) = setup();
-        index.stage(Some("m1"), 1_000, 7);
+        index.stage("m1", 1_000, 7);
         index.batch_failed();
         assert_eq!(index.lookup(fingerprint_hash("m1"), 0).unwrap(), None);
         let _ = std::fs::remove_dir_all(dir);
@@ -566,7 +559,7 @@ mod tests {
         accept(&events, &mut index, "evt_1", "m1", 1_000);
         accept(&events, &mut index, "evt_2", "m2", 1_500);
         accept(&events, &mut index, "evt_3", "m3", 2_000);
-        index.close();
+        index.close(&events);
         // Closed cleanly at the database's newest event: kept as it is.
         let mut index = DedupIndex::open(&database, 3).unwrap();
         assert!(!index.needs_rebuild);
@@ -586,10 +579,15 @@ mod tests {
             None,
             "outside the window"
         );
-        index.close();
+        index.close(&events);
         // Closed cleanly, but at another point of the database (a backup
         // restored): rebuilt.
         assert!(DedupIndex::open(&database, 2).unwrap().needs_rebuild);
+        // Emptied after a failure and closed before its rebuild: not clean.
+        let mut index = DedupIndex::open(&database, 3).unwrap();
+        index.failed(&rusqlite::Error::InvalidQuery);
+        index.close(&events);
+        assert!(DedupIndex::open(&database, 3).unwrap().needs_rebuild);
         // Not an index at all: replaced.
         std::fs::write(index_path(&database), b"not a database").unwrap();
         let mut index = DedupIndex::open(&database, 3).unwrap();

@@ -285,7 +285,7 @@ fn write_loop(
             }
         }
     }
-    state.dedup.close();
+    state.dedup.close(&connection);
 }
 
 fn answer_all(answers: Vec<Answer>, error: Option<StoreError>) {
@@ -436,7 +436,9 @@ fn accept(
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
     }
     let seq = tx.last_insert_rowid();
-    state.dedup.stage(fingerprint, now, seq);
+    if let Some(fingerprint) = fingerprint {
+        state.dedup.stage(fingerprint, now, seq);
+    }
     Ok(AcceptOutcome::Stored(seq))
 }
 
