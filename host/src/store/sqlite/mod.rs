@@ -21,6 +21,10 @@
 
 mod dedup;
 mod schema;
+// The one module of the store that speaks SQLite's C interface: a VFS is a
+// table of C callbacks over raw file structs.
+#[allow(unsafe_code)]
+mod wal_vfs;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,7 +92,11 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let connection = Connection::open(path).map_err(backend)?;
+    // The log's frames of a transaction reach the file in one write.
+    wal_vfs::register().map_err(StoreError::Backend)?;
+    let connection =
+        Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), wal_vfs::NAME)
+            .map_err(backend)?;
     // `synchronous = NORMAL` for both modes: with `sync: full` the syncer
     // thread flushes the log before any commit is answered.
     connection
