@@ -218,7 +218,8 @@ unsafe extern "C" fn write(
         let appends = offset > 0 && offset >= pending.log_end;
         let follows = offset == pending.start + pending.bytes.len() as i64;
         let fits = pending.bytes.len() + amount.max(0) as usize <= MAX_WRITE;
-        if !appends || (!pending.bytes.is_empty() && !(follows && fits)) {
+        let joins = pending.bytes.is_empty() || (follows && fits);
+        if !appends || !joins {
             let rc = flush(file);
             if rc != ffi::SQLITE_OK {
                 return rc;
