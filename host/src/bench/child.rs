@@ -133,6 +133,22 @@ impl WaspProcess {
         parse_stat(&stat).map_or(Duration::ZERO, |(_, time)| time)
     }
 
+    /// Storage writes so far: bytes the process dirtied in the page cache
+    /// for files (`write_bytes` of `/proc/<pid>/io`, counted whether or not
+    /// they reached the disk yet) and write system calls of any kind
+    /// (`syscw`, sockets included). Zeros where the kernel does not say.
+    pub fn io(&self) -> (u64, u64) {
+        let io =
+            std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            io.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("write_bytes:"), field("syscw:"))
+    }
+
     /// CPU time used so far per kind of thread (the thread name without
     /// its number: `wasp-worker-0` and `-1` are `wasp-worker`).
     pub fn cpu_time_by_thread(&self) -> BTreeMap<String, Duration> {

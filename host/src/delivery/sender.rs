@@ -45,6 +45,10 @@ impl HttpSender {
         install_tls_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // wasp retries by each provider's policy, and records every
+            // attempt: no transparent retries below it (by default reqwest
+            // copies every request in case the connection refuses it).
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)

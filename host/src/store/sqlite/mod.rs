@@ -410,7 +410,9 @@ const INSERT_EVENT: &str =
     "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING";
 
-const MARK_ROUTED: &str = "UPDATE events SET routed = 1 WHERE seq = ?1";
+const MARK_UNROUTED: &str = "INSERT INTO unrouted (seq) VALUES (?1)";
+
+const MARK_ROUTED: &str = "DELETE FROM unrouted WHERE seq = ?1";
 
 fn accept(
     tx: &Connection,
@@ -444,6 +446,7 @@ fn accept(
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
     }
     let seq = tx.last_insert_rowid();
+    tx.prepare_cached(MARK_UNROUTED)?.execute(params![seq])?;
     if let Some(fingerprint) = fingerprint {
         state.dedup.stage(fingerprint, now, seq);
     }
@@ -628,7 +631,8 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
     )? as u64;
     let boundary = first_id_since(tx, "events", "seq", "received_at", cutoff)?;
     let events = tx.execute(
-        "DELETE FROM events WHERE seq < ?1 AND routed = 1
+        "DELETE FROM events WHERE seq < ?1
+           AND NOT EXISTS (SELECT 1 FROM unrouted u WHERE u.seq = events.seq)
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
         params![boundary],
     )? as u64;
@@ -696,7 +700,9 @@ impl Store for SqliteStore {
 
     fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError> {
         self.read(|c| {
-            c.prepare("SELECT seq, body FROM events WHERE routed = 0 ORDER BY seq")?
+            c.prepare(
+                "SELECT e.seq, e.body FROM unrouted u JOIN events e ON e.seq = u.seq ORDER BY u.seq",
+            )?
                 .query_map([], |row| {
                     Ok(UnroutedEvent {
                         seq: row.get(0)?,
@@ -1148,6 +1154,29 @@ mod tests {
         assert_eq!(store.counts("a").unwrap(), vec![(DeliveryState::Dead, 2)]);
         assert_eq!(store.attempts(ids[4]).unwrap().len(), 3);
         assert!(store.attempts(ids[0]).unwrap().is_empty());
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn old_events_go_once_routed() {
+        let (store, dir) = store();
+        let AcceptOutcome::Stored(routed) = store.accept(event("evt_1", None)).await.unwrap()
+        else {
+            panic!()
+        };
+        store.complete(routed, Vec::new()).await.unwrap();
+        store.accept(event("evt_2", None)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let retention = Retention {
+            max_age_ms: 1,
+            dead_letters_per_endpoint: 2,
+            attempts_per_delivery: 3,
+        };
+        assert_eq!(store.prune(retention).await.unwrap().events, 1);
+        let unrouted = store.unrouted_events().unwrap();
+        assert_eq!(unrouted.len(), 1, "an event not yet routed is kept");
+        assert!(unrouted[0].body.contains("evt_2"));
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
