@@ -351,6 +351,7 @@ fn main() {
             duration: Duration::from_secs_f64(seconds),
             scratch: root.join("target/bench-scratch"),
             only: system,
+            latency_rate: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         if let Err(error) = runtime.block_on(wasp::bench::run(&options, &mut report)) {

@@ -17,6 +17,7 @@ async fn every_scenario_runs_and_reports() {
         duration: Duration::from_millis(600),
         scratch: scratch.clone(),
         only: Vec::new(),
+        latency_rate: None,
     };
     let mut results = Report::new("bench smoke test");
     wasp::bench::run(&options, &mut results)

@@ -37,6 +37,9 @@ pub struct Options {
     /// Run only these scenarios (`ceiling`, `e2e`, `pull`, `cold`,
     /// `sessions`); all when empty.
     pub only: Vec<String>,
+    /// The latency phase's pace in events/s, instead of half the sustained
+    /// rate: builds compared at one pace write in batches of one size.
+    pub latency_rate: Option<f64>,
 }
 
 /// The scenarios, by the names `--only` takes.
@@ -378,7 +381,11 @@ async fn end_to_end(
     });
 
     // Latency at half that rate: from when each post was due to its arrival.
-    let half = (sustained / 2.0).max(1.0);
+    let half = options.latency_rate.unwrap_or(sustained / 2.0).max(1.0);
+    let load_label = match options.latency_rate {
+        Some(_) => "at a set pace".to_owned(),
+        None => "at 50 % load".to_owned(),
+    };
     let due: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let note: Arc<dyn Fn(u64, Instant) + Send + Sync> = {
         let due = due.clone();
@@ -395,6 +402,8 @@ async fn end_to_end(
     let before = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
     // What the disk does meanwhile: every 202 waits for a flush.
     let disk = DiskProbe::start(&dir.0)?;
+    let paced_threads_before = wasp.cpu_time_by_thread();
+    let paced_io_before = wasp.io();
     let paced = drive(
         wasp.addr,
         CONNECTIONS * 4,
@@ -410,6 +419,8 @@ async fn end_to_end(
         options.duration * 4 + Duration::from_secs(10),
     )
     .await?;
+    let paced_split = cpu_split(&paced_threads_before, &wasp.cpu_time_by_thread(), paced.ok);
+    let paced_io = wasp.io();
     let arrivals = receiver.arrivals();
     let due = std::mem::take(&mut *due.lock().expect("due lock"));
     let mut latencies: Vec<Duration> = due
@@ -424,7 +435,7 @@ async fn end_to_end(
     report.add(Row {
         section: "End to end",
         metric: format!(
-            "post → first delivery attempt at 50 % load ({}), p50",
+            "post → first delivery attempt {load_label} ({}), p50",
             rate(half)
         ),
         value: millis(p50),
@@ -433,13 +444,25 @@ async fn end_to_end(
     });
     report.add(Row {
         section: "End to end",
-        metric: "post → first delivery attempt at 50 % load, p99".into(),
+        metric: format!("post → first delivery attempt {load_label}, p99"),
         value: millis(p99),
         reference: format!(
             "max {}",
             millis(latencies.last().copied().unwrap_or_default())
         ),
         verdict: target(p99 <= Duration::from_millis(10), "≤ 10 ms"),
+    });
+    let paced_per_event =
+        |after: u64, before: u64| after.saturating_sub(before) as f64 / paced.ok.max(1) as f64;
+    report.add(Row {
+        section: "End to end",
+        metric: format!("{load_label}: wasp's CPU per event, file bytes per event"),
+        value: format!(
+            "{:.1} KiB",
+            paced_per_event(paced_io.0, paced_io_before.0) / 1024.0
+        ),
+        reference: paced_split,
+        verdict: String::new(),
     });
     let flushes = disk.stop();
     report.add(Row {

@@ -85,6 +85,10 @@ pub enum Command {
         /// older build, to compare builds under the same load generator).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Pace the latency phase at this many events/s instead of half the
+        /// sustained rate (to compare builds at one load).
+        #[arg(long)]
+        latency_rate: Option<f64>,
     },
     /// Post a JSONL file of canonical events to a running wasp, into one
     /// session, with a progress bar.
@@ -161,7 +165,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             write,
             only,
             binary,
-        } => bench(seconds, write.as_deref(), only, binary),
+            latency_rate,
+        } => bench(seconds, write.as_deref(), only, binary, latency_rate),
         Command::Plugin {
             command:
                 PluginCommand::Test {
@@ -287,9 +292,15 @@ fn bench(
     write: Option<&Path>,
     only: Vec<String>,
     binary: Option<PathBuf>,
+    latency_rate: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     if !(0.1..=3600.0).contains(&seconds) {
         bail!("--seconds must be between 0.1 and 3600");
+    }
+    if let Some(rate) = latency_rate
+        && !(1.0..=1_000_000.0).contains(&rate)
+    {
+        bail!("--latency-rate must be between 1 and 1000000 events/s");
     }
     let mut command = format!("wasp bench --seconds {seconds}");
     let binary = match binary {
@@ -305,7 +316,11 @@ fn bench(
         duration: std::time::Duration::from_secs_f64(seconds),
         scratch: std::env::temp_dir().join("wasp-bench"),
         only: only.clone(),
+        latency_rate,
     };
+    if let Some(rate) = latency_rate {
+        command.push_str(&format!(" --latency-rate {rate}"));
+    }
     if !only.is_empty() {
         command.push_str(&format!(" --only {}", only.join(",")));
     }

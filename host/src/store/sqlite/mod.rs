@@ -410,9 +410,7 @@ const INSERT_EVENT: &str =
     "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING";
 
-const MARK_UNROUTED: &str = "INSERT INTO unrouted (seq) VALUES (?1)";
-
-const MARK_ROUTED: &str = "DELETE FROM unrouted WHERE seq = ?1";
+const MARK_ROUTED: &str = "UPDATE events SET routed = 1 WHERE seq = ?1";
 
 fn accept(
     tx: &Connection,
@@ -446,7 +444,6 @@ fn accept(
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
     }
     let seq = tx.last_insert_rowid();
-    tx.prepare_cached(MARK_UNROUTED)?.execute(params![seq])?;
     if let Some(fingerprint) = fingerprint {
         state.dedup.stage(fingerprint, now, seq);
     }
@@ -631,8 +628,7 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
     )? as u64;
     let boundary = first_id_since(tx, "events", "seq", "received_at", cutoff)?;
     let events = tx.execute(
-        "DELETE FROM events WHERE seq < ?1
-           AND NOT EXISTS (SELECT 1 FROM unrouted u WHERE u.seq = events.seq)
+        "DELETE FROM events WHERE seq < ?1 AND routed = 1
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = 'pending')",
         params![boundary],
     )? as u64;
@@ -700,9 +696,7 @@ impl Store for SqliteStore {
 
     fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError> {
         self.read(|c| {
-            c.prepare(
-                "SELECT e.seq, e.body FROM unrouted u JOIN events e ON e.seq = u.seq ORDER BY u.seq",
-            )?
+            c.prepare("SELECT seq, body FROM events WHERE routed = 0 ORDER BY seq")?
                 .query_map([], |row| {
                     Ok(UnroutedEvent {
                         seq: row.get(0)?,

@@ -119,15 +119,6 @@ const MIGRATIONS: &[&str] = &[
     "
     DROP INDEX events_fingerprint;
     ",
-    // 6: events not yet routed are listed in a table of their own instead of
-    // flagged in their row: marking an event routed rewrote its row (and
-    // the page with its body) a commit after inserting it. `events.routed`
-    // stays, no longer written (dropping a column rewrites the table).
-    "
-    CREATE TABLE unrouted (seq INTEGER PRIMARY KEY);
-    INSERT INTO unrouted SELECT seq FROM events WHERE routed = 0;
-    DROP INDEX events_unrouted;
-    ",
 ];
 
 /// The schema version this binary writes.
@@ -176,31 +167,5 @@ mod tests {
                 .unwrap_err()
                 .contains("newer than this wasp understands")
         );
-    }
-
-    #[test]
-    fn events_flagged_unrouted_move_to_their_table() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        for migration in &MIGRATIONS[..5] {
-            connection.execute_batch(migration).unwrap();
-        }
-        connection
-            .execute_batch(
-                "PRAGMA user_version = 5;
-                 INSERT INTO events (seq, id, session, name, received_at, body, generation, routed)
-                 VALUES (1, 'evt_a', 's', 'message', 0, '{}', 1, 1),
-                        (2, 'evt_b', 's', 'message', 0, '{}', 1, 0),
-                        (3, 'evt_c', 's', 'message', 0, '{}', 1, 1);",
-            )
-            .unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), VERSION);
-        let unrouted: Vec<i64> = connection
-            .prepare("SELECT seq FROM unrouted")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(unrouted, [2]);
     }
 }
