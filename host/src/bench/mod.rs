@@ -456,7 +456,7 @@ async fn end_to_end(
         |after: u64, before: u64| after.saturating_sub(before) as f64 / paced.ok.max(1) as f64;
     report.add(Row {
         section: "End to end",
-        metric: format!("{load_label}: wasp's CPU per event, file bytes per event"),
+        metric: format!("{load_label}: file bytes per event (and CPU per event by thread, µs)"),
         value: format!(
             "{:.1} KiB",
             paced_per_event(paced_io.0, paced_io_before.0) / 1024.0
