@@ -17,7 +17,8 @@
 //! routes the event again), an attempt's record (the delivery is tried
 //! again), a pull-queue delete (the notification comes again). The log is
 //! written in order, so none of them is ever on disk without what came
-//! before it.
+//! before it. The database is opened through [`wal_vfs`], which writes each
+//! commit's log frames in one system call instead of two per page.
 
 mod dedup;
 mod schema;
