@@ -114,15 +114,7 @@ impl WaspProcess {
     pub fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        (proc_field(&status, "VmRSS:"), proc_field(&status, "VmHWM:"))
     }
 
     /// CPU time the process has used so far, user + system, all threads
@@ -140,13 +132,7 @@ impl WaspProcess {
     pub fn io(&self) -> (u64, u64) {
         let io =
             std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
-        let field = |name: &str| {
-            io.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("write_bytes:"), field("syscw:"))
+        (proc_field(&io, "write_bytes:"), proc_field(&io, "syscw:"))
     }
 
     /// CPU time used so far per kind of thread (the thread name without
@@ -225,6 +211,17 @@ fn clock_ticks_per_second() -> u64 {
             .filter(|&ticks| ticks > 0)
             .unwrap_or(100)
     })
+}
+
+/// The number after `name` in a `/proc/<pid>/status` or `io` listing
+/// (`VmRSS:   1234 kB`, `syscw: 56`); zero when absent.
+fn proc_field(listing: &str, name: &str) -> u64 {
+    listing
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The name and CPU time (user + system) in a `/proc/…/stat` line. After

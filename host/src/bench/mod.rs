@@ -59,6 +59,11 @@ pub enum BenchError {
     Failed(String),
 }
 
+/// `amount` spread over `events` (none counts as one).
+fn per_event(amount: u64, events: u64) -> f64 {
+    amount as f64 / events.max(1) as f64
+}
+
 /// CPU time per event by kind of thread between two snapshots, largest
 /// first, e.g. `HTTP + delivery 70 · store writer 55 · … µs`.
 fn cpu_split(
@@ -340,7 +345,6 @@ async fn end_to_end(
     let cpu_per_event = (wasp.cpu_time() - cpu_before).as_secs_f64() / load.ok as f64;
     let by_thread = cpu_split(&threads_before, &wasp.cpu_time_by_thread(), load.ok);
     let io_after = wasp.io();
-    let per_event = |after: u64, before: u64| after.saturating_sub(before) as f64 / load.ok as f64;
     let (_, peak) = wasp.memory_kib();
     report.add(Row {
         section: "End to end",
@@ -372,10 +376,13 @@ async fn end_to_end(
     report.add(Row {
         section: "End to end",
         metric: "file bytes written per event (page cache, /proc/<pid>/io)".into(),
-        value: format!("{:.1} KiB", per_event(io_after.0, io_before.0) / 1024.0),
+        value: format!(
+            "{:.1} KiB",
+            per_event(io_after.0.saturating_sub(io_before.0), load.ok) / 1024.0
+        ),
         reference: format!(
             "{:.1} write system calls per event, sockets included",
-            per_event(io_after.1, io_before.1)
+            per_event(io_after.1.saturating_sub(io_before.1), load.ok)
         ),
         verdict: String::new(),
     });
@@ -383,8 +390,8 @@ async fn end_to_end(
     // Latency at half that rate: from when each post was due to its arrival.
     let half = options.latency_rate.unwrap_or(sustained / 2.0).max(1.0);
     let load_label = match options.latency_rate {
-        Some(_) => "at a set pace".to_owned(),
-        None => "at 50 % load".to_owned(),
+        Some(_) => "at a set pace",
+        None => "at 50 % load",
     };
     let due: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let note: Arc<dyn Fn(u64, Instant) + Send + Sync> = {
@@ -452,14 +459,12 @@ async fn end_to_end(
         ),
         verdict: target(p99 <= Duration::from_millis(10), "≤ 10 ms"),
     });
-    let paced_per_event =
-        |after: u64, before: u64| after.saturating_sub(before) as f64 / paced.ok.max(1) as f64;
     report.add(Row {
         section: "End to end",
         metric: format!("{load_label}: file bytes per event (and CPU per event by thread, µs)"),
         value: format!(
             "{:.1} KiB",
-            paced_per_event(paced_io.0, paced_io_before.0) / 1024.0
+            per_event(paced_io.0.saturating_sub(paced_io_before.0), paced.ok) / 1024.0
         ),
         reference: paced_split,
         verdict: String::new(),

@@ -127,6 +127,30 @@ unsafe fn methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_meth
     unsafe { &*(*real(file)).pMethods }
 }
 
+/// The bytes `file` holds back.
+///
+/// # Safety
+/// `file` is an open log file, used by one thread at a time (SQLite's
+/// connection mutex), and the reference is not kept across [`flush`].
+unsafe fn pending<'a>(file: *mut ffi::sqlite3_file) -> &'a mut Pending {
+    unsafe { &mut *(*file.cast::<LogFile>()).pending }
+}
+
+/// Write straight to the default VFS's file.
+unsafe fn write_through(
+    file: *mut ffi::sqlite3_file,
+    data: *const c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    unsafe {
+        match methods(file).xWrite {
+            Some(xwrite) => xwrite(real(file), data, amount, offset),
+            None => ffi::SQLITE_IOERR_WRITE,
+        }
+    }
+}
+
 unsafe extern "C" fn open(
     vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
@@ -185,20 +209,14 @@ static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 /// Write the pending bytes, if any, in one write.
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
-        let pending = &mut *(*file.cast::<LogFile>()).pending;
+        let pending = pending(file);
         if pending.bytes.is_empty() {
             return ffi::SQLITE_OK;
         }
         let Ok(amount) = c_int::try_from(pending.bytes.len()) else {
             return ffi::SQLITE_IOERR_WRITE;
         };
-        let xwrite = methods(file).xWrite.expect("a file can be written");
-        let rc = xwrite(
-            real(file),
-            pending.bytes.as_ptr().cast(),
-            amount,
-            pending.start,
-        );
+        let rc = write_through(file, pending.bytes.as_ptr().cast(), amount, pending.start);
         pending.bytes.clear();
         #[cfg(test)]
         tests::count_flush();
@@ -213,19 +231,19 @@ unsafe extern "C" fn write(
     offset: i64,
 ) -> c_int {
     unsafe {
-        let pending = &mut *(*file.cast::<LogFile>()).pending;
-        let commit_page = std::mem::take(&mut pending.commit_page_next);
-        let appends = offset > 0 && offset >= pending.log_end;
-        let follows = offset == pending.start + pending.bytes.len() as i64;
-        let fits = pending.bytes.len() + amount.max(0) as usize <= MAX_WRITE;
-        let joins = pending.bytes.is_empty() || (follows && fits);
+        let held = pending(file);
+        let commit_page = std::mem::take(&mut held.commit_page_next);
+        let appends = offset > 0 && offset >= held.log_end;
+        let follows = offset == held.start + held.bytes.len() as i64;
+        let fits = held.bytes.len() + amount.max(0) as usize <= MAX_WRITE;
+        let joins = held.bytes.is_empty() || (follows && fits);
         if !appends || !joins {
             let rc = flush(file);
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
         }
-        let pending = &mut *(*file.cast::<LogFile>()).pending;
+        let pending = pending(file);
         let end = offset + i64::from(amount.max(0));
         if !appends {
             // The log header of a new generation, or a frame rewritten in
@@ -236,10 +254,7 @@ unsafe extern "C" fn write(
             } else {
                 pending.log_end.max(end)
             };
-            return match methods(file).xWrite {
-                Some(xwrite) => xwrite(real(file), data, amount, offset),
-                None => ffi::SQLITE_IOERR_WRITE,
-            };
+            return write_through(file, data, amount, offset);
         }
         if pending.bytes.is_empty() {
             pending.start = offset;
@@ -297,7 +312,7 @@ unsafe extern "C" fn read(
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
     unsafe {
-        let pending = &mut *(*file.cast::<LogFile>()).pending;
+        let pending = pending(file);
         pending.log_end = pending.log_end.min(size);
         flushed!(file, xTruncate(size))
     }
