@@ -1,9 +1,10 @@
 //! Ingest: where events enter. An event (from `POST /api/events`, a
 //! provider decoder or a session engine) is checked, completed with its
-//! session's envelope fields, normalized into a canonical [`Event`], made
-//! durable in the store (unless it duplicates a recent one) and queued for
-//! the pipeline generation current at that moment. Only then is it
-//! "accepted".
+//! session's envelope fields, normalized into a canonical [`Event`],
+//! committed to the store (unless it duplicates a recent one) and queued for
+//! the pipeline generation current at that moment; once its commit is on
+//! disk it is "accepted". The pipeline starts on it while the commit
+//! flushes, so its deliveries may leave before its sender hears the answer.
 
 mod providers;
 
@@ -216,9 +217,11 @@ impl Ingest {
         }
         let event = value.into_event()?;
         let pipeline = self.pipelines.current();
-        let stored = self
+        // Answered at the commit: the workers start on the event while the
+        // log flushes, and the sender hears it is accepted once it is on disk.
+        let admitted = self
             .store
-            .accept(NewEvent {
+            .admit(NewEvent {
                 id: event.id().to_owned(),
                 session: event.session().to_owned(),
                 name: event.name().to_owned(),
@@ -234,9 +237,10 @@ impl Ingest {
                     .load(std::sync::atomic::Ordering::Relaxed),
             })
             .await?;
-        let seq = match stored {
+        let seq = match admitted.outcome {
             AcceptOutcome::Stored(seq) => seq,
             AcceptOutcome::Duplicate(original) => {
+                admitted.durable.await?;
                 self.metrics
                     .events_rejected
                     .get_or_create(&OutcomeLabels {
@@ -264,6 +268,7 @@ impl Ingest {
             duplicate: false,
         };
         self.queue(seq, event, pipeline).await?;
+        admitted.durable.await?;
         Ok(accepted)
     }
 }

@@ -4,7 +4,9 @@
 //! implementation is SQLite ([`sqlite::SqliteStore`]); a shared broker can
 //! implement the same trait so several hosts split the work.
 //!
-//! Writes return futures that resolve once the write is durable (committed);
+//! Writes return futures that resolve once the write is durable (committed;
+//! an accepted event can also be had at its commit, with its flush still
+//! under way: [`Store::admit`]);
 //! reads are synchronous: short indexed ones may run in place on an async
 //! worker (each reader has a connection of its own), longer ones belong in
 //! `spawn_blocking` or start-up.
@@ -59,6 +61,25 @@ pub enum AcceptOutcome {
     Stored(i64),
     /// A duplicate of the event with this id; nothing stored.
     Duplicate(String),
+}
+
+/// An event the store has committed: what accepting it did, visible to
+/// every later write and read, and its flush to disk, still under way.
+pub struct Admitted {
+    /// What accepting the event did.
+    pub outcome: AcceptOutcome,
+    /// Resolves once the commit is on disk (with `sync: full`; at once
+    /// otherwise). A duplicate's answer waits for it too: the original may
+    /// be in the very commit being flushed.
+    pub durable: StoreFuture<()>,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A delivery produced by the pipeline, to add to the outbox.
@@ -262,7 +283,19 @@ pub struct Pruned {
 pub trait Store: Send + Sync {
     /// Make an event durable, unless its id is stored already or its
     /// fingerprint was seen within the dedup window.
-    fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome>;
+    fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome> {
+        let admitted = self.admit(event);
+        Box::pin(async move {
+            let admitted = admitted.await?;
+            admitted.durable.await?;
+            Ok(admitted.outcome)
+        })
+    }
+
+    /// [`Store::accept`], answered at the commit: the caller can start on
+    /// the event while the commit flushes, and must await
+    /// [`Admitted::durable`] before telling anyone the event is accepted.
+    fn admit(&self, event: NewEvent) -> StoreFuture<Admitted>;
 
     /// Record the pipeline's output for event `seq`: add its deliveries to
     /// the outbox and mark it routed, in one transaction. Returns the new

@@ -15,9 +15,13 @@
 //! power cut at-least-once delivery absorbs are answered at the commit,
 //! without waiting for the flush: an accepted event's deliveries (recovery
 //! routes the event again), an attempt's record (the delivery is tried
-//! again), a pull-queue delete (the notification comes again). The log is
-//! written in order, so none of them is ever on disk without what came
-//! before it. The database is opened through [`wal_vfs`], which writes each
+//! again), a pull-queue delete (the notification comes again). An accepted
+//! event is answered twice ([`Store::admit`]): at the commit, so the
+//! pipeline starts on it while the log flushes, and at the flush, when its
+//! sender may be told it is accepted (an event lost in a power cut before
+//! that was never acknowledged, so its sender posts it again: at least
+//! once). The log is written in order, so none of them is ever on disk
+//! without what came before it. The database is opened through [`wal_vfs`], which writes each
 //! commit's log frames in one system call instead of two per page.
 
 mod dedup;
@@ -59,7 +63,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
 
 enum Write {
-    Accept(NewEvent, Reply<AcceptOutcome>),
+    Accept(NewEvent, Reply<Admitted>),
     Complete(i64, Vec<NewDelivery>, Reply<Vec<i64>>),
     Attempt(AttemptRecord, AfterAttempt, Reply<()>),
     Requeue(Vec<i64>, Reply<u64>),
@@ -124,9 +128,22 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+/// How the syncer puts the log on disk.
+type Flush = Box<dyn FnMut() -> std::io::Result<()> + Send>;
+
 impl SqliteStore {
     /// Open (creating and migrating) the store at `path`.
     pub fn open(path: &Path, sync: Sync) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(path, sync, |log| Box::new(move || log.sync_data()))
+    }
+
+    /// [`SqliteStore::open`], flushing the log (opened read-only, given to
+    /// `flush`) as `flush` says: tests hold the flush back.
+    fn open_with(
+        path: &Path,
+        sync: Sync,
+        flush: impl FnOnce(std::fs::File) -> Flush,
+    ) -> Result<Arc<Self>, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
@@ -161,7 +178,10 @@ impl SqliteStore {
                 let healthy = healthy.clone();
                 let thread = std::thread::Builder::new()
                     .name("wasp-store-sync".into())
-                    .spawn(move || sync_loop(log, flushes, healthy))
+                    .spawn({
+                        let flush = flush(log);
+                        move || sync_loop(flush, flushes, healthy)
+                    })
                     .map_err(backend)?;
                 (Some(durable), Some(thread))
             }
@@ -241,21 +261,17 @@ fn write_loop(
         let now = crate::clock::now_ms();
         match connection.transaction() {
             Ok(transaction) => {
-                let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-                // Answered at the commit (see the module docs).
-                let mut acks: Vec<Answer> = Vec::new();
+                let mut answers = Answers {
+                    at_commit: Vec::with_capacity(batch.len()),
+                    at_flush: Vec::with_capacity(batch.len()),
+                };
                 for write in batch.drain(..) {
-                    let ack = matches!(
-                        write,
-                        Write::Complete(..) | Write::Attempt(..) | Write::DeleteNotification(..)
-                    );
-                    let answer = apply(&transaction, write, now, &mut state);
-                    if ack {
-                        acks.push(answer);
-                    } else {
-                        answers.push(answer);
-                    }
+                    apply(&transaction, write, now, &mut state, &mut answers);
                 }
+                let Answers {
+                    at_commit: acks,
+                    at_flush: answers,
+                } = answers;
                 match transaction.commit().map_err(backend) {
                     Ok(()) => {
                         state.dedup.batch_committed(state.dedup_window_ms, now);
@@ -305,13 +321,13 @@ fn answer_all(answers: Vec<Answer>, error: Option<StoreError>) {
 
 /// The syncer thread: flush the log once for every group of committed
 /// batches waiting, then answer them.
-fn sync_loop(log: std::fs::File, flushes: mpsc::Receiver<Vec<Answer>>, healthy: Arc<AtomicBool>) {
+fn sync_loop(mut flush: Flush, flushes: mpsc::Receiver<Vec<Answer>>, healthy: Arc<AtomicBool>) {
     while let Ok(first) = flushes.recv() {
         let mut waiting = vec![first];
         while let Ok(more) = flushes.try_recv() {
             waiting.push(more);
         }
-        let error = log.sync_data().err().map(|e| {
+        let error = flush().err().map(|e| {
             tracing::error!(error = %e, "cannot flush the store's write-ahead log");
             backend(format!("the write-ahead log cannot be flushed: {e}"))
         });
@@ -333,9 +349,20 @@ struct WriterState {
     dedup_window_ms: u64,
 }
 
-/// Run one write inside the batch's transaction; the returned closure sends
-/// its answer once the commit's fate is known.
-fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState) -> Answer {
+/// A batch's answers, by when they may go out: at the commit, or once the
+/// commit is on disk (the same moment without `sync: full`).
+struct Answers {
+    at_commit: Vec<Answer>,
+    at_flush: Vec<Answer>,
+}
+
+/// Run one write inside the batch's transaction, and leave its answer with
+/// the others that go out at the same moment (see the module docs): writes
+/// whose loss in a power cut at-least-once delivery absorbs are answered at
+/// the commit; an accepted event is answered twice, at the commit (so the
+/// pipeline can start on it) and at the flush (so its sender hears it is
+/// accepted); everything else at the flush.
+fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answers: &mut Answers) {
     fn deferred<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |commit_error| {
             let _ = reply.send(match commit_error {
@@ -344,43 +371,82 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState) -> An
             });
         })
     }
-    match write {
+    let (at_commit, answer) = match write {
         Write::Accept(event, reply) => {
-            deferred(reply, accept(tx, &event, now, state).map_err(backend))
+            let (flushed, durable) = oneshot::channel();
+            let admitted = accept(tx, &event, now, state)
+                .map_err(backend)
+                .map(|outcome| Admitted {
+                    outcome,
+                    durable: Box::pin(
+                        async move { durable.await.unwrap_or(Err(StoreError::Closed)) },
+                    ),
+                });
+            answers.at_flush.push(deferred(flushed, Ok(())));
+            (true, deferred(reply, admitted))
         }
-        Write::Complete(seq, deliveries, reply) => {
-            deferred(reply, complete(tx, seq, &deliveries, now).map_err(backend))
-        }
-        Write::Attempt(attempt, after, reply) => deferred(
-            reply,
-            record_attempt(tx, &attempt, after, now, state.attempts_cap).map_err(backend),
+        Write::Complete(seq, deliveries, reply) => (
+            true,
+            deferred(reply, complete(tx, seq, &deliveries, now).map_err(backend)),
         ),
-        Write::Requeue(ids, reply) => deferred(reply, requeue(tx, &ids, now).map_err(backend)),
-        Write::Disable(endpoint, reason, reply) => deferred(
-            reply,
-            disable(tx, &endpoint, reason.as_deref(), now).map_err(backend),
+        Write::Attempt(attempt, after, reply) => (
+            true,
+            deferred(
+                reply,
+                record_attempt(tx, &attempt, after, now, state.attempts_cap).map_err(backend),
+            ),
+        ),
+        Write::Requeue(ids, reply) => (
+            false,
+            deferred(reply, requeue(tx, &ids, now).map_err(backend)),
+        ),
+        Write::Disable(endpoint, reason, reply) => (
+            false,
+            deferred(
+                reply,
+                disable(tx, &endpoint, reason.as_deref(), now).map_err(backend),
+            ),
         ),
         Write::Prune(retention, reply) => {
             state.attempts_cap = Some(retention.attempts_per_delivery);
-            deferred(reply, prune(tx, retention, now).map_err(backend))
+            (
+                false,
+                deferred(reply, prune(tx, retention, now).map_err(backend)),
+            )
         }
-        Write::SaveSession(name, record, reply) => deferred(
-            reply,
-            save_session(tx, &name, &record, now).map_err(backend),
+        Write::SaveSession(name, record, reply) => (
+            false,
+            deferred(
+                reply,
+                save_session(tx, &name, &record, now).map_err(backend),
+            ),
         ),
-        Write::DeleteSession(name, reply) => deferred(
-            reply,
-            tx.execute("DELETE FROM sessions WHERE name = ?1", params![name])
-                .map(|n| n > 0)
-                .map_err(backend),
+        Write::DeleteSession(name, reply) => (
+            false,
+            deferred(
+                reply,
+                tx.execute("DELETE FROM sessions WHERE name = ?1", params![name])
+                    .map(|n| n > 0)
+                    .map_err(backend),
+            ),
         ),
-        Write::DeleteNotification(instance, receipt_id, reply) => deferred(
-            reply,
-            tx.prepare_cached("DELETE FROM notifications WHERE instance = ?1 AND receipt_id = ?2")
+        Write::DeleteNotification(instance, receipt_id, reply) => (
+            true,
+            deferred(
+                reply,
+                tx.prepare_cached(
+                    "DELETE FROM notifications WHERE instance = ?1 AND receipt_id = ?2",
+                )
                 .and_then(|mut delete| delete.execute(params![instance, receipt_id]))
                 .map(|n| n > 0)
                 .map_err(backend),
+            ),
         ),
+    };
+    if at_commit {
+        answers.at_commit.push(answer);
+    } else {
+        answers.at_flush.push(answer);
     }
 }
 
@@ -671,7 +737,7 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome> {
+    fn admit(&self, event: NewEvent) -> StoreFuture<Admitted> {
         self.submit(|reply| Write::Accept(event, reply))
     }
 
@@ -981,6 +1047,69 @@ mod tests {
             body: b"{}".to_vec(),
             queue: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_admitted_at_its_commit_and_accepted_once_on_disk() {
+        let dir =
+            std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
+        // While the gate is shut, flushes wait.
+        let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
+        let shut = |closed: bool| {
+            *gate.0.lock().unwrap() = closed;
+            gate.1.notify_all();
+        };
+        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, {
+            let gate = gate.clone();
+            move |log| {
+                Box::new(move || {
+                    let (closed, opened) = &*gate;
+                    drop(opened.wait_while(closed.lock().unwrap(), |closed| *closed));
+                    log.sync_data()
+                })
+            }
+        })
+        .unwrap();
+        let pending = std::time::Duration::from_millis(100);
+
+        // The flush is held back: the commit's answer comes, its durability does not.
+        let first = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.admit(event("evt_1", None)),
+        )
+        .await
+        .expect("admitted at the commit, before the flush")
+        .unwrap();
+        let AcceptOutcome::Stored(seq) = first.outcome else {
+            panic!("stored: {:?}", first.outcome)
+        };
+        let unrouted = store.unrouted_events().unwrap();
+        assert_eq!(unrouted.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
+        let mut durable = first.durable;
+        assert!(
+            tokio::time::timeout(pending, &mut durable).await.is_err(),
+            "not durable while the flush is held"
+        );
+        let mut accepted = store.accept(event("evt_2", None));
+        assert!(
+            tokio::time::timeout(pending, &mut accepted).await.is_err(),
+            "accept answers only once on disk"
+        );
+
+        shut(false);
+        durable.await.expect("durable once flushed");
+        assert!(matches!(accepted.await.unwrap(), AcceptOutcome::Stored(_)));
+
+        // A repeat is answered at its commit too, and told only once flushed.
+        shut(true);
+        let repeat = store.admit(event("evt_1", None)).await.unwrap();
+        assert_eq!(repeat.outcome, AcceptOutcome::Duplicate("evt_1".into()));
+        let mut durable = repeat.durable;
+        assert!(tokio::time::timeout(pending, &mut durable).await.is_err());
+        shut(false);
+        durable.await.unwrap();
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
