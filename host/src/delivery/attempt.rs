@@ -3,7 +3,7 @@
 //! signatures, Standard Webhooks signatures), from one clock reading so that
 //! a timestamp header and the signature over it always agree.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::plugin::bindings::{AttemptHeader, AttemptValue, Request, TimestampedHmac};
 use crate::signature::{StandardSecret, standard_signatures, timestamped_hmac_sha256_hex};
@@ -72,23 +72,47 @@ pub fn headers(
 }
 
 /// Per-attempt headers as stored in the outbox (JSON), so a request is
-/// rebuilt exactly after a restart.
+/// rebuilt exactly after a restart. Written straight from the headers (this
+/// runs for every delivery): `[{"name": …, "value": "unix-seconds" | … |
+/// {"timestamped-hmac-sha256": {"key": …, "prefix": …}}}]`.
 pub fn encode_attempt_headers(headers: &[AttemptHeader]) -> String {
-    let list: Vec<Value> = headers
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        name: &'a str,
+        value: Stored<'a>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Stored<'a> {
+        Kind(&'static str),
+        Hmac {
+            #[serde(rename = "timestamped-hmac-sha256")]
+            spec: Spec<'a>,
+        },
+    }
+    #[derive(serde::Serialize)]
+    struct Spec<'a> {
+        key: &'a str,
+        prefix: &'a str,
+    }
+    let entries: Vec<Entry> = headers
         .iter()
-        .map(|header| {
-            let value = match &header.value {
-                AttemptValue::UnixMillis => json!("unix-millis"),
-                AttemptValue::UnixSeconds => json!("unix-seconds"),
-                AttemptValue::RequestId => json!("request-id"),
-                AttemptValue::TimestampedHmacSha256(spec) => {
-                    json!({"timestamped-hmac-sha256": {"key": spec.key, "prefix": spec.prefix}})
-                }
-            };
-            json!({"name": header.name, "value": value})
+        .map(|header| Entry {
+            name: &header.name,
+            value: match &header.value {
+                AttemptValue::UnixMillis => Stored::Kind("unix-millis"),
+                AttemptValue::UnixSeconds => Stored::Kind("unix-seconds"),
+                AttemptValue::RequestId => Stored::Kind("request-id"),
+                AttemptValue::TimestampedHmacSha256(spec) => Stored::Hmac {
+                    spec: Spec {
+                        key: &spec.key,
+                        prefix: &spec.prefix,
+                    },
+                },
+            },
         })
         .collect();
-    Value::Array(list).to_string()
+    serde_json::to_string(&entries).expect("headers serialize")
 }
 
 /// The inverse of [`encode_attempt_headers`]; unknown entries are skipped.
@@ -182,9 +206,12 @@ mod tests {
             ("webhook-timestamp".into(), "1710000000".into())
         );
         assert_eq!(headers[7].1, secret.sign("evt_1", 1_710_000_000, b"{}"));
+        // The text outboxes already hold: it must still decode.
+        let stored = encode_attempt_headers(&request.attempt_headers);
         assert_eq!(
-            decode_attempt_headers(&encode_attempt_headers(&request.attempt_headers)),
-            request.attempt_headers
+            stored,
+            r#"[{"name":"X-Ts","value":"unix-seconds"},{"name":"X-Ms","value":"unix-millis"},{"name":"X-Id","value":"request-id"},{"name":"X-Sig","value":{"timestamped-hmac-sha256":{"key":"k","prefix":"sha256="}}}]"#
         );
+        assert_eq!(decode_attempt_headers(&stored), request.attempt_headers);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::{Pipeline, Route, Step, to_wit_event};
 use crate::delivery::Delivery;
 use crate::event::Event;
-use crate::metrics::{EndpointLabels, Metrics, PluginLabels};
+use crate::metrics::{EndpointLabels, Metrics, PluginLabels, PluginMeter};
 use crate::plugin::bindings::{self, Formatted, Transformed};
 use crate::plugin::{CallError, InstanceSlot, Kind, PluginEngine};
 
@@ -32,7 +32,25 @@ pub struct Processed {
 struct Instances {
     pipeline: Weak<Pipeline>,
     generation: u64,
-    slots: Vec<InstanceSlot>,
+    slots: Vec<Slot>,
+}
+
+/// One plugin's instance on this worker, with its metric series by kind of
+/// call, looked up on first use.
+struct Slot {
+    instance: InstanceSlot,
+    meters: [Option<PluginMeter>; Kind::ALL.len()],
+}
+
+impl Slot {
+    fn name(&self) -> &Arc<str> {
+        self.instance.name()
+    }
+
+    fn meter(&mut self, metrics: &Metrics, kind: Kind) -> &PluginMeter {
+        let name = self.instance.name();
+        self.meters[kind as usize].get_or_insert_with(|| metrics.plugin_meter(name, kind.as_str()))
+    }
 }
 
 /// One worker thread's state: its plugin instances, reused event after event.
@@ -95,7 +113,7 @@ impl Worker {
         }
     }
 
-    fn slots(&mut self, pipeline: &Arc<Pipeline>) -> &mut Vec<InstanceSlot> {
+    fn slots(&mut self, pipeline: &Arc<Pipeline>) -> &mut Vec<Slot> {
         // Forget generations nobody holds any more (reloaded away, drained).
         self.generations.retain(|g| g.pipeline.strong_count() > 0);
         let position = self
@@ -108,7 +126,10 @@ impl Worker {
                 let slots = pipeline
                     .plugins
                     .iter()
-                    .map(|spec| InstanceSlot::new(spec.clone(), self.engine.clone()))
+                    .map(|spec| Slot {
+                        instance: InstanceSlot::new(spec.clone(), self.engine.clone()),
+                        meters: Default::default(),
+                    })
                     .collect();
                 self.generations.push(Instances {
                     pipeline: Arc::downgrade(pipeline),
@@ -234,7 +255,7 @@ impl Worker {
 /// it passed unchanged. `Some(Some(_))`: a transform replaced it.
 fn run_chain(
     route: &Route,
-    slots: &mut [InstanceSlot],
+    slots: &mut [Slot],
     metrics: &Metrics,
     original: &Current,
     walk: &mut Walk,
@@ -296,23 +317,18 @@ fn run_chain(
 
 /// Call a plugin, counting the outcome and latency.
 fn call<R>(
-    slot: &mut InstanceSlot,
+    slot: &mut Slot,
     metrics: &Metrics,
     kind: Kind,
     run: impl FnOnce(&mut crate::plugin::PluginInstance) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
     let started = Instant::now();
-    let outcome = slot.call(run);
-    let label = match &outcome {
-        Ok(_) => "ok",
-        Err(error) => error.label(),
-    };
-    metrics.plugin_call(
-        slot.name(),
-        kind.as_str(),
-        label,
-        started.elapsed().as_secs_f64(),
-    );
+    let outcome = slot.instance.call(run);
+    let seconds = started.elapsed().as_secs_f64();
+    match &outcome {
+        Ok(_) => slot.meter(metrics, kind).ok(seconds),
+        Err(error) => metrics.plugin_call(slot.name(), kind.as_str(), error.label(), seconds),
+    }
     outcome
 }
 
