@@ -40,6 +40,27 @@ pub struct PluginLabels {
     pub kind: String,
 }
 
+impl PluginCallLabels {
+    /// The labels of `plugin`'s `kind` calls that ended in `outcome`.
+    pub fn new(plugin: &str, kind: &str, outcome: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            kind: kind.to_owned(),
+            outcome: outcome.to_owned(),
+        }
+    }
+}
+
+impl PluginLabels {
+    /// The labels of `plugin`'s `kind` calls.
+    pub fn new(plugin: &str, kind: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
 /// Labels: endpoint and outcome.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointOutcomeLabels {
@@ -187,17 +208,10 @@ impl Metrics {
     /// Count one plugin call.
     pub fn plugin_call(&self, plugin: &str, kind: &str, outcome: &str, seconds: f64) {
         self.plugin_calls
-            .get_or_create(&PluginCallLabels {
-                plugin: plugin.to_owned(),
-                kind: kind.to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&PluginCallLabels::new(plugin, kind, outcome))
             .inc();
         self.plugin_latency
-            .get_or_create(&PluginLabels {
-                plugin: plugin.to_owned(),
-                kind: kind.to_owned(),
-            })
+            .get_or_create(&PluginLabels::new(plugin, kind))
             .observe(seconds);
     }
 
@@ -208,18 +222,11 @@ impl Metrics {
         PluginMeter {
             ok: self
                 .plugin_calls
-                .get_or_create(&PluginCallLabels {
-                    plugin: plugin.to_owned(),
-                    kind: kind.to_owned(),
-                    outcome: "ok".to_owned(),
-                })
+                .get_or_create(&PluginCallLabels::new(plugin, kind, "ok"))
                 .clone(),
             latency: self
                 .plugin_latency
-                .get_or_create(&PluginLabels {
-                    plugin: plugin.to_owned(),
-                    kind: kind.to_owned(),
-                })
+                .get_or_create(&PluginLabels::new(plugin, kind))
                 .clone(),
         }
     }

@@ -255,13 +255,10 @@ impl Ingest {
                 });
             }
         };
-        self.metrics
-            .events_in
-            .get_or_create(&EventLabels {
-                session: event.session().to_owned(),
-                event: event.name().to_owned(),
-            })
-            .inc();
+        let labels = EventLabels {
+            session: event.session().to_owned(),
+            event: event.name().to_owned(),
+        };
         let accepted = Accepted {
             id: event.id().to_owned(),
             generation: pipeline.generation,
@@ -269,6 +266,97 @@ impl Ingest {
         };
         self.queue(seq, event, pipeline).await?;
         admitted.durable.await?;
+        self.metrics.events_in.get_or_create(&labels).inc();
         Ok(accepted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Condvar, Mutex, mpsc};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::pipeline::{Processed, Sink, WorkerPool};
+    use crate::plugin::{PluginEngine, PluginRuntime};
+    use crate::session::{Entry, Origin};
+    use crate::store::sqlite::{SqliteStore, Sync};
+
+    #[tokio::test]
+    async fn the_workers_start_on_an_event_before_its_sender_hears_it_is_accepted() {
+        let dir =
+            std::env::temp_dir().join(format!("wasp-ingest-{}", crate::event::new_event_id()));
+        // While the gate is shut, the store's flushes wait.
+        let gate = Arc::new((Mutex::new(true), Condvar::new()));
+        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, {
+            let gate = gate.clone();
+            move |log| {
+                Box::new(move || {
+                    let (closed, opened) = &*gate;
+                    drop(opened.wait_while(closed.lock().unwrap(), |closed| *closed));
+                    log.sync_data()
+                })
+            }
+        })
+        .unwrap();
+        let loaded =
+            crate::config::parse("wasp.yaml", "{}", &dir, &HashMap::<String, String>::new())
+                .unwrap();
+        let engine = PluginEngine::new().unwrap();
+        let runtime = PluginRuntime::new(engine.clone(), None).unwrap();
+        let pipeline = crate::pipeline::build(&loaded, &runtime, 1).unwrap();
+        let (processed, worked) = mpsc::channel::<i64>();
+        let processed = Mutex::new(processed);
+        let sink: Sink = Arc::new(move |done: Processed| {
+            let _ = processed.lock().unwrap().send(done.seq);
+        });
+        let metrics = Metrics::new();
+        let pool = WorkerPool::start(1, engine, metrics.clone(), sink);
+        let sessions = Arc::new(Sessions::default());
+        let spec = serde_json::from_value(json!({"name": "s"})).unwrap();
+        sessions.insert(Entry::new(spec, Origin::Config, json!({})));
+        let ingest = Ingest::new(
+            sessions,
+            Arc::new(Pipelines::new(pipeline)),
+            pool.submitter(),
+            metrics,
+            store.clone(),
+            Duration::from_secs(60),
+        );
+
+        let accepting = tokio::spawn({
+            let ingest = ingest.clone();
+            async move {
+                let event = json!({"event": "message", "session": "s", "payload": {"id": "m1", "body": "hi"}});
+                ingest.accept_with(event, Admission::INTERNAL).await
+            }
+        });
+        let seq = tokio::task::spawn_blocking(move || worked.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("the worker had the event while its flush was held");
+        assert!(seq > 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !accepting.is_finished(),
+            "not accepted before it is on disk"
+        );
+
+        *gate.0.lock().unwrap() = false;
+        gate.1.notify_all();
+        let accepted = tokio::time::timeout(Duration::from_secs(10), accepting)
+            .await
+            .expect("accepted once flushed")
+            .unwrap()
+            .unwrap();
+        assert!(!accepted.duplicate);
+        tokio::task::spawn_blocking(move || pool.shutdown())
+            .await
+            .unwrap();
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

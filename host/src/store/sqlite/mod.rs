@@ -11,18 +11,19 @@
 //! `fdatasync` for every batch committed meanwhile) and then answers, while
 //! the writer already runs the next batch. SQLite itself runs with
 //! `synchronous = NORMAL` (it syncs the log before each checkpoint), so a
-//! batch is durable exactly when its answers go out. Writes whose loss in a
-//! power cut at-least-once delivery absorbs are answered at the commit,
-//! without waiting for the flush: an accepted event's deliveries (recovery
-//! routes the event again), an attempt's record (the delivery is tried
-//! again), a pull-queue delete (the notification comes again). An accepted
-//! event is answered twice ([`Store::admit`]): at the commit, so the
-//! pipeline starts on it while the log flushes, and at the flush, when its
-//! sender may be told it is accepted (an event lost in a power cut before
-//! that was never acknowledged, so its sender posts it again: at least
-//! once). The log is written in order, so none of them is ever on disk
-//! without what came before it. The database is opened through [`wal_vfs`], which writes each
-//! commit's log frames in one system call instead of two per page.
+//! batch is durable exactly when its flush answers go out. Writes whose
+//! loss in a power cut at-least-once delivery absorbs are answered at the
+//! commit, without waiting for the flush: an accepted event's deliveries
+//! (recovery routes the event again), an attempt's record (the delivery is
+//! tried again), a pull-queue delete (the notification comes again). An
+//! accepted event is answered twice ([`Store::admit`]): at the commit, so
+//! the pipeline starts on it while the log flushes, and at the flush, when
+//! its sender may be told it is accepted (an event lost in a power cut
+//! before that was never acknowledged, so its sender posts it again: at
+//! least once). The log is written in order, so none of them is ever on
+//! disk without what came before it. The database is opened through
+//! [`wal_vfs`], which writes each commit's log frames in one system call
+//! instead of two per page.
 
 mod dedup;
 mod schema;
@@ -138,8 +139,8 @@ impl SqliteStore {
     }
 
     /// [`SqliteStore::open`], flushing the log (opened read-only, given to
-    /// `flush`) as `flush` says: tests hold the flush back.
-    fn open_with(
+    /// `flush`) as `flush` says: tests hold the flush back, or fail it.
+    pub(crate) fn open_with(
         path: &Path,
         sync: Sync,
         flush: impl FnOnce(std::fs::File) -> Flush,
@@ -373,16 +374,19 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answe
     }
     let (at_commit, answer) = match write {
         Write::Accept(event, reply) => {
-            let (flushed, durable) = oneshot::channel();
-            let admitted = accept(tx, &event, now, state)
-                .map_err(backend)
-                .map(|outcome| Admitted {
-                    outcome,
-                    durable: Box::pin(
-                        async move { durable.await.unwrap_or(Err(StoreError::Closed)) },
-                    ),
-                });
-            answers.at_flush.push(deferred(flushed, Ok(())));
+            let admitted = match accept(tx, &event, now, state) {
+                Ok(outcome) => {
+                    let (flushed, durable) = oneshot::channel();
+                    answers.at_flush.push(deferred(flushed, Ok(())));
+                    Ok(Admitted {
+                        outcome,
+                        durable: Box::pin(async move {
+                            durable.await.unwrap_or(Err(StoreError::Closed))
+                        }),
+                    })
+                }
+                Err(error) => Err(backend(error)),
+            };
             (true, deferred(reply, admitted))
         }
         Write::Complete(seq, deliveries, reply) => (
@@ -1071,15 +1075,13 @@ mod tests {
         })
         .unwrap();
         let pending = std::time::Duration::from_millis(100);
+        let wait = std::time::Duration::from_secs(10);
 
         // The flush is held back: the commit's answer comes, its durability does not.
-        let first = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            store.admit(event("evt_1", None)),
-        )
-        .await
-        .expect("admitted at the commit, before the flush")
-        .unwrap();
+        let first = tokio::time::timeout(wait, store.admit(event("evt_1", None)))
+            .await
+            .expect("admitted at the commit, before the flush")
+            .unwrap();
         let AcceptOutcome::Stored(seq) = first.outcome else {
             panic!("stored: {:?}", first.outcome)
         };
@@ -1097,17 +1099,50 @@ mod tests {
         );
 
         shut(false);
-        durable.await.expect("durable once flushed");
-        assert!(matches!(accepted.await.unwrap(), AcceptOutcome::Stored(_)));
+        let flushed = tokio::time::timeout(wait, durable).await;
+        flushed.expect("durable once flushed").unwrap();
+        let accepted = tokio::time::timeout(wait, accepted).await.unwrap();
+        assert!(matches!(accepted.unwrap(), AcceptOutcome::Stored(_)));
 
         // A repeat is answered at its commit too, and told only once flushed.
         shut(true);
-        let repeat = store.admit(event("evt_1", None)).await.unwrap();
+        let repeat = tokio::time::timeout(wait, store.admit(event("evt_1", None)))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(repeat.outcome, AcceptOutcome::Duplicate("evt_1".into()));
         let mut durable = repeat.durable;
         assert!(tokio::time::timeout(pending, &mut durable).await.is_err());
         shut(false);
-        durable.await.unwrap();
+        tokio::time::timeout(wait, durable).await.unwrap().unwrap();
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_flush_fails_is_not_accepted() {
+        let dir =
+            std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
+        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, |_log| {
+            Box::new(|| Err(std::io::Error::other("the disk is gone")))
+        })
+        .unwrap();
+        let wait = std::time::Duration::from_secs(10);
+        let admitted = tokio::time::timeout(wait, store.admit(event("evt_1", None)))
+            .await
+            .unwrap()
+            .expect("committed");
+        assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)));
+        let durable = tokio::time::timeout(wait, admitted.durable).await.unwrap();
+        assert!(
+            matches!(&durable, Err(StoreError::Backend(m)) if m.contains("the disk is gone")),
+            "{durable:?}"
+        );
+        let accepted = tokio::time::timeout(wait, store.accept(event("evt_2", None)))
+            .await
+            .unwrap();
+        assert!(accepted.is_err(), "{accepted:?}");
+        assert!(!store.writable(), "the store says it is unhealthy");
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
