@@ -135,6 +135,21 @@ impl WaspProcess {
         (proc_field(&io, "write_bytes:"), proc_field(&io, "syscw:"))
     }
 
+    /// Context switches so far, summed over every thread: voluntary (a
+    /// thread waits: for a lock, a queue, a socket, the disk) and
+    /// involuntary (preempted), from `/proc/<pid>/task/*/status`. Every
+    /// hand-off of work between threads costs one or two.
+    pub fn context_switches(&self) -> (u64, u64) {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut switches = (0, 0);
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            switches.0 += proc_field(&status, "voluntary_ctxt_switches:");
+            switches.1 += proc_field(&status, "nonvoluntary_ctxt_switches:");
+        }
+        switches
+    }
+
     /// CPU time used so far per kind of thread (the thread name without
     /// its number: `wasp-worker-0` and `-1` are `wasp-worker`).
     pub fn cpu_time_by_thread(&self) -> BTreeMap<String, Duration> {

@@ -320,6 +320,7 @@ async fn end_to_end(
     let cpu_before = wasp.cpu_time();
     let threads_before = wasp.cpu_time_by_thread();
     let io_before = wasp.io();
+    let switches_before = wasp.context_switches();
     let load = drive(
         wasp.addr,
         CONNECTIONS * 2,
@@ -345,6 +346,7 @@ async fn end_to_end(
     let cpu_per_event = (wasp.cpu_time() - cpu_before).as_secs_f64() / load.ok as f64;
     let by_thread = cpu_split(&threads_before, &wasp.cpu_time_by_thread(), load.ok);
     let io_after = wasp.io();
+    let switches_after = wasp.context_switches();
     let (_, peak) = wasp.memory_kib();
     report.add(Row {
         section: "End to end",
@@ -383,6 +385,17 @@ async fn end_to_end(
         reference: format!(
             "{:.1} write system calls per event, sockets included",
             per_event(io_after.1.saturating_sub(io_before.1), load.ok)
+        ),
+        verdict: String::new(),
+    });
+    let voluntary = per_event(switches_after.0.saturating_sub(switches_before.0), load.ok);
+    let preempted = per_event(switches_after.1.saturating_sub(switches_before.1), load.ok);
+    report.add(Row {
+        section: "End to end",
+        metric: "context switches per event (all of wasp's threads)".into(),
+        value: format!("{:.2}", voluntary + preempted),
+        reference: format!(
+            "{voluntary:.2} waiting (for work, a lock, the disk) · {preempted:.2} preempted"
         ),
         verdict: String::new(),
     });
