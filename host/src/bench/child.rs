@@ -140,10 +140,8 @@ impl WaspProcess {
     /// involuntary (preempted), from `/proc/<pid>/task/*/status`. Every
     /// hand-off of work between threads costs one or two.
     pub fn context_switches(&self) -> (u64, u64) {
-        let tasks = format!("/proc/{}/task", self.child.id());
         let mut switches = (0, 0);
-        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for status in self.per_thread("status") {
             switches.0 += proc_field(&status, "voluntary_ctxt_switches:");
             switches.1 += proc_field(&status, "nonvoluntary_ctxt_switches:");
         }
@@ -154,9 +152,7 @@ impl WaspProcess {
     /// its number: `wasp-worker-0` and `-1` are `wasp-worker`).
     pub fn cpu_time_by_thread(&self) -> BTreeMap<String, Duration> {
         let mut by_kind = BTreeMap::new();
-        let tasks = format!("/proc/{}/task", self.child.id());
-        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        for stat in self.per_thread("stat") {
             let Some((name, time)) = parse_stat(&stat) else {
                 continue;
             };
@@ -164,6 +160,17 @@ impl WaspProcess {
             *by_kind.entry(kind.to_owned()).or_default() += time;
         }
         by_kind
+    }
+
+    /// The `/proc/<pid>/task/<tid>/<file>` listing of each of its threads
+    /// (empty for a thread that ended meanwhile).
+    fn per_thread(&self, file: &str) -> impl Iterator<Item = String> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(move |task| std::fs::read_to_string(task.path().join(file)).unwrap_or_default())
     }
 
     /// SIGTERM, then wait (SIGKILL after 20 s).

@@ -274,7 +274,7 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Condvar, Mutex, mpsc};
+    use std::sync::{Mutex, mpsc};
     use std::time::Duration;
 
     use serde_json::json;
@@ -283,25 +283,14 @@ mod tests {
     use crate::pipeline::{Processed, Sink, WorkerPool};
     use crate::plugin::{PluginEngine, PluginRuntime};
     use crate::session::{Entry, Origin};
-    use crate::store::sqlite::{SqliteStore, Sync};
+    use crate::store::sqlite::FlushGate;
 
     #[tokio::test]
     async fn the_workers_start_on_an_event_before_its_sender_hears_it_is_accepted() {
         let dir =
             std::env::temp_dir().join(format!("wasp-ingest-{}", crate::event::new_event_id()));
-        // While the gate is shut, the store's flushes wait.
-        let gate = Arc::new((Mutex::new(true), Condvar::new()));
-        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, {
-            let gate = gate.clone();
-            move |log| {
-                Box::new(move || {
-                    let (closed, opened) = &*gate;
-                    drop(opened.wait_while(closed.lock().unwrap(), |closed| *closed));
-                    log.sync_data()
-                })
-            }
-        })
-        .unwrap();
+        // The store's flushes wait while the gate is shut.
+        let (store, gate) = FlushGate::open(&dir.join("wasp.db"));
         let loaded =
             crate::config::parse("wasp.yaml", "{}", &dir, &HashMap::<String, String>::new())
                 .unwrap();
@@ -345,8 +334,7 @@ mod tests {
             "not accepted before it is on disk"
         );
 
-        *gate.0.lock().unwrap() = false;
-        gate.1.notify_all();
+        gate.shut(false);
         let accepted = tokio::time::timeout(Duration::from_secs(10), accepting)
             .await
             .expect("accepted once flushed")

@@ -140,7 +140,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`], flushing the log (opened read-only, given to
     /// `flush`) as `flush` says: tests hold the flush back, or fail it.
-    pub(crate) fn open_with(
+    fn open_with(
         path: &Path,
         sync: Sync,
         flush: impl FnOnce(std::fs::File) -> Flush,
@@ -232,6 +232,38 @@ impl SqliteStore {
             .find_map(|reader| reader.try_lock().ok())
             .unwrap_or_else(|| self.readers[0].lock().expect("store reader lock"));
         query(&reader).map_err(backend)
+    }
+}
+
+/// A gate on a store's log flushes, for tests that hold a commit's
+/// durability back: while it is shut, flushes wait.
+#[cfg(test)]
+pub(crate) struct FlushGate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+#[cfg(test)]
+impl FlushGate {
+    /// A `sync: full` store at `path` whose flushes wait at the returned
+    /// gate, shut to begin with.
+    pub(crate) fn open(path: &Path) -> (Arc<SqliteStore>, FlushGate) {
+        let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
+        let store = SqliteStore::open_with(path, Sync::Full, {
+            let gate = gate.clone();
+            move |log| {
+                Box::new(move || {
+                    let (closed, opened) = &*gate;
+                    drop(opened.wait_while(closed.lock().unwrap(), |closed| *closed));
+                    log.sync_data()
+                })
+            }
+        })
+        .expect("a store opens in a fresh directory");
+        (store, FlushGate(gate))
+    }
+
+    /// Shut the gate (flushes wait) or open it (they go on).
+    pub(crate) fn shut(&self, closed: bool) {
+        *self.0.0.lock().unwrap() = closed;
+        self.0.1.notify_all();
     }
 }
 
@@ -1057,23 +1089,8 @@ mod tests {
     async fn an_event_is_admitted_at_its_commit_and_accepted_once_on_disk() {
         let dir =
             std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
-        // While the gate is shut, flushes wait.
-        let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
-        let shut = |closed: bool| {
-            *gate.0.lock().unwrap() = closed;
-            gate.1.notify_all();
-        };
-        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, {
-            let gate = gate.clone();
-            move |log| {
-                Box::new(move || {
-                    let (closed, opened) = &*gate;
-                    drop(opened.wait_while(closed.lock().unwrap(), |closed| *closed));
-                    log.sync_data()
-                })
-            }
-        })
-        .unwrap();
+        let (store, gate) = FlushGate::open(&dir.join("wasp.db"));
+        let shut = |closed: bool| gate.shut(closed);
         let pending = std::time::Duration::from_millis(100);
         let wait = std::time::Duration::from_secs(10);
 
