@@ -22,7 +22,7 @@ use crate::config::{ConfigErrors, Environment, Loaded};
 use crate::delivery::{Dispatcher, HttpSender};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Pipelines, Sink, WorkerPool};
+use crate::pipeline::{self, Pipelines, WorkerPool};
 use crate::plugin::{LoadError, PluginEngine, PluginRuntime};
 use crate::receiver::{self, Receiver};
 use crate::reload::{self, Reloader, Trigger};
@@ -112,25 +112,7 @@ pub async fn run(
     dispatcher.configure(endpoints);
     // Deliveries reach the endpoint actors in the order the store commits
     // them (one forwarding task), so ordered endpoints see events in order.
-    let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel::<(
-        crate::store::StoreFuture<Vec<i64>>,
-        pipeline::Processed,
-    )>();
-    let forwarder = tokio::spawn(forward_committed(
-        store.clone(),
-        dispatcher.clone(),
-        committed_rx,
-    ));
-    let sink: Sink = {
-        let store = store.clone();
-        Arc::new(move |processed: pipeline::Processed| {
-            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
-            // Submitted to the store here, on the worker thread, so a
-            // shutdown right after still commits it.
-            let committed = store.complete(processed.seq, rows);
-            let _ = committed_tx.send((committed, processed));
-        })
-    };
+    let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone());
     let workers = config
         .pipeline
         .workers
@@ -142,7 +124,6 @@ pub async fn run(
         pipelines.clone(),
         pool.submitter(),
         metrics.clone(),
-        store.clone(),
         config.store.dedup_window.0,
     );
     // First what the last run left unrouted, then the sessions start (and
@@ -219,49 +200,6 @@ pub async fn run(
         .expect("the store closes cleanly");
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Hand each event's deliveries to the endpoint actors once the store has
-/// committed them, in commit order. A failed commit is retried (the
-/// pipeline's output is still here) until it succeeds or the store closes;
-/// then the event is routed again on the next start.
-async fn forward_committed(
-    store: Arc<dyn Store>,
-    dispatcher: Arc<Dispatcher>,
-    mut committed: tokio::sync::mpsc::UnboundedReceiver<(
-        crate::store::StoreFuture<Vec<i64>>,
-        pipeline::Processed,
-    )>,
-) {
-    while let Some((mut outcome, processed)) = committed.recv().await {
-        let mut pause = Duration::from_millis(50);
-        loop {
-            match outcome.await {
-                Ok(ids) => {
-                    dispatcher.enqueue(
-                        processed
-                            .deliveries
-                            .into_iter()
-                            .zip(ids)
-                            .map(|(d, id)| d.into_item(id))
-                            .collect(),
-                    );
-                    break;
-                }
-                Err(StoreError::Closed) => {
-                    tracing::warn!(event = %processed.event_id, "the store closed before the event's deliveries were stored; it is routed again on the next start");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
-                    outcome = store.complete(processed.seq, rows);
-                }
-            }
-        }
-    }
 }
 
 /// Requeue events a previous run accepted but did not route (their

@@ -144,19 +144,16 @@ impl Dispatcher {
     /// Hand new deliveries to their endpoints.
     pub fn enqueue(&self, items: Vec<(String, Item)>) {
         let actors = self.actors.lock().expect("dispatcher lock");
-        let mut by_endpoint: HashMap<&str, Vec<Item>> = HashMap::new();
-        for (endpoint, item) in &items {
-            by_endpoint
-                .entry(endpoint.as_str())
-                .or_default()
-                .push(item.clone());
+        let mut by_endpoint: HashMap<String, Vec<Item>> = HashMap::new();
+        for (endpoint, item) in items {
+            by_endpoint.entry(endpoint).or_default().push(item);
         }
         for (endpoint, items) in by_endpoint {
-            if self.queues.serves(endpoint) {
-                self.queues.arrived(endpoint);
+            if self.queues.serves(&endpoint) {
+                self.queues.arrived(&endpoint);
                 continue;
             }
-            match actors.get(endpoint) {
+            match actors.get(&endpoint) {
                 Some(handle) => {
                     let _ = handle.commands.send(Command::Enqueue(items));
                 }

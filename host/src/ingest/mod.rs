@@ -1,10 +1,12 @@
 //! Ingest: where events enter. An event (from `POST /api/events`, a
 //! provider decoder or a session engine) is checked, completed with its
-//! session's envelope fields, normalized into a canonical [`Event`],
-//! committed to the store (unless it duplicates a recent one) and queued for
-//! the pipeline generation current at that moment; once its commit is on
-//! disk it is "accepted". The pipeline starts on it while the commit
-//! flushes, so its deliveries may leave before its sender hears the answer.
+//! session's envelope fields, normalized into a canonical [`Event`] and
+//! queued for the pipeline generation current at that moment. Once the
+//! workers have run it, it is committed to the store together with the
+//! deliveries it produced (unless it duplicates a recent one, in which case
+//! neither is stored), its deliveries go to their endpoints, and once the
+//! commit is on disk it is "accepted": its deliveries may leave while the
+//! commit flushes, before its sender hears the answer.
 
 mod providers;
 
@@ -15,9 +17,9 @@ use serde_json::Value;
 
 use crate::event::{Draft, Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
-use crate::pipeline::{Job, Pipeline, Pipelines, Submitter};
+use crate::pipeline::{Arrival, Entry, Job, Pipeline, Pipelines, Submitter};
 use crate::session::{Refusal, Sessions, Status};
-use crate::store::{AcceptOutcome, NewEvent, Store, StoreError};
+use crate::store::{AcceptOutcome, NewEvent, StoreError};
 
 pub use providers::{ProviderError, ProviderOutcome, Source};
 
@@ -110,18 +112,16 @@ pub struct Ingest {
     pipelines: Arc<Pipelines>,
     submitter: Submitter,
     metrics: Arc<Metrics>,
-    store: Arc<dyn Store>,
     dedup_window_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ingest {
-    /// An entrance storing into `store` and queueing to `submitter`.
+    /// An entrance queueing to `submitter` (whose sink stores).
     pub fn new(
         sessions: Arc<Sessions>,
         pipelines: Arc<Pipelines>,
         submitter: Submitter,
         metrics: Arc<Metrics>,
-        store: Arc<dyn Store>,
         dedup_window: std::time::Duration,
     ) -> Self {
         Self {
@@ -129,7 +129,6 @@ impl Ingest {
             pipelines,
             submitter,
             metrics,
-            store,
             dedup_window_ms: Arc::new(std::sync::atomic::AtomicU64::new(
                 dedup_window.as_millis() as u64
             )),
@@ -144,23 +143,24 @@ impl Ingest {
         );
     }
 
-    /// Queue an event already in the store (recovery after a restart).
+    /// Queue an event stored but not routed (recovery after a restart).
     pub async fn resume(&self, seq: i64, event: Event) -> Result<(), IngestError> {
-        self.queue(seq, event, self.pipelines.current()).await
+        self.queue(event, self.pipelines.current(), Entry::Stored(seq))
+            .await
     }
 
-    /// Hand a stored event to the workers, on the pipeline it entered with.
+    /// Hand an event to the workers, on the pipeline it entered with.
     async fn queue(
         &self,
-        seq: i64,
         event: Event,
         pipeline: Arc<Pipeline>,
+        entry: Entry,
     ) -> Result<(), IngestError> {
         self.submitter
             .submit(Job {
-                seq,
                 event,
                 pipeline,
+                entry,
             })
             .await
             .map_err(|_| IngestError::ShuttingDown)
@@ -217,28 +217,40 @@ impl Ingest {
         }
         let event = value.into_event()?;
         let pipeline = self.pipelines.current();
-        // Answered at the commit: the workers start on the event while the
-        // log flushes, and the sender hears it is accepted once it is on disk.
-        let admitted = self
-            .store
-            .admit(NewEvent {
-                id: event.id().to_owned(),
-                session: event.session().to_owned(),
-                name: event.name().to_owned(),
-                body: event.json().to_owned(),
-                generation: pipeline.generation,
-                fingerprint: if admission.dedup {
-                    event.fields().fingerprint()
-                } else {
-                    None
-                },
-                dedup_window_ms: self
-                    .dedup_window_ms
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            })
+        let record = NewEvent {
+            id: event.id().to_owned(),
+            session: event.session().to_owned(),
+            name: event.name().to_owned(),
+            body: event.json().to_owned(),
+            generation: pipeline.generation,
+            fingerprint: if admission.dedup {
+                event.fields().fingerprint()
+            } else {
+                None
+            },
+            dedup_window_ms: self
+                .dedup_window_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let labels = EventLabels {
+            session: record.session.clone(),
+            event: record.name.clone(),
+        };
+        let accepted = Accepted {
+            id: record.id.clone(),
+            generation: pipeline.generation,
+            duplicate: false,
+        };
+        // The workers run it, then store it with its deliveries: answered at
+        // the commit, while the log flushes; the sender hears it is accepted
+        // once it is on disk.
+        let (reply, stored) = tokio::sync::oneshot::channel();
+        self.queue(event, pipeline, Entry::Arriving(Arrival { record, reply }))
             .await?;
-        let seq = match admitted.outcome {
-            AcceptOutcome::Stored(seq) => seq,
+        // A worker that drops its job unanswered is one shutting down.
+        let admitted = stored.await.map_err(|_| IngestError::ShuttingDown)??;
+        match admitted.outcome {
+            AcceptOutcome::Stored(_) => {}
             AcceptOutcome::Duplicate(original) => {
                 admitted.durable.await?;
                 self.metrics
@@ -247,24 +259,14 @@ impl Ingest {
                         outcome: "duplicate".to_owned(),
                     })
                     .inc();
-                tracing::debug!(event = %event.id(), %original, "duplicate event accepted once");
+                tracing::debug!(event = %accepted.id, %original, "duplicate event accepted once");
                 return Ok(Accepted {
                     id: original,
-                    generation: pipeline.generation,
                     duplicate: true,
+                    ..accepted
                 });
             }
-        };
-        let labels = EventLabels {
-            session: event.session().to_owned(),
-            event: event.name().to_owned(),
-        };
-        let accepted = Accepted {
-            id: event.id().to_owned(),
-            generation: pipeline.generation,
-            duplicate: false,
-        };
-        self.queue(seq, event, pipeline).await?;
+        }
         admitted.durable.await?;
         self.metrics.events_in.get_or_create(&labels).inc();
         Ok(accepted)
@@ -274,66 +276,87 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Mutex, mpsc};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use serde_json::json;
 
     use super::*;
-    use crate::pipeline::{Processed, Sink, WorkerPool};
+    use crate::delivery::{Dispatcher, HttpSender};
+    use crate::pipeline::WorkerPool;
     use crate::plugin::{PluginEngine, PluginRuntime};
-    use crate::session::{Entry, Origin};
+    use crate::session::Origin;
+    use crate::store::Store;
     use crate::store::sqlite::FlushGate;
 
+    const CONFIG: &str = r#"
+endpoints:
+  - {name: queue, format: green-api, mode: pull, pull: {api_token: t}, settings: {id_instance: 5}, events: [message]}
+routes: [{to: [queue]}]
+"#;
+
     #[tokio::test]
-    async fn the_workers_start_on_an_event_before_its_sender_hears_it_is_accepted() {
+    async fn an_event_is_stored_with_its_deliveries_and_accepted_once_on_disk() {
         let dir =
             std::env::temp_dir().join(format!("wasp-ingest-{}", crate::event::new_event_id()));
         // The store's flushes wait while the gate is shut.
         let (store, gate) = FlushGate::open(&dir.join("wasp.db"));
         let loaded =
-            crate::config::parse("wasp.yaml", "{}", &dir, &HashMap::<String, String>::new())
+            crate::config::parse("wasp.yaml", CONFIG, &dir, &HashMap::<String, String>::new())
                 .unwrap();
         let engine = PluginEngine::new().unwrap();
         let runtime = PluginRuntime::new(engine.clone(), None).unwrap();
         let pipeline = crate::pipeline::build(&loaded, &runtime, 1).unwrap();
-        let (processed, worked) = mpsc::channel::<i64>();
-        let processed = Mutex::new(processed);
-        let sink: Sink = Arc::new(move |done: Processed| {
-            let _ = processed.lock().unwrap().send(done.seq);
-        });
         let metrics = Metrics::new();
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            HttpSender::new("http://127.0.0.1:9".to_owned()),
+            metrics.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        dispatcher.configure(pipeline.endpoints().cloned().collect());
+        let (sink, forwarder) = crate::pipeline::forwarder(store.clone(), dispatcher);
         let pool = WorkerPool::start(1, engine, metrics.clone(), sink);
         let sessions = Arc::new(Sessions::default());
         let spec = serde_json::from_value(json!({"name": "s"})).unwrap();
-        sessions.insert(Entry::new(spec, Origin::Config, json!({})));
+        sessions.insert(crate::session::Entry::new(spec, Origin::Config, json!({})));
         let ingest = Ingest::new(
             sessions,
             Arc::new(Pipelines::new(pipeline)),
             pool.submitter(),
             metrics,
-            store.clone(),
             Duration::from_secs(60),
         );
-
-        let accepting = tokio::spawn({
+        // wasp's own events skip the session's status; these are deduplicated.
+        let admission = Admission {
+            dedup: true,
+            internal: true,
+        };
+        let post = || {
             let ingest = ingest.clone();
-            async move {
-                let event = json!({"event": "message", "session": "s", "payload": {"id": "m1", "body": "hi"}});
-                ingest.accept_with(event, Admission::INTERNAL).await
-            }
-        });
-        let seq = tokio::task::spawn_blocking(move || worked.recv_timeout(Duration::from_secs(10)))
-            .await
-            .unwrap()
-            .expect("the worker had the event while its flush was held");
-        assert!(seq > 0);
+            tokio::spawn(async move {
+                let event = json!({"event": "message", "session": "s",
+                    "payload": {"id": "false_11111111111@c.us_AAAA", "timestamp": 1700000000,
+                                "from": "11111111111@c.us", "fromMe": false, "body": "hi"}});
+                ingest.accept_with(event, admission).await
+            })
+        };
+
+        let accepting = post();
+        // Committed (readers see it) with its deliveries, while its flush is held.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.queue_length("5").unwrap() == 0 {
+            assert!(Instant::now() < deadline, "the event's delivery is stored");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            store.unrouted_events().unwrap().is_empty(),
+            "stored already routed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             !accepting.is_finished(),
             "not accepted before it is on disk"
         );
-
         gate.shut(false);
         let accepted = tokio::time::timeout(Duration::from_secs(10), accepting)
             .await
@@ -341,9 +364,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!accepted.duplicate);
+
+        // A repeat is answered with the original, and its deliveries dropped.
+        let repeat = tokio::time::timeout(Duration::from_secs(10), post())
+            .await
+            .expect("answered")
+            .unwrap()
+            .unwrap();
+        assert!(repeat.duplicate);
+        assert_eq!(repeat.id, accepted.id);
+        assert_eq!(store.queue_length("5").unwrap(), 1);
+
         tokio::task::spawn_blocking(move || pool.shutdown())
             .await
             .unwrap();
+        forwarder.await.unwrap();
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -8,6 +8,7 @@
 //! entered with. Calls only go downstream, to `delivery`.
 
 mod build;
+mod forward;
 mod pool;
 mod wit_event;
 mod worker;
@@ -16,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 pub use build::build;
-pub use pool::{Job, Sink, Submitter, WorkerPool};
+pub use forward::forwarder;
+pub use pool::{Arrival, Entry, Job, Sink, Submitter, WorkerPool};
 pub use wit_event::to_wit_event;
 pub use worker::{Processed, Worker};
 

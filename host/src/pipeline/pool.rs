@@ -5,31 +5,58 @@
 //! chat are processed in the order they were accepted while different
 //! chats run in parallel. A job carries the pipeline generation it entered
 //! with, so a reload never changes the pipeline of an event already
-//! accepted.
+//! accepted, and where its event stands in the store ([`Entry`]): a new
+//! event is processed before it is stored, so that it is stored once,
+//! with its deliveries, in one commit.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
 
 use super::Pipeline;
 use super::worker::{Processed, Worker};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::plugin::PluginEngine;
+use crate::store::{Admitted, NewEvent, StoreError};
 
 /// Jobs waiting per worker before submitters wait.
 const QUEUE: usize = 2048;
 
-/// What to do with each processed event.
-pub type Sink = Arc<dyn Fn(Processed) + Send + Sync>;
+/// What to do with each processed event (called on the worker thread, in
+/// the order the worker processed them).
+pub type Sink = Arc<dyn Fn(Entry, Processed) + Send + Sync>;
 
 /// One event to process with the pipeline it entered.
 pub struct Job {
-    /// Its sequence number in the store.
-    pub seq: i64,
     /// The event.
     pub event: Event,
     /// Its pipeline generation.
     pub pipeline: Arc<Pipeline>,
+    /// Where it stands in the store.
+    pub entry: Entry,
+}
+
+/// Where a job's event stands in the store.
+#[derive(Debug)]
+pub enum Entry {
+    /// Stored before with this sequence number, and not routed (recovered
+    /// after a restart): its deliveries are added to it
+    /// ([`Store::complete`](crate::store::Store::complete)).
+    Stored(i64),
+    /// Not stored yet: it is stored with its deliveries in one commit
+    /// ([`Store::admit_routed`](crate::store::Store::admit_routed)).
+    Arriving(Arrival),
+}
+
+/// A new event on its way to the store.
+#[derive(Debug)]
+pub struct Arrival {
+    /// The row to store.
+    pub record: NewEvent,
+    /// Hears what storing it did, at its commit.
+    pub reply: oneshot::Sender<Result<Admitted, StoreError>>,
 }
 
 /// Worker threads and their queue.
@@ -52,8 +79,8 @@ impl WorkerPool {
                     .name(format!("wasp-worker-{n}"))
                     .spawn(move || {
                         while let Ok(job) = queue.recv_blocking() {
-                            let processed = worker.process(&job.pipeline, job.seq, job.event);
-                            sink(processed);
+                            let processed = worker.process(&job.pipeline, job.event);
+                            sink(job.entry, processed);
                         }
                     })
                     .expect("spawn a pipeline worker thread")

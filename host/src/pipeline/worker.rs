@@ -18,8 +18,6 @@ use crate::plugin::{CallError, InstanceSlot, Kind, PluginEngine};
 /// What processing one event produced.
 #[derive(Debug)]
 pub struct Processed {
-    /// The event's sequence number in the store.
-    pub seq: i64,
     /// The event's id.
     pub event_id: String,
     /// The pipeline generation that processed it.
@@ -142,8 +140,8 @@ impl Worker {
         &mut self.generations[index].slots
     }
 
-    /// Run `event` (stored as `seq`) through `pipeline`.
-    pub fn process(&mut self, pipeline: &Arc<Pipeline>, seq: i64, event: Event) -> Processed {
+    /// Run `event` through `pipeline`.
+    pub fn process(&mut self, pipeline: &Arc<Pipeline>, event: Event) -> Processed {
         let metrics = self.metrics.clone();
         let slots = self.slots(pipeline);
         let event_id = event.id().to_owned();
@@ -243,7 +241,6 @@ impl Worker {
         }
         walk.finish(pipeline.log_events);
         Processed {
-            seq,
             event_id,
             generation: pipeline.generation,
             deliveries,

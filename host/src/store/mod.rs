@@ -6,7 +6,9 @@
 //!
 //! Writes return futures that resolve once the write is durable (committed;
 //! an accepted event can also be had at its commit, with its flush still
-//! under way: [`Store::admit`]);
+//! under way: [`Store::admit`]). A new event is normally stored already
+//! routed, with the deliveries its pipeline produced, in one commit
+//! ([`Store::admit_routed`]);
 //! reads are synchronous: short indexed ones may run in place on an async
 //! worker (each reader has a connection of its own), longer ones belong in
 //! `spawn_blocking` or start-up.
@@ -68,6 +70,9 @@ pub enum AcceptOutcome {
 pub struct Admitted {
     /// What accepting the event did.
     pub outcome: AcceptOutcome,
+    /// The ids of the deliveries stored with it ([`Store::admit_routed`]),
+    /// in order; empty for a duplicate, whose deliveries are dropped.
+    pub deliveries: Vec<i64>,
     /// Resolves once the commit is on disk (with `sync: full`; at once
     /// otherwise). A duplicate's answer waits for it too: the original may
     /// be in the very commit being flushed.
@@ -78,6 +83,7 @@ impl std::fmt::Debug for Admitted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
             .field("outcome", &self.outcome)
+            .field("deliveries", &self.deliveries)
             .finish_non_exhaustive()
     }
 }
@@ -295,7 +301,25 @@ pub trait Store: Send + Sync {
     /// [`Store::accept`], answered at the commit: the caller can start on
     /// the event while the commit flushes, and must await
     /// [`Admitted::durable`] before telling anyone the event is accepted.
-    fn admit(&self, event: NewEvent) -> StoreFuture<Admitted>;
+    fn admit(&self, event: NewEvent) -> StoreFuture<Admitted> {
+        self.admit_with(event, None)
+    }
+
+    /// Store a new event already routed: the event, marked routed, and the
+    /// deliveries its pipeline produced, in one commit — answered like
+    /// [`Store::admit`], with the deliveries' ids. A duplicate stores
+    /// neither. Either all of it is committed or none of it.
+    fn admit_routed(&self, event: NewEvent, deliveries: Vec<NewDelivery>) -> StoreFuture<Admitted> {
+        self.admit_with(event, Some(deliveries))
+    }
+
+    /// [`Store::admit`] (`deliveries: None`: to be routed later, with
+    /// [`Store::complete`]) or [`Store::admit_routed`].
+    fn admit_with(
+        &self,
+        event: NewEvent,
+        deliveries: Option<Vec<NewDelivery>>,
+    ) -> StoreFuture<Admitted>;
 
     /// Record the pipeline's output for event `seq`: add its deliveries to
     /// the outbox and mark it routed, in one transaction. Returns the new

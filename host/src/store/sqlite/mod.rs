@@ -17,11 +17,14 @@
 //! (recovery routes the event again), an attempt's record (the delivery is
 //! tried again), a pull-queue delete (the notification comes again). An
 //! accepted event is answered twice ([`Store::admit`]): at the commit, so
-//! the pipeline starts on it while the log flushes, and at the flush, when
-//! its sender may be told it is accepted (an event lost in a power cut
-//! before that was never acknowledged, so its sender posts it again: at
-//! least once). The log is written in order, so none of them is ever on
-//! disk without what came before it. The database is opened through
+//! its deliveries (stored in the same commit, [`Store::admit_routed`]) can
+//! leave while the log flushes, and at the flush, when its sender may be
+//! told it is accepted (an event lost in a power cut before that was never
+//! acknowledged, so its sender posts it again: at least once). The log is
+//! written in order, so none of them is ever on disk without what came
+//! before it. A write that fails halfway (an event stored, its deliveries
+//! not) rolls the whole batch back, and every write in it fails: callers
+//! retry, and nothing is left half done. The database is opened through
 //! [`wal_vfs`], which writes each commit's log frames in one system call
 //! instead of two per page.
 
@@ -64,7 +67,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
 
 enum Write {
-    Accept(NewEvent, Reply<Admitted>),
+    Accept(NewEvent, Option<Vec<NewDelivery>>, Reply<Admitted>),
     Complete(i64, Vec<NewDelivery>, Reply<Vec<i64>>),
     Attempt(AttemptRecord, AfterAttempt, Reply<()>),
     Requeue(Vec<i64>, Reply<u64>),
@@ -282,6 +285,7 @@ fn write_loop(
         attempts_cap: None,
         dedup,
         dedup_window_ms: 0,
+        failed: None,
     };
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -305,7 +309,14 @@ fn write_loop(
                     at_commit: acks,
                     at_flush: answers,
                 } = answers;
-                match transaction.commit().map_err(backend) {
+                let committed = match state.failed.take() {
+                    Some(error) => {
+                        let _ = transaction.rollback();
+                        Err(error)
+                    }
+                    None => transaction.commit().map_err(backend),
+                };
+                match committed {
                     Ok(()) => {
                         state.dedup.batch_committed(state.dedup_window_ms, now);
                         answer_all(acks, None);
@@ -380,6 +391,9 @@ struct WriterState {
     dedup: DedupIndex,
     /// The dedup window of the latest event accepted, ms.
     dedup_window_ms: u64,
+    /// A write of this batch failed halfway: the batch is rolled back, and
+    /// every write in it fails with this error.
+    failed: Option<StoreError>,
 }
 
 /// A batch's answers, by when they may go out: at the commit, or once the
@@ -405,19 +419,27 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answe
         })
     }
     let (at_commit, answer) = match write {
-        Write::Accept(event, reply) => {
-            let admitted = match accept(tx, &event, now, state) {
-                Ok(outcome) => {
+        Write::Accept(event, deliveries, reply) => {
+            let admitted = match accept(tx, &event, deliveries.as_deref(), now, state) {
+                Ok((outcome, deliveries)) => {
                     let (flushed, durable) = oneshot::channel();
                     answers.at_flush.push(deferred(flushed, Ok(())));
                     Ok(Admitted {
                         outcome,
+                        deliveries,
                         durable: Box::pin(async move {
                             durable.await.unwrap_or(Err(StoreError::Closed))
                         }),
                     })
                 }
-                Err(error) => Err(backend(error)),
+                Err(Unfinished::Nothing(error)) => Err(backend(error)),
+                Err(Unfinished::Half(error)) => {
+                    // The event is in the transaction without (all of) its
+                    // deliveries: the whole batch is rolled back.
+                    let error = backend(error);
+                    state.failed.get_or_insert(error.clone());
+                    Err(error)
+                }
             };
             (true, deferred(reply, admitted))
         }
@@ -497,7 +519,7 @@ fn save_session(tx: &Connection, name: &str, record: &str, now: u64) -> rusqlite
 
 fn fail(write: Write, error: StoreError) {
     match write {
-        Write::Accept(_, reply) => drop(reply.send(Err(error))),
+        Write::Accept(_, _, reply) => drop(reply.send(Err(error))),
         Write::Complete(_, _, reply) => drop(reply.send(Err(error))),
         Write::Attempt(_, _, reply) => drop(reply.send(Err(error))),
         Write::Requeue(_, reply) => drop(reply.send(Err(error))),
@@ -510,14 +532,41 @@ fn fail(write: Write, error: StoreError) {
 }
 
 const INSERT_EVENT: &str =
-    "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING";
+    "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint, routed)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING";
 
 const MARK_ROUTED: &str = "UPDATE events SET routed = 1 WHERE seq = ?1";
 
+/// Why storing an event failed, and what it left in the transaction.
+enum Unfinished {
+    /// Nothing: the event is not in it.
+    Nothing(rusqlite::Error),
+    /// The event, without (all of) the deliveries it was stored with.
+    Half(rusqlite::Error),
+}
+
+/// Store `event`, and with it (`routed`) its deliveries: its outcome and
+/// the deliveries' ids.
 fn accept(
     tx: &Connection,
     event: &NewEvent,
+    routed: Option<&[NewDelivery]>,
+    now: u64,
+    state: &mut WriterState,
+) -> Result<(AcceptOutcome, Vec<i64>), Unfinished> {
+    let outcome =
+        insert_event(tx, event, routed.is_some(), now, state).map_err(Unfinished::Nothing)?;
+    let (AcceptOutcome::Stored(seq), Some(deliveries)) = (&outcome, routed) else {
+        return Ok((outcome, Vec::new()));
+    };
+    let ids = insert_deliveries(tx, *seq, deliveries, now).map_err(Unfinished::Half)?;
+    Ok((outcome, ids))
+}
+
+fn insert_event(
+    tx: &Connection,
+    event: &NewEvent,
+    routed: bool,
     now: u64,
     state: &mut WriterState,
 ) -> rusqlite::Result<AcceptOutcome> {
@@ -541,7 +590,8 @@ fn accept(
         now as i64,
         event.body,
         event.generation as i64,
-        event.fingerprint
+        event.fingerprint,
+        routed
     ])?;
     if inserted == 0 {
         return Ok(AcceptOutcome::Duplicate(event.id.clone()));
@@ -554,6 +604,19 @@ fn accept(
 }
 
 fn complete(
+    tx: &Connection,
+    seq: i64,
+    deliveries: &[NewDelivery],
+    now: u64,
+) -> rusqlite::Result<Vec<i64>> {
+    let ids = insert_deliveries(tx, seq, deliveries, now)?;
+    tx.prepare_cached(MARK_ROUTED)?.execute(params![seq])?;
+    Ok(ids)
+}
+
+/// Add event `seq`'s deliveries to the outbox (pull endpoints: to their
+/// queues): their ids, in order.
+fn insert_deliveries(
     tx: &Connection,
     seq: i64,
     deliveries: &[NewDelivery],
@@ -597,7 +660,6 @@ fn complete(
         ])?;
         ids.push(tx.last_insert_rowid());
     }
-    tx.prepare_cached(MARK_ROUTED)?.execute(params![seq])?;
     Ok(ids)
 }
 
@@ -773,8 +835,12 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 }
 
 impl Store for SqliteStore {
-    fn admit(&self, event: NewEvent) -> StoreFuture<Admitted> {
-        self.submit(|reply| Write::Accept(event, reply))
+    fn admit_with(
+        &self,
+        event: NewEvent,
+        deliveries: Option<Vec<NewDelivery>>,
+    ) -> StoreFuture<Admitted> {
+        self.submit(|reply| Write::Accept(event, deliveries, reply))
     }
 
     fn complete(&self, seq: i64, deliveries: Vec<NewDelivery>) -> StoreFuture<Vec<i64>> {
@@ -1132,6 +1198,88 @@ mod tests {
         assert!(tokio::time::timeout(pending, &mut durable).await.is_err());
         shut(false);
         tokio::time::timeout(wait, durable).await.unwrap().unwrap();
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn deliveries_of(store: &SqliteStore, event_id: &str) -> Vec<DeliveryRecord> {
+        store
+            .deliveries(&DeliveryFilter {
+                event_id: Some(event_id.into()),
+                limit: 100,
+                ..DeliveryFilter::default()
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_event_is_stored_routed_with_its_deliveries_in_one_commit() {
+        let (store, dir) = store();
+        let admitted = store
+            .admit_routed(
+                event("evt_1", None),
+                vec![delivery("evt_1", "a"), delivery("evt_1", "b")],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)));
+        assert_eq!(admitted.deliveries.len(), 2);
+        admitted.durable.await.unwrap();
+        assert!(store.unrouted_events().unwrap().is_empty(), "routed");
+        let stored = deliveries_of(&store, "evt_1");
+        let mut ids: Vec<i64> = stored.iter().map(|d| d.id).collect();
+        ids.sort();
+        assert_eq!(ids, admitted.deliveries);
+        assert!(stored.iter().all(|d| d.state == DeliveryState::Pending));
+        assert_eq!(store.pending_deliveries("a", 0, 10).unwrap().len(), 1);
+
+        // A repeat stores neither the event nor its deliveries.
+        let repeat = store
+            .admit_routed(event("evt_1", None), vec![delivery("evt_1", "a")])
+            .await
+            .unwrap();
+        assert_eq!(repeat.outcome, AcceptOutcome::Duplicate("evt_1".into()));
+        assert!(repeat.deliveries.is_empty());
+        assert_eq!(deliveries_of(&store, "evt_1").len(), 2);
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_halfway_rolls_its_batch_back() {
+        let (store, dir) = store();
+        let side = Connection::open(dir.join("wasp.db")).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON deliveries WHEN NEW.endpoint = 'broken'
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        // Hold the database's write lock so that the writer's batch with
+        // the first event waits, and the next two queue up behind it: they
+        // share the following batch.
+        side.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let first = store.admit(event("evt_0", None));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let good = store.admit(event("evt_1", None));
+        let half = store.admit_routed(
+            event("evt_2", None),
+            vec![delivery("evt_2", "fine"), delivery("evt_2", "broken")],
+        );
+        side.execute_batch("COMMIT").unwrap();
+        let first = first.await.unwrap();
+        assert!(matches!(first.outcome, AcceptOutcome::Stored(_)));
+
+        let half = half.await.unwrap_err();
+        assert!(half.to_string().contains("refused"), "{half}");
+        let good = good.await.unwrap_err();
+        assert_eq!(good, half, "the batch fails as one");
+        assert!(deliveries_of(&store, "evt_2").is_empty());
+        // Neither event was stored: both are new when posted again.
+        for id in ["evt_1", "evt_2"] {
+            let again = store.accept(event(id, None)).await.unwrap();
+            assert!(matches!(again, AcceptOutcome::Stored(_)), "{id}: {again:?}");
+        }
+        assert!(store.writable());
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }

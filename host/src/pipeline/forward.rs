@@ -1,0 +1,134 @@
+//! From a processed event to its deliveries in the store and at the
+//! endpoint actors. The [`Sink`] the workers call submits each event's
+//! write to the store on the worker thread (so a shutdown right after still
+//! commits it) and queues it for one forwarding task, which awaits the
+//! commits in that order and hands the committed deliveries to the
+//! [`Dispatcher`]: the deliveries of one ordering key (one worker) reach
+//! their endpoint in commit order.
+//!
+//! A new event ([`Entry::Arriving`]) is stored with its deliveries in one
+//! commit, and whoever waits to acknowledge it hears what storing it did.
+//! A recovered event ([`Entry::Stored`]) has its deliveries added; a failed
+//! commit is retried (the pipeline's output is still here) until it
+//! succeeds or the store closes, and then the event is routed again on the
+//! next start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::pool::{Arrival, Entry, Sink};
+use super::worker::Processed;
+use crate::delivery::Dispatcher;
+use crate::store::{AcceptOutcome, Admitted, Store, StoreError, StoreFuture};
+
+/// A processed event whose write is on its way to the store.
+enum Committing {
+    /// A new event and its deliveries.
+    Arriving {
+        admitted: StoreFuture<Admitted>,
+        processed: Processed,
+        reply: oneshot::Sender<Result<Admitted, StoreError>>,
+    },
+    /// A recovered event's deliveries.
+    Recovered {
+        seq: i64,
+        ids: StoreFuture<Vec<i64>>,
+        processed: Processed,
+    },
+}
+
+/// The workers' sink, and the forwarding task behind it. The task ends once
+/// every clone of the sink is gone (the worker pool has shut down) and what
+/// they submitted is forwarded.
+pub fn forwarder(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> (Sink, JoinHandle<()>) {
+    let (committing, queue) = mpsc::unbounded_channel::<Committing>();
+    let task = tokio::spawn(forward(store.clone(), dispatcher, queue));
+    let sink: Sink = Arc::new(move |entry: Entry, processed: Processed| {
+        let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+        let write = match entry {
+            Entry::Arriving(Arrival { record, reply }) => Committing::Arriving {
+                admitted: store.admit_routed(record, rows),
+                processed,
+                reply,
+            },
+            Entry::Stored(seq) => Committing::Recovered {
+                seq,
+                ids: store.complete(seq, rows),
+                processed,
+            },
+        };
+        // The task outlives every sink (see above).
+        let _ = committing.send(write);
+    });
+    (sink, task)
+}
+
+async fn forward(
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+    mut queue: mpsc::UnboundedReceiver<Committing>,
+) {
+    while let Some(committing) = queue.recv().await {
+        match committing {
+            Committing::Arriving {
+                admitted,
+                processed,
+                reply,
+            } => {
+                let admitted = admitted.await;
+                if let Ok(stored) = &admitted
+                    && matches!(stored.outcome, AcceptOutcome::Stored(_))
+                {
+                    enqueue(&dispatcher, processed, &stored.deliveries);
+                }
+                // Nobody may be waiting any more (the sender hung up): the
+                // event is stored and routed all the same.
+                let _ = reply.send(admitted);
+            }
+            Committing::Recovered {
+                seq,
+                mut ids,
+                processed,
+            } => {
+                let mut pause = Duration::from_millis(50);
+                loop {
+                    match ids.await {
+                        Ok(ids) => {
+                            enqueue(&dispatcher, processed, &ids);
+                            break;
+                        }
+                        Err(StoreError::Closed) => {
+                            tracing::warn!(event = %processed.event_id, "the store closed before the event's deliveries were stored; it is routed again on the next start");
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(5));
+                            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+                            ids = store.complete(seq, rows);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hand `processed`'s deliveries, stored as `ids`, to their endpoints.
+fn enqueue(dispatcher: &Dispatcher, processed: Processed, ids: &[i64]) {
+    if processed.deliveries.is_empty() {
+        return;
+    }
+    dispatcher.enqueue(
+        processed
+            .deliveries
+            .into_iter()
+            .zip(ids.iter().copied())
+            .map(|(delivery, id)| delivery.into_item(id))
+            .collect(),
+    );
+}
