@@ -110,8 +110,9 @@ pub async fn run(
         tokio::runtime::Handle::current(),
     ));
     dispatcher.configure(endpoints);
-    // Deliveries reach the endpoint actors in the order the store commits
-    // them (one forwarding task), so ordered endpoints see events in order.
+    // The deliveries of one ordering key reach the endpoint actors in the
+    // order the store commits them (one worker per key, one forwarding
+    // task), so ordered endpoints see a chat's events in order.
     let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone());
     let workers = config
         .pipeline

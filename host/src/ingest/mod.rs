@@ -28,9 +28,10 @@ pub use providers::{ProviderError, ProviderOutcome, Source};
 pub struct Accepted {
     /// Its id.
     pub id: String,
-    /// The pipeline generation it will be processed by.
+    /// The pipeline generation that processed it.
     pub generation: u64,
-    /// It repeats an event accepted before (`id` is that event's); nothing new was queued.
+    /// It repeats an event accepted before (`id` is that event's); nothing
+    /// was stored, and its pipeline's output was dropped.
     pub duplicate: bool,
 }
 
@@ -247,8 +248,12 @@ impl Ingest {
         let (reply, stored) = tokio::sync::oneshot::channel();
         self.queue(event, pipeline, Entry::Arriving(Arrival { record, reply }))
             .await?;
-        // A worker that drops its job unanswered is one shutting down.
-        let admitted = stored.await.map_err(|_| IngestError::ShuttingDown)??;
+        // Unanswered: the job was dropped with the pool (shutting down), or
+        // a worker or the forwarding task died; nothing was stored.
+        let admitted = stored.await.map_err(|_| {
+            tracing::warn!(event = %accepted.id, "the event was dropped before it was stored");
+            IngestError::ShuttingDown
+        })??;
         match admitted.outcome {
             AcceptOutcome::Stored(_) => {}
             AcceptOutcome::Duplicate(original) => {

@@ -9,9 +9,9 @@
 //! A new event ([`Entry::Arriving`]) is stored with its deliveries in one
 //! commit, and whoever waits to acknowledge it hears what storing it did.
 //! A recovered event ([`Entry::Stored`]) has its deliveries added; a failed
-//! commit is retried (the pipeline's output is still here) until it
-//! succeeds or the store closes, and then the event is routed again on the
-//! next start.
+//! commit is retried on a task of its own (the pipeline's output is still
+//! here, and the events behind it need not wait) until it succeeds or the
+//! store closes, and then the event is routed again on the next start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,30 +90,46 @@ async fn forward(
             }
             Committing::Recovered {
                 seq,
-                mut ids,
+                ids,
                 processed,
-            } => {
-                let mut pause = Duration::from_millis(50);
-                loop {
-                    match ids.await {
-                        Ok(ids) => {
-                            enqueue(&dispatcher, processed, &ids);
-                            break;
-                        }
-                        Err(StoreError::Closed) => {
-                            tracing::warn!(event = %processed.event_id, "the store closed before the event's deliveries were stored; it is routed again on the next start");
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_secs(5));
-                            let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
-                            ids = store.complete(seq, rows);
-                        }
-                    }
+            } => match ids.await {
+                Ok(ids) => enqueue(&dispatcher, processed, &ids),
+                Err(error) => {
+                    tokio::spawn(retry_recovered(
+                        store.clone(),
+                        dispatcher.clone(),
+                        seq,
+                        processed,
+                        error,
+                    ));
                 }
-            }
+            },
+        }
+    }
+}
+
+/// Store a recovered event's deliveries after `error`, with backoff, until
+/// it works or the store closes.
+async fn retry_recovered(
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+    seq: i64,
+    processed: Processed,
+    mut error: StoreError,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if error == StoreError::Closed {
+            tracing::warn!(event = %processed.event_id, "the store closed before the event's deliveries were stored; it is routed again on the next start");
+            return;
+        }
+        tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+        let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
+        match store.complete(seq, rows).await {
+            Ok(ids) => return enqueue(&dispatcher, processed, &ids),
+            Err(next) => error = next,
         }
     }
 }

@@ -22,9 +22,10 @@
 //! told it is accepted (an event lost in a power cut before that was never
 //! acknowledged, so its sender posts it again: at least once). The log is
 //! written in order, so none of them is ever on disk without what came
-//! before it. A write that fails halfway (an event stored, its deliveries
-//! not) rolls the whole batch back, and every write in it fails: callers
-//! retry, and nothing is left half done. The database is opened through
+//! before it. A write of several statements that fails (an event stored,
+//! its deliveries not), or SQLite ending a transaction itself (disk full,
+//! an I/O error), rolls the whole batch back, and every write in it fails:
+//! callers retry, and nothing is left half done. The database is opened through
 //! [`wal_vfs`], which writes each commit's log frames in one system call
 //! instead of two per page.
 
@@ -302,8 +303,22 @@ fn write_loop(
                     at_commit: Vec::with_capacity(batch.len()),
                     at_flush: Vec::with_capacity(batch.len()),
                 };
+                // A write failing halfway, or SQLite ending the transaction
+                // itself (disk full, an I/O error), fails the whole batch:
+                // the writes after it are not run, lest each commit alone.
+                let mut storage_failed = false;
                 for write in batch.drain(..) {
+                    if let Some(error) = &state.failed {
+                        fail(write, error.clone());
+                        continue;
+                    }
                     apply(&transaction, write, now, &mut state, &mut answers);
+                    if transaction.is_autocommit() {
+                        storage_failed = true;
+                        state.failed.get_or_insert_with(|| {
+                            backend("SQLite rolled the transaction back after an error")
+                        });
+                    }
                 }
                 let Answers {
                     at_commit: acks,
@@ -311,10 +326,11 @@ fn write_loop(
                 } = answers;
                 let committed = match state.failed.take() {
                     Some(error) => {
+                        // Fails harmlessly when SQLite has rolled back already.
                         let _ = transaction.rollback();
-                        Err(error)
+                        Err((error, storage_failed))
                     }
-                    None => transaction.commit().map_err(backend),
+                    None => transaction.commit().map_err(|e| (backend(e), true)),
                 };
                 match committed {
                     Ok(()) => {
@@ -336,10 +352,14 @@ fn write_loop(
                             }
                         }
                     }
-                    Err(error) => {
+                    Err((error, storage_failed)) => {
                         state.dedup.batch_failed();
-                        healthy.store(false, Ordering::Relaxed);
-                        tracing::error!(%error, "store commit failed");
+                        if storage_failed {
+                            healthy.store(false, Ordering::Relaxed);
+                            tracing::error!(%error, "store commit failed");
+                        } else {
+                            tracing::error!(%error, "a write failed halfway: its batch is rolled back");
+                        }
                         answer_all(acks, Some(error.clone()));
                         answer_all(answers, Some(error));
                     }
@@ -396,6 +416,15 @@ struct WriterState {
     failed: Option<StoreError>,
 }
 
+impl WriterState {
+    /// A write failed with some of its statements done: the batch is rolled
+    /// back. Returns `error`, the write's own answer.
+    fn fail_batch(&mut self, error: StoreError) -> StoreError {
+        self.failed.get_or_insert_with(|| error.clone());
+        error
+    }
+}
+
 /// A batch's answers, by when they may go out: at the commit, or once the
 /// commit is on disk (the same moment without `sync: full`).
 struct Answers {
@@ -406,9 +435,10 @@ struct Answers {
 /// Run one write inside the batch's transaction, and leave its answer with
 /// the others that go out at the same moment (see the module docs): writes
 /// whose loss in a power cut at-least-once delivery absorbs are answered at
-/// the commit; an accepted event is answered twice, at the commit (so the
-/// pipeline can start on it) and at the flush (so its sender hears it is
-/// accepted); everything else at the flush.
+/// the commit; an accepted event is answered twice, at the commit (so its
+/// deliveries can leave) and at the flush (so its sender hears it is
+/// accepted); everything else at the flush. A write of several statements
+/// that fails marks the batch failed ([`WriterState::fail_batch`]).
 fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answers: &mut Answers) {
     fn deferred<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
         Box::new(move |commit_error| {
@@ -433,27 +463,21 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answe
                     })
                 }
                 Err(Unfinished::Nothing(error)) => Err(backend(error)),
-                Err(Unfinished::Half(error)) => {
-                    // The event is in the transaction without (all of) its
-                    // deliveries: the whole batch is rolled back.
-                    let error = backend(error);
-                    state.failed.get_or_insert(error.clone());
-                    Err(error)
-                }
+                // The event is in the transaction without (all of) its deliveries.
+                Err(Unfinished::Half(error)) => Err(state.fail_batch(backend(error))),
             };
             (true, deferred(reply, admitted))
         }
-        Write::Complete(seq, deliveries, reply) => (
-            true,
-            deferred(reply, complete(tx, seq, &deliveries, now).map_err(backend)),
-        ),
-        Write::Attempt(attempt, after, reply) => (
-            true,
-            deferred(
-                reply,
-                record_attempt(tx, &attempt, after, now, state.attempts_cap).map_err(backend),
-            ),
-        ),
+        // Several statements each: a failure may leave some of them done.
+        Write::Complete(seq, deliveries, reply) => {
+            let ids = complete(tx, seq, &deliveries, now).map_err(|e| state.fail_batch(backend(e)));
+            (true, deferred(reply, ids))
+        }
+        Write::Attempt(attempt, after, reply) => {
+            let recorded = record_attempt(tx, &attempt, after, now, state.attempts_cap)
+                .map_err(|e| state.fail_batch(backend(e)));
+            (true, deferred(reply, recorded))
+        }
         Write::Requeue(ids, reply) => (
             false,
             deferred(reply, requeue(tx, &ids, now).map_err(backend)),
@@ -1260,26 +1284,31 @@ mod tests {
         side.execute_batch("BEGIN IMMEDIATE").unwrap();
         let first = store.admit(event("evt_0", None));
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let good = store.admit(event("evt_1", None));
+        let good = store.admit(event("evt_1", Some("m1")));
         let half = store.admit_routed(
             event("evt_2", None),
             vec![delivery("evt_2", "fine"), delivery("evt_2", "broken")],
         );
         side.execute_batch("COMMIT").unwrap();
-        let first = first.await.unwrap();
-        assert!(matches!(first.outcome, AcceptOutcome::Stored(_)));
 
         let half = half.await.unwrap_err();
         assert!(half.to_string().contains("refused"), "{half}");
         let good = good.await.unwrap_err();
         assert_eq!(good, half, "the batch fails as one");
+        // The first write is in a batch of its own, unless the writer had
+        // not taken it yet when the lock was held (a slow machine).
+        match first.await {
+            Ok(first) => assert!(matches!(first.outcome, AcceptOutcome::Stored(_))),
+            Err(error) => assert_eq!(error, half),
+        }
         assert!(deliveries_of(&store, "evt_2").is_empty());
-        // Neither event was stored: both are new when posted again.
-        for id in ["evt_1", "evt_2"] {
-            let again = store.accept(event(id, None)).await.unwrap();
+        // Neither event was stored, nor the fingerprint marked as seen: all
+        // are new when posted again.
+        for (id, fingerprint) in [("evt_1", None), ("evt_2", None), ("evt_3", Some("m1"))] {
+            let again = store.accept(event(id, fingerprint)).await.unwrap();
             assert!(matches!(again, AcceptOutcome::Stored(_)), "{id}: {again:?}");
         }
-        assert!(store.writable());
+        assert!(store.writable(), "a refused write is not a sick store");
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
