@@ -38,7 +38,7 @@ pub struct EventQuery {
         (status = 409, description = "The session is STOPPED or FAILED", body = ErrorBody),
         (status = 413, description = "Larger than server.max_body", body = ErrorBody),
         (status = 422, description = "Not a valid canonical event", body = ErrorBody),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        (status = 503, description = "Not accepted, post it again: shutting down, or the store cannot write", body = ErrorBody),
     ))]
 pub async fn post_event(
     State(state): State<AppState>,
@@ -152,6 +152,10 @@ enum ProviderAnswers {
     /// Not this provider's webhook; the message names what is missing.
     #[response(status = 422)]
     Invalid(ErrorBody),
+    /// Not accepted; the provider sends it again: wasp is shutting down, or
+    /// its store cannot write.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// Providers treat 2xx (Green-API: exactly 200) as delivered, so an accepted

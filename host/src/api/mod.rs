@@ -201,6 +201,47 @@ pub fn ingest_error(error: IngestError) -> ApiError {
             "shutting_down",
             error.to_string(),
         ),
-        IngestError::Store(_) => ApiError::internal("the event could not be stored", &error),
+        // Not accepted, and worth posting again: the store is closing, or
+        // cannot write just now (a full disk, an I/O error).
+        IngestError::Store(crate::store::StoreError::Closed) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            error.to_string(),
+        ),
+        IngestError::Store(store) => {
+            tracing::error!(%store, "an event could not be stored");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the event could not be stored, and is not accepted; post it again later",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_event_the_store_cannot_take_is_answered_503_to_be_posted_again() {
+        let closed = ingest_error(IngestError::Store(StoreError::Closed));
+        assert_eq!(
+            (closed.status, closed.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+        );
+        let failing = ingest_error(IngestError::Store(StoreError::Backend(
+            "database or disk is full".into(),
+        )));
+        assert_eq!(
+            (failing.status, failing.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+        );
+        assert!(
+            failing.message.contains("post it again"),
+            "{}",
+            failing.message
+        );
     }
 }
