@@ -196,18 +196,16 @@ pub fn ingest_error(error: IngestError) -> ApiError {
             "session_not_running",
             error.to_string(),
         ),
-        IngestError::ShuttingDown => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            error.to_string(),
-        ),
-        // Not accepted, and worth posting again: the store is closing, or
-        // cannot write just now (a full disk, an I/O error).
-        IngestError::Store(crate::store::StoreError::Closed) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            error.to_string(),
-        ),
+        // Not accepted, and worth posting again: wasp or its store is
+        // closing, or the store cannot write just now (a full disk, an I/O
+        // error).
+        IngestError::ShuttingDown | IngestError::Store(crate::store::StoreError::Closed) => {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                error.to_string(),
+            )
+        }
         IngestError::Store(store) => {
             tracing::error!(%store, "an event could not be stored");
             ApiError::new(

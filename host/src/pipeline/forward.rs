@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::pool::{Arrival, Entry, Sink};
 use super::worker::Processed;
 use crate::delivery::Dispatcher;
-use crate::store::{AcceptOutcome, Admitted, Store, StoreError, StoreFuture};
+use crate::store::{AcceptOutcome, Admitted, NewDelivery, Store, StoreError, StoreFuture};
 
 /// A processed event whose write is on its way to the store.
 enum Committing {
@@ -47,16 +47,15 @@ pub fn forwarder(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> (Sink, J
     let (committing, queue) = mpsc::unbounded_channel::<Committing>();
     let task = tokio::spawn(forward(store.clone(), dispatcher, queue));
     let sink: Sink = Arc::new(move |entry: Entry, processed: Processed| {
-        let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
         let write = match entry {
             Entry::Arriving(Arrival { record, reply }) => Committing::Arriving {
-                admitted: store.admit_routed(record, rows),
+                admitted: store.admit_routed(record, rows(&processed)),
                 processed,
                 reply,
             },
             Entry::Stored(seq) => Committing::Recovered {
                 seq,
-                ids: store.complete(seq, rows),
+                ids: store.complete(seq, rows(&processed)),
                 processed,
             },
         };
@@ -126,12 +125,16 @@ async fn retry_recovered(
         tracing::warn!(event = %processed.event_id, %error, "cannot store the event's deliveries yet; retrying in {} ms", pause.as_millis());
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
-        let rows = processed.deliveries.iter().map(|d| d.to_new()).collect();
-        match store.complete(seq, rows).await {
+        match store.complete(seq, rows(&processed)).await {
             Ok(ids) => return enqueue(&dispatcher, processed, &ids),
             Err(next) => error = next,
         }
     }
+}
+
+/// The outbox rows of `processed`'s deliveries.
+fn rows(processed: &Processed) -> Vec<NewDelivery> {
+    processed.deliveries.iter().map(|d| d.to_new()).collect()
 }
 
 /// Hand `processed`'s deliveries, stored as `ids`, to their endpoints.

@@ -411,8 +411,9 @@ struct WriterState {
     dedup: DedupIndex,
     /// The dedup window of the latest event accepted, ms.
     dedup_window_ms: u64,
-    /// A write of this batch failed halfway: the batch is rolled back, and
-    /// every write in it fails with this error.
+    /// A write of this batch failed halfway, or SQLite ended the
+    /// transaction: the batch is rolled back, and every write in it fails
+    /// with this error.
     failed: Option<StoreError>,
 }
 
