@@ -20,6 +20,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod event;
 pub mod ingest;

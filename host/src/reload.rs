@@ -22,6 +22,36 @@ use crate::plugin::PluginRuntime;
 use crate::receiver::Receiver;
 use crate::session::manager::SessionManager;
 
+/// Refuse a config that looks cut short rather than meant: an empty file
+/// (an editor's non-atomic save caught halfway), or one that drops every
+/// running session without saying `sessions:` at all. Writing `sessions:
+/// []` removes them on purpose.
+fn truncated_by_accident(running: &config::Config, loaded: &Loaded) -> Result<(), ConfigErrors> {
+    let error = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: loaded.file.clone(),
+            line: 1,
+            column: 1,
+            message,
+        }])
+    };
+    if loaded.positions.has_no_keys() {
+        return Err(error(
+            "the config file is empty (a save still in progress?); the running config stays".into(),
+        ));
+    }
+    if !running.sessions.is_empty()
+        && loaded.config.sessions.is_empty()
+        && !loaded.positions.has("sessions")
+    {
+        return Err(error(format!(
+            "the config has no `sessions:` and would stop all {} running sessions (a file cut short?); the running config stays. Write `sessions: []` to remove them on purpose",
+            running.sessions.len()
+        )));
+    }
+    Ok(())
+}
+
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +126,7 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     dispatcher: Arc<crate::delivery::Dispatcher>,
     ingest: crate::ingest::Ingest,
+    sender: crate::delivery::HttpSender,
     state: Mutex<State>,
     serial: tokio::sync::Mutex<()>,
 }
@@ -133,6 +164,8 @@ pub struct Parts {
     pub dispatcher: Arc<crate::delivery::Dispatcher>,
     /// Ingest (dedup window).
     pub ingest: crate::ingest::Ingest,
+    /// The delivery client (the API key for wasp's own listener).
+    pub sender: crate::delivery::HttpSender,
 }
 
 impl Reloader {
@@ -149,6 +182,7 @@ impl Reloader {
             metrics: parts.metrics,
             dispatcher: parts.dispatcher,
             ingest: parts.ingest,
+            sender: parts.sender,
             state: Mutex::new(State {
                 loaded,
                 generation: 1,
@@ -198,6 +232,13 @@ impl Reloader {
             .clone()
     }
 
+    /// Whether `/metrics` is served without the API key.
+    pub fn public_metrics(&self) -> bool {
+        let state = self.state.lock().expect("reload state");
+        let server = &state.loaded.config.server;
+        server.api_key.is_none() || server.public_metrics
+    }
+
     /// The config currently running.
     pub fn loaded(&self) -> Loaded {
         self.state.lock().expect("reload state").loaded.clone()
@@ -220,12 +261,14 @@ impl Reloader {
         let source = self.source.clone();
         let env = self.env.clone();
         let runtime = self.runtime.clone();
+        let running = current_config.clone();
         let built = tokio::task::spawn_blocking(
             move || -> Result<Option<(Loaded, pipeline::Pipeline, String)>, ConfigErrors> {
                 let loaded = match &source {
                     Source::File(path) => config::load_lenient(Some(path), env.as_ref())?,
                     Source::Embedded => config::load_lenient(None, env.as_ref())?,
                 };
+                truncated_by_accident(&running, &loaded)?;
                 let new_fingerprint = fingerprint(&loaded);
                 if new_fingerprint == current_fingerprint {
                     return Ok(None);
@@ -265,9 +308,11 @@ impl Reloader {
                         .set_dedup_window(loaded.config.store.dedup_window.0);
                     self.pipelines.swap(pipeline);
                     self.receiver.configure(
-                        loaded.config.receiver.keep,
+                        loaded.config.receiver.limits(),
                         loaded.config.receiver.secret.clone(),
                     );
+                    self.sender
+                        .set_local_key(loaded.config.server.api_key.clone());
                     state.generation = next_generation;
                     state.fingerprint = new_fingerprint;
                     state.applied += 1;
@@ -368,6 +413,15 @@ fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<Strin
     let mut changed = Vec::new();
     if old.server.listen != new.server.listen {
         changed.push("server.listen".to_owned());
+    }
+    if old.server.header_timeout != new.server.header_timeout {
+        changed.push("server.header_timeout".to_owned());
+    }
+    if old.server.idle_timeout != new.server.idle_timeout {
+        changed.push("server.idle_timeout".to_owned());
+    }
+    if old.server.max_connections != new.server.max_connections {
+        changed.push("server.max_connections".to_owned());
     }
     if old.server.max_body != new.server.max_body {
         changed.push("server.max_body".to_owned());

@@ -132,7 +132,8 @@ pub async fn run(
     recover(&store, &ingest).await;
     let sessions = Arc::new(SessionManager::new(registry, ingest.clone(), store.clone()));
     sessions.boot(&config.sessions).await;
-    let receiver = Receiver::new(config.receiver.keep, config.receiver.secret.clone());
+    let receiver = Receiver::new(config.receiver.limits(), config.receiver.secret.clone());
+    sender.set_local_key(config.server.api_key.clone());
 
     let source = match &loaded.path {
         Some(path) => reload::Source::File(path.clone()),
@@ -150,6 +151,7 @@ pub async fn run(
             metrics: metrics.clone(),
             dispatcher: dispatcher.clone(),
             ingest: ingest.clone(),
+            sender: sender.clone(),
         },
     ));
     let (stop, stopped) = watch::channel(false);
@@ -163,7 +165,7 @@ pub async fn run(
         // Long polls would hold the graceful shutdown for up to a minute.
         queues.close();
     };
-    let mut app = api::router(AppState::new(api::Services {
+    let state = AppState::new(api::Services {
         ingest,
         sessions: sessions.clone(),
         metrics,
@@ -172,16 +174,25 @@ pub async fn run(
         store: store.clone(),
         dispatcher: dispatcher.clone(),
         sender,
-    }));
+    });
+    let mut app = api::router(state.clone());
     if config.receiver.enabled {
-        app = app.nest("/receiver", receiver::routes(receiver));
+        let guarded = receiver::routes(receiver).route_layer(
+            axum::middleware::from_fn_with_state(state, api::require_api_key),
+        );
+        app = app.nest("/receiver", guarded);
     }
     let app = app.layer(DefaultBodyLimit::max(config.server.max_body.0 as usize));
 
     tracing::info!("wasp listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = crate::connections::Limits {
+        header_timeout: config.server.header_timeout.0,
+        idle_timeout: config.server.idle_timeout.0,
+        max_connections: crate::connections::effective_max_connections(
+            config.server.max_connections,
+        ),
+    };
+    crate::connections::serve(listener, app, limits, shutdown).await?;
 
     tracing::info!("shutting down: finishing queued events and attempts in flight");
     let _ = stop.send(true);

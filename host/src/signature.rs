@@ -276,14 +276,31 @@ fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
     }
 }
 
-/// Equality in time independent of where the inputs differ.
+/// Equality in time independent of the inputs: where they differ and how
+/// long each is. Both are hashed to SHA-256 first, so the comparison is
+/// always of 32 bytes (a length mismatch returns no earlier).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::Digest;
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_any_lengths() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(constant_time_eq(b"", b""));
+        for (a, b) in [
+            (&b"secret"[..], &b"secreT"[..]),
+            (b"secret", b"secret2"),
+            (b"", b"x"),
+        ] {
+            assert!(!constant_time_eq(a, b));
+        }
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -67,7 +67,12 @@ fn scratch() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_delivers_every_accepted_event_after_restart() {
     wasp::delivery::install_tls_provider();
-    let receiver = Receiver::new(1_000_000, None);
+    let limits = wasp::receiver::Limits {
+        keep: 1_000_000,
+        names: 100,
+        bytes: usize::MAX,
+    };
+    let receiver = Receiver::new(limits, None);
     let app = standalone(receiver.clone(), StatusCode::OK, Arc::new(|_| {}));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver_port = listener.local_addr().unwrap().port();

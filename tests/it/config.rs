@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasp::config::{self, Loaded};
 use wasp::plugin::{PluginEngine, PluginRuntime};
-use wasp_tests::{TestHost, TestReceiver, hmac_sha512_hex, shared_cache_dir};
+use wasp_tests::{Recorded, TestHost, TestReceiver, hmac_sha512_hex, shared_cache_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -122,7 +122,25 @@ async fn fan_out_example_sends_each_event_in_all_four_formats() {
     );
     let host = TestHost::start_file(&repo().join("config/examples/fan-out.yaml"), env).await;
     // The simulated session starts with its status walk: STARTING, SCAN_QR_CODE, WORKING.
-    let requests = receiver.wait_for(10, WAIT).await;
+    // Each format gets its own bodies: wait until every path has what is checked.
+    let requests = receiver
+        .wait_until("bodies at all four paths", WAIT, |requests| {
+            let at = |path: &str| {
+                requests
+                    .iter()
+                    .filter(|r| r.path == path)
+                    .collect::<Vec<_>>()
+            };
+            !at("/waha_handler_url").is_empty()
+                && !at("/wahooks_handler_url").is_empty()
+                && at("/green_handler_url")
+                    .iter()
+                    .any(|r| r.json()["typeWebhook"] == "stateInstanceChanged")
+                && at("/eazewa_handler_url")
+                    .iter()
+                    .any(|r| r.json()["event"] == "loading_screen")
+        })
+        .await;
     let by_path = |path: &str| {
         requests
             .iter()
@@ -206,18 +224,13 @@ async fn migration_example_turns_green_api_webhooks_into_waha() {
     assert_eq!(response.status(), 200);
     // The session's own STARTING and WORKING come too; find the one posted.
     let posted_at = 1_700_000_000_000u64;
-    let mut found = None;
-    for _ in 0..50 {
-        found = receiver
-            .requests()
-            .into_iter()
-            .find(|r| r.json()["timestamp"] == posted_at);
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let request = &found.expect("the ingested Green-API status arrives as WAHA");
+    let is_posted = |r: &Recorded| r.json()["timestamp"] == posted_at;
+    let requests = receiver
+        .wait_until("the ingested Green-API status, as WAHA", WAIT, |requests| {
+            requests.iter().any(|r| is_posted(r))
+        })
+        .await;
+    let request = requests.iter().find(|r| is_posted(*r)).unwrap();
     let waha = request.json();
     assert_eq!(waha["event"], "session.status");
     assert_eq!(waha["session"], "green-account");
@@ -276,7 +289,10 @@ async fn waha_environment_variables_create_the_global_webhook() {
     let ack = json!({"event": "message.ack", "session": "default", "payload": {"id": "true_1@c.us_B", "from": "2@c.us", "to": "1@c.us", "fromMe": true, "ack": 2}});
     assert_eq!(host.post_event(&message).await.status(), 202);
     assert_eq!(host.post_event(&ack).await.status(), 202);
-    let requests = receiver.settle(Duration::from_millis(600)).await;
+    // The message and the session's STARTING and WORKING; then anything
+    // extra (unsubscribed, or twice) would arrive right after.
+    receiver.wait_for(3, WAIT).await;
+    let requests = receiver.settle(Duration::from_millis(500)).await;
     let mut events: Vec<String> = requests
         .iter()
         .map(|r| {

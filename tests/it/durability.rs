@@ -3,8 +3,8 @@
 //! attempts in flight. Every event answered 202 reaches its endpoints.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,6 +23,13 @@ fn event_id(request: &Recorded) -> String {
 
 fn endpoint(name: &str, url: &str, extra: &str) -> String {
     format!("  - {{name: {name}, url: \"{url}\", format: waha, {extra}}}\n")
+}
+
+/// Whether a `/api/deliveries/{id}` answer lists an attempt with `outcome`.
+fn has_attempt(detail: &Value, outcome: &str) -> bool {
+    detail["attempts"]
+        .as_array()
+        .is_some_and(|attempts| attempts.iter().any(|a| a["outcome"] == outcome))
 }
 
 #[tokio::test]
@@ -45,8 +52,19 @@ async fn every_event_survives_an_outage_and_the_schedule_follows_the_policy() {
         );
     }
     receiver.wait_for(40, WAIT).await; // every event tried (and refused) at least twice
+    // The delivery whose attempts are checked below: it has been refused with 503.
+    let list = host.get_json("/api/deliveries?endpoint=out&limit=1").await;
+    let id = list["deliveries"][0]["id"].as_i64().unwrap();
+    host.until(&format!("/api/deliveries/{id}"), |v| {
+        has_attempt(v, "retry:retry")
+    })
+    .await;
     receiver.stop(); // now connections are refused
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The outage lasts until that delivery has met a refused connection.
+    host.until(&format!("/api/deliveries/{id}"), |v| {
+        has_attempt(v, "retry:network")
+    })
+    .await;
     receiver.set_status(200);
     receiver.restart().await;
 
@@ -74,8 +92,6 @@ async fn every_event_survives_an_outage_and_the_schedule_follows_the_policy() {
 
     // One delivery's attempts: refused with 503, then no connection, then delivered,
     // never closer together than the policy's 150 ms.
-    let list = host.get_json("/api/deliveries?endpoint=out&limit=1").await;
-    let id = list["deliveries"][0]["id"].as_i64().unwrap();
     let detail = host.get_json(&format!("/api/deliveries/{id}")).await;
     let attempts = detail["attempts"].as_array().unwrap();
     let outcomes: Vec<&str> = attempts
@@ -289,52 +305,75 @@ async fn gone_disables_an_endpoint_until_it_is_enabled() {
 #[tokio::test]
 async fn ordered_delivery_blocks_only_the_stuck_chat() {
     let receiver = TestReceiver::start().await;
-    let first_a1 = Arc::new(AtomicUsize::new(0));
-    let seen = first_a1.clone();
+    // Every answer, (body, status), in the order given. A1 is refused until
+    // B1 has arrived: chat a stays stuck until chat b got through.
+    let answers: Arc<Mutex<Vec<(String, u16)>>> = Arc::default();
+    let log = answers.clone();
     receiver.respond_with(move |request| {
         let body = request.json()["payload"]["body"]
             .as_str()
             .unwrap()
             .to_owned();
-        if body == "A1" && seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            (503, None)
+        let mut log = log.lock().unwrap();
+        let b1_arrived = log.iter().any(|(b, _)| b == "B1");
+        let status = if body == "A1" && !b1_arrived {
+            503
         } else {
-            (200, None)
-        }
+            200
+        };
+        log.push((body, status));
+        (status, None)
     });
     let host = TestHost::start(&format!(
         "sessions: [{{name: default}}]\nendpoints:\n{}routes: [{{events: ['*', '!session.status'], to: [ordered]}}]\n",
         endpoint(
             "ordered",
             &receiver.url("/ordered"),
-            "ordering: chat, concurrency: 8, retries: {policy: constant, delay: 400ms, attempts: 5}"
+            "ordering: chat, concurrency: 8, retries: {policy: constant, delay: 50ms, attempts: 100000}, breaker: {min_requests: 1000000}"
         )
     ))
     .await;
     host.post_event(&message(1, "a@c.us", "A1")).await;
     host.post_event(&message(2, "a@c.us", "A2")).await;
+    // Chat a is stuck (A1 refused) before chat b has anything to send.
+    receiver.wait_for(1, WAIT).await;
     host.post_event(&message(3, "b@c.us", "B1")).await;
     host.post_event(&message(4, "a@c.us", "A3")).await;
-    let requests = receiver.wait_for(5, WAIT).await;
-    let bodies: Vec<String> = requests
+    receiver
+        .wait_until("B1 and A3", WAIT, |requests| {
+            let has = |wanted: &str| {
+                requests
+                    .iter()
+                    .any(|r| r.json()["payload"]["body"] == wanted)
+            };
+            has("B1") && has("A3")
+        })
+        .await;
+    let answers = answers.lock().unwrap().clone();
+    let chat_a: Vec<(&str, u16)> = answers
         .iter()
-        .map(|r| r.json()["payload"]["body"].as_str().unwrap().to_owned())
+        .filter(|(b, _)| b.starts_with('A'))
+        .map(|(b, status)| (b.as_str(), *status))
         .collect();
-    let chat_a: Vec<&str> = bodies
+    let refused = chat_a
         .iter()
-        .map(String::as_str)
-        .filter(|b| b.starts_with('A'))
-        .collect();
+        .take_while(|&&(body, status)| body == "A1" && status == 503)
+        .count();
+    assert!(refused >= 1, "A1 was refused first: {answers:?}");
+    let expected: Vec<(&str, u16)> = vec![("A1", 200), ("A2", 200), ("A3", 200)];
     assert_eq!(
-        chat_a,
-        ["A1", "A1", "A2", "A3"],
-        "chat a in order, A1 retried first: {bodies:?}"
+        chat_a[refused..].to_vec(),
+        expected,
+        "chat a in order, A2 and A3 held back until A1 got through: {answers:?}"
     );
-    let b1 = bodies.iter().position(|b| b == "B1").unwrap();
-    let retry = bodies.iter().rposition(|b| b == "A1").unwrap();
+    let b1 = answers.iter().position(|(b, _)| b == "B1").unwrap();
+    let a1_through = answers
+        .iter()
+        .position(|(b, status)| b == "A1" && *status == 200)
+        .unwrap();
     assert!(
-        b1 < retry,
-        "chat b did not wait for chat a's retry: {bodies:?}"
+        b1 < a1_through,
+        "chat b did not wait for chat a's retry: {answers:?}"
     );
     host.stop().await;
 }

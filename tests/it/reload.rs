@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 use wasp_tests::{TempDir, TestHost, TestReceiver, test_plugin};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -160,9 +161,29 @@ fn stamp_config(version: u32) -> String {
     )
 }
 
+/// Wait until `posted` reaches `count` while `ingest` keeps posting
+/// (panics after `WAIT`, or when `ingest` stopped).
+async fn wait_for_posts<T>(posted: &AtomicUsize, count: usize, ingest: &JoinHandle<T>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = posted.load(Ordering::SeqCst);
+        if now >= count {
+            return;
+        }
+        assert!(!ingest.is_finished(), "the ingest task stopped early");
+        assert!(
+            Instant::now() < deadline,
+            "only {now} of {count} events were accepted within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
     const SWAPS: u32 = 20;
+    // Events answered 202 while each version is current, at least.
+    const POSTS_PER_VERSION: usize = 5;
     let receiver = TestReceiver::start().await;
     let dir = TempDir::new("reload-load");
     let plugin = dir.0.join("stamp.wasm");
@@ -174,11 +195,14 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
         TestHost::start_file(&file, HashMap::from([("OUT".into(), receiver.url("/out"))])).await,
     );
 
-    // Continuous ingest: (id, sent, accepted) for every 202.
+    // Continuous ingest: (id, sent, accepted) for every 202, and their count.
+    let start = Instant::now();
     let running = Arc::new(AtomicBool::new(true));
+    let posted = Arc::new(AtomicUsize::new(0));
     let ingest = {
         let host = host.clone();
         let running = running.clone();
+        let posted = posted.clone();
         tokio::spawn(async move {
             let mut accepted = Vec::new();
             let mut i = 0u32;
@@ -188,6 +212,7 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
                 let response = host.post_event(&message(&id)).await;
                 assert_eq!(response.status(), 202);
                 accepted.push((id, sent, Instant::now()));
+                posted.fetch_add(1, Ordering::SeqCst);
                 i += 1;
             }
             accepted
@@ -195,10 +220,13 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
     };
 
     // Version N becomes active somewhere in activation[N] = (before writing, after POST /api/reload).
-    let start = Instant::now();
+    // Each version stays current until POSTS_PER_VERSION more events were
+    // answered after it became active: all but the first of them were sent
+    // after activation[N].1 and answered before activation[N + 1].0, so
+    // (checked below) version N processed them.
     let mut activation = vec![(start, start)];
+    wait_for_posts(&posted, POSTS_PER_VERSION, &ingest).await;
     for version in 1..=SWAPS {
-        tokio::time::sleep(Duration::from_millis(60)).await;
         let before = Instant::now();
         replace_file(&plugin, &variant(&wasm, version));
         replace_file(&file, stamp_config(version).as_bytes());
@@ -213,12 +241,13 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
             .unwrap();
         assert_ne!(report["outcome"], "rejected", "{report}");
         activation.push((before, Instant::now()));
+        let count = posted.load(Ordering::SeqCst) + POSTS_PER_VERSION;
+        wait_for_posts(&posted, count, &ingest).await;
     }
-    tokio::time::sleep(Duration::from_millis(60)).await;
     running.store(false, Ordering::SeqCst);
     let accepted = ingest.await.unwrap();
     assert!(
-        accepted.len() > 100,
+        accepted.len() >= POSTS_PER_VERSION * (SWAPS as usize + 1),
         "only {} events were posted",
         accepted.len()
     );
@@ -273,9 +302,10 @@ async fn twenty_swaps_under_load_lose_and_duplicate_nothing() {
         per_version[stamp as usize] += 1;
     }
     let versions_seen = per_version.iter().filter(|n| **n > 0).count();
-    assert!(
-        versions_seen >= 15,
-        "events spread over versions: {per_version:?}"
+    assert_eq!(
+        versions_seen,
+        SWAPS as usize + 1,
+        "every version processed events: {per_version:?}"
     );
     Arc::try_unwrap(host).ok().unwrap().stop().await;
 }

@@ -43,6 +43,11 @@ struct Checked {
     eaze: usize,
 }
 
+/// How many of `requests` went to `path`.
+fn count_at(requests: &[Recorded], path: &str) -> usize {
+    requests.iter().filter(|r| r.path == path).count()
+}
+
 fn check(requests: &[Recorded], session: &str) -> Checked {
     let mut checked = Checked::default();
     for request in requests {
@@ -97,9 +102,20 @@ async fn every_emitted_body_validates_against_the_providers_schema() {
     }
     // Every sample (and the session's STARTING and WORKING) reaches WAHA
     // and WAHooks; Green-API and eazeWA get those they have an equivalent
-    // for. Wait until WAHA has all of them, then for the others to settle.
+    // for. Wait until each path has what is checked below (stragglers that
+    // come during the settle are validated too).
+    let all = samples.len() + 2;
     receiver
-        .wait_for((samples.len() + 2) * 2, Duration::from_secs(30))
+        .wait_until(
+            "every body at every path",
+            Duration::from_secs(30),
+            |requests| {
+                count_at(requests, "/waha") >= all
+                    && count_at(requests, "/wahooks") >= all
+                    && count_at(requests, "/green") >= 9
+                    && count_at(requests, "/eaze") >= 9
+            },
+        )
         .await;
     let requests = receiver.settle(Duration::from_millis(500)).await;
 
@@ -151,9 +167,19 @@ async fn simulated_traffic_validates_in_every_format() {
         ),
     ))
     .await;
-    // 400 events plus STARTING, SCAN_QR_CODE and WORKING, at WAHA and WAHooks.
+    // 400 events plus STARTING, SCAN_QR_CODE and WORKING, at WAHA and WAHooks;
+    // Green-API and eazeWA get those they have an equivalent for.
     receiver
-        .wait_for((events + 3) * 2, Duration::from_secs(60))
+        .wait_until(
+            "every body at every path",
+            Duration::from_secs(60),
+            |requests| {
+                count_at(requests, "/waha") >= events + 3
+                    && count_at(requests, "/wahooks") >= events + 3
+                    && count_at(requests, "/green") >= events / 2
+                    && count_at(requests, "/eaze") >= events / 2
+            },
+        )
         .await;
     let requests = receiver.settle(Duration::from_millis(500)).await;
     let checked = check(&requests, "demo");

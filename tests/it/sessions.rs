@@ -375,13 +375,28 @@ async fn the_replay_engine_feeds_a_file_then_stops() {
     let file = replay_file(&dir, 40);
     let host = TestHost::start(&format!(
         r#"
+server: {{replay_dir: "{}"}}
 sessions: [{{name: default}}]
 endpoints: [{{name: out, url: "{}", format: waha, events: [message]}}]
 routes: [{{to: [out]}}]
 "#,
+        dir.0.display(),
         receiver.url("/out")
     ))
     .await;
+    // Files outside `server.replay_dir` are refused without a word on
+    // whether they exist.
+    for outside in ["/etc/passwd", "/nonexistent.jsonl", "../x.jsonl"] {
+        let (status, answer) = host
+            .post_json(
+                "/api/sessions",
+                json!({"name": "nosy", "config": {"engine": "replay", "replay": {"file": outside}}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains("is not inside `server.replay_dir`"), "{message}");
+    }
     let (status, answer) = host
         .post_json(
             "/api/sessions",

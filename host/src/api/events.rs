@@ -13,8 +13,91 @@ use serde_json::{Value, json};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState, header_pairs, ingest_error};
-use crate::event::Envelope;
-use crate::ingest::{Admission, ProviderError, ProviderOutcome, Source};
+use crate::event::{Envelope, EventError};
+use crate::ingest::{Admission, IngestError, ProviderError, ProviderOutcome, Source};
+
+/// Bodies larger than this are read (parsed and checked) on the blocking
+/// pool, at most [`HEAVY_READS`] at a time, so that big bodies never hold
+/// the async workers that answer every other request.
+const LARGE_BODY: usize = 64 * 1024;
+/// Large bodies read at once; the others wait their turn.
+const HEAVY_READS: usize = 2;
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_READS);
+
+/// Run `read` on `body`: inline when it is small, else on the blocking pool
+/// (a few at a time). Every read is linear in the body's size. The body
+/// comes back with what was read.
+async fn read_body<T: Send + 'static>(
+    body: Bytes,
+    read: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> (T, Bytes) {
+    if body.len() <= LARGE_BODY {
+        return (read(&body), body);
+    }
+    let _turn = HEAVY.acquire().await.expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || (read(&body), body))
+        .await
+        .expect("reading a body does not panic")
+}
+
+/// A posted canonical event, read: members (no tree) for an object, a tree
+/// for anything else (whose errors name the problem).
+enum Posted {
+    Members(Envelope<'static>),
+    Tree(Value),
+}
+
+/// Read a `POST /api/events` body, with the checks that cost as much as
+/// the body is long (repeated keys, what plugins cannot read).
+fn read_posted(body: &[u8]) -> Result<Posted, ApiError> {
+    match std::str::from_utf8(body).ok().and_then(Envelope::parse) {
+        Some(envelope) => {
+            if let Some(key) = envelope.repeated_key() {
+                return Err(invalid_event(EventError::RepeatedKey(key.to_owned())));
+            }
+            envelope
+                .check_readable()
+                .map_err(|e| invalid_event(e.into()))?;
+            // Owned only when it leaves the request's task (large bodies).
+            Ok(Posted::Members(envelope.into_owned()))
+        }
+        None => serde_json::from_slice(body)
+            .map(Posted::Tree)
+            .map_err(ApiError::invalid_json),
+    }
+}
+
+/// The answer to an accepted event: its id, and whether it repeated one
+/// (`duplicate`), with different content (`conflict`).
+fn accepted_body(accepted: &crate::ingest::Accepted) -> Value {
+    match (accepted.duplicate, accepted.conflict) {
+        (false, _) => json!({"id": accepted.id}),
+        (true, false) => json!({"id": accepted.id, "duplicate": true}),
+        (true, true) => json!({"id": accepted.id, "duplicate": true, "conflict": true}),
+    }
+}
+
+fn invalid_event(error: EventError) -> ApiError {
+    ingest_error(IngestError::Invalid(error))
+}
+
+/// Read a provider webhook's body as a tree, refusing a repeated top-level
+/// key (a tree would keep one of its values silently).
+fn read_webhook(body: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
+    if let Some(key) = std::str::from_utf8(body)
+        .ok()
+        .and_then(Envelope::parse)
+        .and_then(|envelope| envelope.repeated_key().map(str::to_owned))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook",
+            format!("the key `{key}` appears more than once at the top level"),
+        ));
+    }
+    Ok(value)
+}
 
 /// The query of `POST /api/events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -30,7 +113,7 @@ pub struct EventQuery {
     request_body(content = Value, description = "A WAHA envelope: `event`, `session`, `payload`; `id` and `timestamp` are filled in when missing",
         example = json!({"event": "message", "session": "default", "payload": {"id": "false_11111111111@c.us_AAAA", "timestamp": 1700000000, "from": "11111111111@c.us", "fromMe": false, "body": "Hi"}})),
     responses(
-        (status = 202, description = "Stored; it will be processed. A repeat of a recent event answers its original id with `duplicate: true`",
+        (status = 202, description = "Stored; it will be processed. A repeat of a recent event answers its original id with `duplicate: true` (and nothing is stored); a repeat of an id with a different `event` or `payload` also gets `conflict: true` (the first one stands)",
          body = Value, example = json!({"id": "evt_01JD5Z6Q3J0F6N7Q2R0X9Y8W7V"})),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
@@ -50,21 +133,12 @@ pub async fn post_event(
         dedup: query.dedup.unwrap_or(true),
         ..Admission::default()
     };
-    // An object is read as members (no tree built); anything else is
-    // parsed as a tree, whose errors name the problem.
-    let accepted = match std::str::from_utf8(&body).ok().and_then(Envelope::parse) {
-        Some(envelope) => state.ingest.accept_with(envelope, admission).await,
-        None => {
-            let value: Value = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
-            state.ingest.accept_with(value, admission).await
-        }
+    let accepted = match read_body(body, read_posted).await.0? {
+        Posted::Members(envelope) => state.ingest.accept_with(envelope, admission).await,
+        Posted::Tree(value) => state.ingest.accept_with(value, admission).await,
     }
     .map_err(ingest_error)?;
-    let body = if accepted.duplicate {
-        json!({"id": accepted.id, "duplicate": true})
-    } else {
-        json!({"id": accepted.id})
-    };
+    let body = accepted_body(&accepted);
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
@@ -140,7 +214,9 @@ enum ProviderAnswers {
     /// Accepted (`{"id": …}`), or a valid webhook with no canonical event (`{"ignored": reason}`).
     #[response(status = 200)]
     Accepted(Value),
-    /// The signature or token does not check out.
+    /// The signature or token does not check out; or the session has no
+    /// provider secret and `server.api_key` is set, and the API key
+    /// (`X-Api-Key` or `Authorization: Bearer`) is missing or wrong.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// No session matches the webhook (unknown session or instance).
@@ -168,18 +244,17 @@ async fn ingest_provider(
     token: Option<&str>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(ApiError::from_body_rejection)?;
+    let caller = super::caller(state, headers);
     let headers = header_pairs(headers);
+    let (value, body) = read_body(body, read_webhook).await;
+    let value = value?;
     match state
         .ingest
-        .accept_provider(source, &headers, &body, token)
+        .accept_provider(source, &headers, &body, value, token, caller)
         .await
     {
-        Ok(ProviderOutcome::Accepted(accepted)) if accepted.duplicate => {
-            Ok(Json(json!({"id": accepted.id, "duplicate": true})))
-        }
-        Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(json!({"id": accepted.id}))),
+        Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(accepted_body(&accepted))),
         Ok(ProviderOutcome::Ignored(reason)) => Ok(Json(json!({"ignored": reason}))),
-        Err(ProviderError::Json(message)) => Err(ApiError::invalid_json(message)),
         Err(error @ ProviderError::Unauthorized(_)) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",

@@ -6,14 +6,25 @@
 //! - [`events`]: `POST /api/events` and the provider webhooks `/ingest/*`
 //! - [`sessions`]: WAHA's session API under `/api/sessions`
 //! - [`deliveries`]: endpoints, the outbox, dead letters, retry and replay
+//! - [`failures`]: the pipeline's dead letters (failed plugin calls), retry
 //! - [`pull`]: Green-API's pull queue (`receiveNotification`, `deleteNotification`)
 //!
-//! Everything under `/api/` needs `X-Api-Key` when an API key is set; pull
-//! queue URLs carry their own token. Every error is an [`ApiError`].
+//! Who may call what, when `server.api_key` is set (without it, all is
+//! open):
+//! - everything under `/api/`, `/metrics` (unless `server.public_metrics`)
+//!   and the receiver need the key, as `X-Api-Key: <key>` or
+//!   `Authorization: Bearer <key>`;
+//! - the provider webhooks `/ingest/*` need the session's provider
+//!   signature or token, or the key (see [`crate::ingest::Caller`]);
+//! - pull queue URLs carry their own `api_token`;
+//! - `/health` and `/ready` are open (probes).
+//!
+//! Every error is an [`ApiError`].
 
 pub mod deliveries;
 pub mod error;
 pub mod events;
+pub mod failures;
 pub mod openapi;
 pub mod pull;
 pub mod sessions;
@@ -30,7 +41,7 @@ use utoipa_axum::routes;
 
 pub use error::ApiError;
 
-use crate::ingest::{Ingest, IngestError};
+use crate::ingest::{Caller, Ingest, IngestError};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::session::manager::SessionManager;
@@ -94,14 +105,23 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::show))
         .routes(routes!(deliveries::retry))
+        .routes(routes!(failures::list))
+        .routes(routes!(failures::show))
+        .routes(routes!(failures::retry))
+        .routes(routes!(failures::retry_many))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
         ));
+    let metrics = OpenApiRouter::new()
+        .routes(routes!(system::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key_for_metrics,
+        ));
     let open = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
-        .routes(routes!(system::metrics))
         .routes(routes!(events::ingest_waha))
         .routes(routes!(events::ingest_wahooks))
         .routes(routes!(events::ingest_eazewa))
@@ -117,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         );
     let (routes, document) = OpenApiRouter::with_openapi(openapi::base())
         .merge(protected)
+        .merge(metrics)
         .merge(open)
         .split_for_parts();
     let document = Arc::new(document);
@@ -135,33 +156,65 @@ pub fn router(state: AppState) -> Router {
     routes.merge(spec).with_state(state)
 }
 
-/// `/api/*` needs `X-Api-Key` when `server.api_key` is set.
-async fn require_api_key(
+/// The API key a request presents: `X-Api-Key: <key>`, else
+/// `Authorization: Bearer <key>` (what a provider that can only set a
+/// bearer token sends).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+}
+
+/// Who is calling, as far as the API key tells.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Caller {
+    let Some(expected) = state.reloader.api_key() else {
+        return Caller::Open;
+    };
+    match presented_key(headers) {
+        Some(key) if crate::signature::constant_time_eq(key.as_bytes(), expected.as_bytes()) => {
+            Caller::KeyHolder
+        }
+        _ => Caller::Anonymous,
+    }
+}
+
+/// `/api/*` (and the receiver) need the API key when `server.api_key` is
+/// set.
+pub async fn require_api_key(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Result<axum::response::Response, ApiError> {
-    if let Some(expected) = state.reloader.api_key() {
-        let presented = request
-            .headers()
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok());
-        let ok = presented.is_some_and(|key| {
-            crate::signature::constant_time_eq(key.as_bytes(), expected.as_bytes())
-        });
-        if !ok {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                if presented.is_some() {
-                    "the X-Api-Key header is wrong"
-                } else {
-                    "the X-Api-Key header is missing"
-                },
-            ));
-        }
+    if caller(&state, request.headers()) == Caller::Anonymous {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            if presented_key(request.headers()).is_some() {
+                "the API key is wrong"
+            } else {
+                "the API key is missing: send it as `X-Api-Key: <key>` (or `Authorization: Bearer <key>`)"
+            },
+        ));
     }
     Ok(next.run(request).await)
+}
+
+/// `/metrics` needs the API key too, unless `server.public_metrics` is set.
+async fn require_api_key_for_metrics(
+    state: State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    if state.reloader.public_metrics() {
+        return Ok(next.run(request).await);
+    }
+    require_api_key(state, request, next).await
 }
 
 /// Request headers as (name, value) pairs.

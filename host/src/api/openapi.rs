@@ -46,6 +46,7 @@ impl Modify for ApiKeyScheme {
         (name = "events", description = "Events into the pipeline: canonical and provider webhooks"),
         (name = "sessions", description = "WhatsApp sessions, WAHA-style"),
         (name = "deliveries", description = "Endpoints, the outbox, dead letters, retry and replay"),
+        (name = "failures", description = "The pipeline's dead letters: plugin calls that failed on an accepted event, and their retry"),
         (name = "green-api", description = "Green-API's HTTP API technology: the pull queue"),
     )
 )]

@@ -186,12 +186,14 @@ pub async fn create(
             "apps: WAHA apps are not supported by wasp; route events to endpoints in the config instead",
         ));
     }
+    let replay_dir = state.reloader.loaded().config.server.replay_dir;
     let snapshot = state
         .sessions
         .create(
             &request.name,
             request.config.unwrap_or_default(),
             request.start,
+            replay_dir.as_deref(),
         )
         .await
         .map_err(session_error)?;

@@ -263,7 +263,7 @@ pub async fn shutdown_signal() {
 fn receive(bind: &str, port: u16, secret: Option<String>, status: u16) -> anyhow::Result<ExitCode> {
     let status =
         axum::http::StatusCode::from_u16(status).context("--status is not an HTTP status")?;
-    let receiver = crate::receiver::Receiver::new(1000, secret);
+    let receiver = crate::receiver::Receiver::new(crate::receiver::Limits::keeping(1000), secret);
     let print: std::sync::Arc<dyn Fn(String) + Send + Sync> =
         std::sync::Arc::new(|report: String| {
             use std::io::Write;

@@ -51,6 +51,18 @@ impl Positions {
         }
     }
 
+    /// Whether the document writes a value at `path` (`sessions`,
+    /// `server.listen`), as opposed to leaving it to its default.
+    pub fn has(&self, path: &str) -> bool {
+        self.values.contains_key(path)
+    }
+
+    /// Whether the document has no keys at all (empty, only comments, or a
+    /// lone scalar).
+    pub fn has_no_keys(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// The position of the key naming the value at `path`, falling back to the value.
     pub fn key(&self, path: &str) -> Position {
         self.keys

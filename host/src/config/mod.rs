@@ -227,6 +227,11 @@ pub fn parse_lenient(
     };
     let positions = Positions::index(&expanded);
     apply_overrides(&mut config, env);
+    if let Some(dir) = &mut config.server.replay_dir
+        && dir.is_relative()
+    {
+        *dir = base_dir.join(&*dir);
+    }
     for session in &mut config.sessions {
         if let Some(replay) = &mut session.replay
             && replay.file.is_relative()
@@ -265,7 +270,9 @@ fn apply_overrides(config: &mut Config, env: &dyn Environment) {
     if let Some(dir) = env.get("WASP_CACHE_DIR").filter(|v| !v.is_empty()) {
         config.store.cache_dir = Some(PathBuf::from(dir));
     }
-    if let Some(key) = env.get("WASP_API_KEY").filter(|v| !v.is_empty()) {
+    // Set but empty is kept, so that validation refuses it: an empty key
+    // must not leave the API open silently.
+    if let Some(key) = env.get("WASP_API_KEY") {
         config.server.api_key = Some(key);
     }
 }
@@ -368,7 +375,7 @@ mod tests {
         let error = parse_text("server:\n  listne: 1.2.3.4:5\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "wasp.yaml:2:3: server: unknown field `listne`, expected one of `listen`, `api_key`, `max_body`; did you mean `listen`?"
+            "wasp.yaml:2:3: server: unknown field `listne`, expected one of `listen`, `api_key`, `max_body`, `replay_dir`, `public_metrics`, `header_timeout`, `idle_timeout`, `max_connections`; did you mean `listen`?"
         );
     }
 

@@ -52,6 +52,37 @@ pub struct ServerConfig {
     /// Largest accepted request body.
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
+    /// The only directory sessions created over the API may replay files
+    /// from (relative to the config file). Unset: API sessions cannot use
+    /// the `replay` engine. Sessions in this file may name any file.
+    #[serde(default)]
+    pub replay_dir: Option<PathBuf>,
+    /// Serve `/metrics` without the API key even when one is set (for a
+    /// scraper that cannot send `Authorization: Bearer <key>`). Default: no.
+    #[serde(default)]
+    pub public_metrics: bool,
+    /// Longest wait for a request's headers; slower clients are cut off.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Span,
+    /// A connection with no request in flight and no bytes moving for this
+    /// long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Span,
+    /// Connections served at once (lowered to what the open-file limit allows).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> Span {
+    Span(std::time::Duration::from_secs(10))
+}
+
+fn default_idle_timeout() -> Span {
+    Span(std::time::Duration::from_secs(60))
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 impl Default for ServerConfig {
@@ -60,6 +91,11 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_key: None,
             max_body: default_max_body(),
+            replay_dir: None,
+            public_metrics: false,
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -642,12 +678,19 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
-    /// Serve it under `/receiver/{name}` (default: yes).
-    #[serde(default = "default_true")]
+    /// Serve it under `/receiver/{name}` (default: no; the default config
+    /// turns it on for its demo endpoint).
+    #[serde(default)]
     pub enabled: bool,
     /// Deliveries kept per receiver name (default 100).
     #[serde(default = "default_keep")]
     pub keep: usize,
+    /// Receiver names kept at once (default 100); a new one past it is refused.
+    #[serde(default = "default_receiver_names")]
+    pub max_names: usize,
+    /// Bytes of deliveries kept in all (default 32 MiB); the oldest go first.
+    #[serde(default = "default_receiver_bytes")]
+    pub max_bytes: ByteSize,
     /// Secret for verifying signatures (WAHA HMAC key, WAHooks secret, …).
     #[serde(default)]
     pub secret: Option<String>,
@@ -656,11 +699,32 @@ pub struct ReceiverConfig {
 impl Default for ReceiverConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             keep: default_keep(),
+            max_names: default_receiver_names(),
+            max_bytes: default_receiver_bytes(),
             secret: None,
         }
     }
+}
+
+impl ReceiverConfig {
+    /// What the receiver keeps.
+    pub fn limits(&self) -> crate::receiver::Limits {
+        crate::receiver::Limits {
+            keep: self.keep,
+            names: self.max_names,
+            bytes: self.max_bytes.0 as usize,
+        }
+    }
+}
+
+fn default_receiver_names() -> usize {
+    crate::receiver::Limits::keeping(0).names
+}
+
+fn default_receiver_bytes() -> ByteSize {
+    ByteSize(crate::receiver::Limits::keeping(0).bytes as u64)
 }
 
 fn default_true() -> bool {

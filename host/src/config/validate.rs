@@ -57,6 +57,17 @@ pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
             ),
         );
     }
+    if config
+        .server
+        .api_key
+        .as_deref()
+        .is_some_and(|key| key.trim().is_empty())
+    {
+        diagnostics.at(
+            "server.api_key",
+            "the API key is empty (here or in WASP_API_KEY), which would leave the API open; set a key, or remove it (and unset WASP_API_KEY) to run without one",
+        );
+    }
     check_names(
         "plugins",
         config.plugins.iter().map(|p| p.name.as_str()),

@@ -250,7 +250,8 @@ mod tests {
                     attempt_headers: String::new(),
                     body: br#"{"typeWebhook":"incomingMessageReceived"}"#.to_vec(),
                     queue: Some(("7".into(), 60_000)),
-                }],
+                }]
+                .into(),
             )
             .await
             .unwrap();

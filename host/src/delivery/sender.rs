@@ -37,6 +37,9 @@ pub struct HttpSender {
     client: reqwest::Client,
     /// Base URL of wasp's own listener, for `Target::Local` endpoints.
     local_base: String,
+    /// The API key wasp's own listener wants (its receiver is behind it),
+    /// added to requests to it when they are sent, never stored.
+    local_key: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl HttpSender {
@@ -54,7 +57,16 @@ impl HttpSender {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { client, local_base }
+        Self {
+            client,
+            local_base,
+            local_key: Default::default(),
+        }
+    }
+
+    /// The API key requests to wasp's own listener bring (follows reloads).
+    pub fn set_local_key(&self, key: Option<String>) {
+        *self.local_key.write().expect("local key") = key;
     }
 
     /// The URL requests to `endpoint` go to.
@@ -76,7 +88,13 @@ impl HttpSender {
         // An absolute URL was parsed once, when the endpoint was built.
         let builder = match &endpoint.target {
             Target::Url(url) => self.client.post(url.clone()),
-            _ => self.client.post(self.url(endpoint)),
+            _ => {
+                let builder = self.client.post(self.url(endpoint));
+                match self.local_key.read().expect("local key").as_deref() {
+                    Some(key) => builder.header("x-api-key", key),
+                    None => builder,
+                }
+            }
         };
         let mut builder = builder.timeout(endpoint.timeout);
         for (name, value) in headers(request, context, &endpoint.standard) {

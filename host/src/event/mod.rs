@@ -12,6 +12,7 @@ mod draft;
 mod envelope;
 mod fields;
 pub mod names;
+pub mod readable;
 
 use std::borrow::Cow;
 
@@ -73,6 +74,10 @@ pub enum EventError {
     Empty(&'static str),
     #[error("field `id` is longer than {MAX_ID_LEN} characters")]
     IdTooLong,
+    #[error("the key `{0}` appears more than once at the top level of the event")]
+    RepeatedKey(String),
+    #[error(transparent)]
+    Unreadable(#[from] readable::Unreadable),
 }
 
 impl Event {
@@ -87,6 +92,14 @@ impl Event {
     /// [`Event::from_json`] through a parsed tree: slower, the same result
     /// (kept as the benchmark's baseline and the path that names errors).
     pub fn from_json_tree(text: &str) -> Result<Self, EventError> {
+        // What a tree cannot show: a repeated key (the tree keeps one) and
+        // what only plugins' parsers refuse.
+        if let Some(envelope) = Envelope::parse(text) {
+            if let Some(key) = envelope.repeated_key() {
+                return Err(EventError::RepeatedKey(key.to_owned()));
+            }
+            readable::check(text, 0)?;
+        }
         let value: Value =
             serde_json::from_str(text).map_err(|error| EventError::Json(error.to_string()))?;
         Self::from_value(value)
@@ -96,11 +109,12 @@ impl Event {
     /// [`Envelope`]): the checks and defaults of [`Event::from_value`],
     /// without building a tree.
     pub fn from_envelope(mut envelope: Envelope<'_>) -> Result<Self, EventError> {
-        // A repeated key: a tree keeps the last value in the first place,
-        // which the members as written cannot say.
-        if envelope.has_repeated_keys() {
-            return Self::from_value(envelope.to_value());
+        // A repeated key is refused: which of its values would a handler
+        // (or a plugin's parser) read?
+        if let Some(key) = envelope.repeated_key() {
+            return Err(EventError::RepeatedKey(key.to_owned()));
         }
+        envelope.check_readable()?;
         let defaults = check(&envelope)?;
         if defaults.id {
             envelope.insert("id", format!("\"{}\"", new_event_id()));
@@ -119,6 +133,11 @@ impl Event {
         let Value::Object(mut object) = value else {
             return Err(EventError::NotAnObject(json_type(&value)));
         };
+        // A tree holds no number out of range nor lone surrogate; its depth
+        // is checked.
+        if too_deep(&object) {
+            return Err(readable::Unreadable::TooDeep.into());
+        }
         let defaults = check(&object)?;
         if defaults.id {
             object.insert("id".into(), Value::String(new_event_id()));
@@ -266,6 +285,20 @@ fn required_string<'a>(
         }
         Some(other) => Err(wrong_type(field, "a string", other)),
     }
+}
+
+/// Whether the object nests deeper than [`readable::MAX_DEPTH`] (itself at
+/// depth 1).
+fn too_deep(object: &Map<String, Value>) -> bool {
+    fn depth_over(value: &Value, depth: usize) -> bool {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(object) => Box::new(object.values()),
+            Value::Array(array) => Box::new(array.iter()),
+            _ => return false,
+        };
+        depth + 1 > readable::MAX_DEPTH || children.into_iter().any(|v| depth_over(v, depth + 1))
+    }
+    object.values().any(|v| depth_over(v, 1))
 }
 
 fn in_envelope_order(mut object: Map<String, Value>) -> Map<String, Value> {

@@ -17,11 +17,11 @@ use serde_json::Value;
 
 use crate::event::{Draft, Event, EventError};
 use crate::metrics::{EventLabels, Metrics, OutcomeLabels};
-use crate::pipeline::{Arrival, Entry, Job, Pipeline, Pipelines, Submitter};
+use crate::pipeline::{Arrival, Entry, Job, Pipeline, Pipelines, Retried, Scope, Submitter};
 use crate::session::{Refusal, Sessions, Status};
 use crate::store::{AcceptOutcome, NewEvent, StoreError};
 
-pub use providers::{ProviderError, ProviderOutcome, Source};
+pub use providers::{Caller, ProviderError, ProviderOutcome, Source};
 
 /// An accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct Accepted {
     /// It repeats an event accepted before (`id` is that event's); nothing
     /// was stored, and its pipeline's output was dropped.
     pub duplicate: bool,
+    /// It has the id of an event accepted before but a different `event`
+    /// or `payload`: refused as a duplicate, the first one stands.
+    pub conflict: bool,
 }
 
 /// Why an event was refused.
@@ -63,6 +66,20 @@ pub enum IngestError {
     /// The event could not be stored.
     #[error("the event could not be stored: {0}")]
     Store(#[from] StoreError),
+}
+
+/// Why a failed plugin call could not be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetryError {
+    /// The stored event does not read back.
+    #[error("the stored event cannot be read: {0}")]
+    Event(#[from] EventError),
+    /// The config no longer has the route.
+    #[error("route `{0}` is no longer in the config")]
+    RouteGone(String),
+    /// The pipeline or the store is not taking work.
+    #[error(transparent)]
+    Ingest(IngestError),
 }
 
 impl IngestError {
@@ -162,9 +179,48 @@ impl Ingest {
                 event,
                 pipeline,
                 entry,
+                scope: None,
             })
             .await
             .map_err(|_| IngestError::ShuttingDown)
+    }
+
+    /// Run a failed plugin call's event again on the current pipeline:
+    /// its route only (its endpoint only, for a format), without the
+    /// plugin when `skip_plugin`. What it makes is stored as the failure's
+    /// resolution before this answers.
+    pub async fn retry_failure(
+        &self,
+        failure: &crate::store::FailureRecord,
+        skip_plugin: bool,
+    ) -> Result<Retried, RetryError> {
+        let event = Event::from_canonical_json(failure.event.clone())?;
+        let pipeline = self.pipelines.current();
+        if !pipeline.has_route(&failure.route) {
+            return Err(RetryError::RouteGone(failure.route.clone()));
+        }
+        let scope = Scope {
+            route: failure.route.clone(),
+            endpoint: failure.endpoint.clone(),
+            skip: skip_plugin.then(|| failure.plugin.clone()),
+        };
+        let (reply, retried) = tokio::sync::oneshot::channel();
+        self.submitter
+            .submit(Job {
+                event,
+                pipeline,
+                entry: Entry::Retry {
+                    failure: failure.id,
+                    reply,
+                },
+                scope: Some(scope),
+            })
+            .await
+            .map_err(|_| RetryError::Ingest(IngestError::ShuttingDown))?;
+        retried
+            .await
+            .map_err(|_| RetryError::Ingest(IngestError::ShuttingDown))?
+            .map_err(|e| RetryError::Ingest(e.into()))
     }
 
     /// Accept one event given as JSON (from outside wasp, deduplicated).
@@ -241,6 +297,7 @@ impl Ingest {
             id: record.id.clone(),
             generation: pipeline.generation,
             duplicate: false,
+            conflict: false,
         };
         // The workers run it, then store it with its deliveries: answered at
         // the commit, while the log flushes; the sender hears it is accepted
@@ -254,9 +311,10 @@ impl Ingest {
             tracing::warn!(event = %accepted.id, "the event was dropped before it was stored");
             IngestError::ShuttingDown
         })??;
+        let conflict = matches!(admitted.outcome, AcceptOutcome::Conflict(_));
         match admitted.outcome {
             AcceptOutcome::Stored(_) => {}
-            AcceptOutcome::Duplicate(original) => {
+            AcceptOutcome::Duplicate(original) | AcceptOutcome::Conflict(original) => {
                 admitted.durable.await?;
                 self.metrics
                     .events_rejected
@@ -264,10 +322,15 @@ impl Ingest {
                         outcome: "duplicate".to_owned(),
                     })
                     .inc();
-                tracing::debug!(event = %accepted.id, %original, "duplicate event accepted once");
+                if conflict {
+                    tracing::warn!(event = %original, "an event was posted again with the same id and a different event or payload; the first one stands");
+                } else {
+                    tracing::debug!(event = %accepted.id, %original, "duplicate event accepted once");
+                }
                 return Ok(Accepted {
                     id: original,
                     duplicate: true,
+                    conflict,
                     ..accepted
                 });
             }

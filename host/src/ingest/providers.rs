@@ -14,6 +14,15 @@
 //!   (`ingest.green_api.id_instance`); a configured `token` must come as
 //!   `Authorization: Bearer <token>`.
 //!
+//! Who may post (the rule for every route that creates events): a webhook
+//! for a session with a provider secret set (`ingest.waha.hmac_key`,
+//! `ingest.wahooks.signing_secret`, `ingest.eazewa.token`,
+//! `ingest.green_api.token`) needs that signature or token to check out,
+//! or the API key; a session without one needs the API key
+//! (`X-Api-Key: <key>` or `Authorization: Bearer <key>`) whenever
+//! `server.api_key` is set. Without an API key set, wasp is open, the
+//! provider secrets aside. No route is open by accident.
+//!
 //! A wrong signature or token is refused (401); a body missing what its
 //! format requires is refused naming it (422); a valid webhook with no
 //! canonical equivalent is acknowledged and ignored.
@@ -44,6 +53,34 @@ pub enum Source {
     GreenApi,
 }
 
+/// What the caller showed besides a provider signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No API key is set: the API key proves nothing and is not needed.
+    Open,
+    /// The right API key came with the request.
+    KeyHolder,
+    /// An API key is set, and this request did not bring it.
+    Anonymous,
+}
+
+impl Caller {
+    fn may_skip_signature(self) -> bool {
+        self == Caller::KeyHolder
+    }
+
+    fn may_post_unsigned(self) -> bool {
+        self != Caller::Anonymous
+    }
+}
+
+/// The answer to a webhook that must bring the API key.
+fn needs_key(what: &str) -> ProviderError {
+    ProviderError::Unauthorized(format!(
+        "{what}, so this route needs the API key (`X-Api-Key: <key>` or `Authorization: Bearer <key>`)"
+    ))
+}
+
 /// What became of a provider webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderOutcome {
@@ -56,9 +93,6 @@ pub enum ProviderOutcome {
 /// Why a provider webhook was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    /// The body is not JSON.
-    #[error("the body is not valid JSON: {0}")]
-    Json(String),
     /// The signature or token does not check out.
     #[error("{0}")]
     Unauthorized(String),
@@ -83,19 +117,21 @@ pub enum ProviderError {
 }
 
 impl Ingest {
-    /// Accept one webhook from `source`.
+    /// Accept one webhook from `source`: `body` as it came (signatures are
+    /// over it) and `value`, the same body parsed.
     pub async fn accept_provider(
         &self,
         source: Source,
         headers: &[(String, String)],
         body: &[u8],
+        value: Value,
         url_token: Option<&str>,
+        caller: Caller,
     ) -> Result<ProviderOutcome, ProviderError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ProviderError::Json(e.to_string()))?;
         match source {
             Source::Waha | Source::Wahooks => {
-                self.accept_waha_shaped(source, headers, body, value).await
+                self.accept_waha_shaped(source, headers, body, value, caller)
+                    .await
             }
             Source::Eazewa => {
                 let instance = match value.get("instanceId") {
@@ -103,21 +139,19 @@ impl Ingest {
                     Some(Value::Number(id)) => id.to_string(),
                     _ => return Err(ProviderError::Shape("missing field `instanceId`".into())),
                 };
-                let session = self.session_for(Provider::Eazewa, &instance)?;
+                let session = self.session_for(Provider::Eazewa, &instance, caller)?;
                 let expected = session
                     .ingest
                     .eazewa
                     .as_ref()
                     .and_then(|e| e.token.as_deref());
-                if let Some(expected) = expected
-                    && !url_token.is_some_and(|t| {
+                let verified = expected.map(|expected| Verification {
+                    verified: Some(url_token.is_some_and(|t| {
                         crate::signature::constant_time_eq(t.as_bytes(), expected.as_bytes())
-                    })
-                {
-                    return Err(ProviderError::Unauthorized(
-                        "the URL token does not match `ingest.eazewa.token` (post to /ingest/eazewa/{token})".into(),
-                    ));
-                }
+                    })),
+                    detail: "the URL token does not match `ingest.eazewa.token` (post to /ingest/eazewa/{token})".into(),
+                });
+                authorize(verified, caller, &session.name, "ingest.eazewa.token")?;
                 let decoded = eazewa::decode(&value).map_err(|e| ProviderError::Shape(e.0))?;
                 self.accept_decoded(decoded, &session).await
             }
@@ -129,15 +163,14 @@ impl Ingest {
                     .ok_or_else(|| {
                         ProviderError::Shape("missing field `instanceData.idInstance`".into())
                     })?;
-                let session = self.session_for(Provider::GreenApi, &instance)?;
+                let session = self.session_for(Provider::GreenApi, &instance, caller)?;
                 let token = session
                     .ingest
                     .green_api
                     .as_ref()
                     .and_then(|g| g.token.as_deref());
-                if token.is_some() {
-                    require(verify_bearer(headers, token))?;
-                }
+                let verified = token.map(|token| verify_bearer(headers, Some(token)));
+                authorize(verified, caller, &session.name, "ingest.green_api.token")?;
                 let decoded = green_api::decode(&value).map_err(|e| ProviderError::Shape(e.0))?;
                 self.accept_decoded(decoded, &session).await
             }
@@ -150,6 +183,7 @@ impl Ingest {
         headers: &[(String, String)],
         body: &[u8],
         value: Value,
+        caller: Caller,
     ) -> Result<ProviderOutcome, ProviderError> {
         if source == Source::Wahooks && value.get("event").and_then(Value::as_str) == Some("test") {
             return Ok(ProviderOutcome::Ignored("the WAHooks test event".into()));
@@ -160,30 +194,43 @@ impl Ingest {
             .ok_or_else(|| {
                 ProviderError::Shape("missing field `session` (the WAHA session name)".into())
             })?;
-        let session = self
-            .sessions
-            .get(name)
-            .ok_or_else(|| IngestError::UnknownSession {
+        let Some(session) = self.sessions.get(name) else {
+            // An anonymous caller learns nothing about which sessions exist.
+            if !caller.may_post_unsigned() {
+                return Err(needs_key("this webhook is not signed for a known session"));
+            }
+            return Err(IngestError::UnknownSession {
                 name: name.to_owned(),
                 known: self.sessions.names(),
-            })?;
+            }
+            .into());
+        };
         match source {
             Source::Waha => {
-                if let Some(waha) = &session.ingest.waha {
-                    require(verify_waha(headers, body, Some(&waha.hmac_key)))?;
-                }
+                let verified = session
+                    .ingest
+                    .waha
+                    .as_ref()
+                    .map(|waha| verify_waha(headers, body, Some(&waha.hmac_key)));
+                authorize(verified, caller, &session.name, "ingest.waha.hmac_key")?;
             }
             _ => {
-                if let Some(wahooks) = &session.ingest.wahooks {
+                let verified = session.ingest.wahooks.as_ref().map(|wahooks| {
                     let window = wahooks.tolerance.map_or(WAHOOKS_TOLERANCE, |t| t.0);
                     let now_s = crate::clock::now_ms() / 1000;
-                    require(verify_wahooks(
+                    verify_wahooks(
                         headers,
                         body,
                         Some(&wahooks.signing_secret),
                         Some((now_s, window)),
-                    ))?;
-                }
+                    )
+                });
+                authorize(
+                    verified,
+                    caller,
+                    &session.name,
+                    "ingest.wahooks.signing_secret",
+                )?;
             }
         }
         Ok(ProviderOutcome::Accepted(self.accept(value).await?))
@@ -193,10 +240,16 @@ impl Ingest {
         &self,
         provider: Provider,
         instance: &str,
+        caller: Caller,
     ) -> Result<Arc<Session>, ProviderError> {
         self.sessions
             .by_instance(provider, instance)
-            .ok_or_else(|| ProviderError::UnknownInstance {
+            .ok_or_else(|| {
+                // An anonymous caller learns nothing about which instances exist.
+                if !caller.may_post_unsigned() {
+                    return needs_key("this webhook is not signed for a known instance");
+                }
+                ProviderError::UnknownInstance {
                 provider: match provider {
                     Provider::Eazewa => "eazeWA",
                     Provider::GreenApi => "Green-API",
@@ -206,6 +259,7 @@ impl Ingest {
                     Provider::GreenApi => "green_api.id_instance",
                 },
                 instance: instance.to_owned(),
+                }
             })
     }
 
@@ -235,9 +289,23 @@ fn object_is_status(payload: &serde_json::Map<String, Value>) -> bool {
     payload.contains_key("statuses")
 }
 
-fn require(verification: Verification) -> Result<(), ProviderError> {
-    match verification.verified {
-        Some(true) => Ok(()),
-        _ => Err(ProviderError::Unauthorized(verification.detail)),
+/// Let a webhook in: its provider signature checks out (`verified`, when
+/// the session has a secret), or the caller may post without one.
+fn authorize(
+    verified: Option<Verification>,
+    caller: Caller,
+    session: &str,
+    secret: &str,
+) -> Result<(), ProviderError> {
+    match verified {
+        Some(check) if check.verified == Some(true) || caller.may_skip_signature() => Ok(()),
+        Some(check) => Err(ProviderError::Unauthorized(check.detail)),
+        None if caller.may_post_unsigned() => Ok(()),
+        None => {
+            tracing::debug!(%session, "an unsigned webhook without the API key refused; set `{secret}` or send the key");
+            Err(needs_key(&format!(
+                "the webhook's session has no `{secret}` set"
+            )))
+        }
     }
 }

@@ -19,10 +19,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::pool::{Arrival, Entry, Sink};
+use super::pool::{Arrival, Entry, Retried, Sink};
 use super::worker::Processed;
 use crate::delivery::Dispatcher;
-use crate::store::{AcceptOutcome, Admitted, NewDelivery, Store, StoreError, StoreFuture};
+use crate::store::{AcceptOutcome, Admitted, Routed, Store, StoreError, StoreFuture};
 
 /// A processed event whose write is on its way to the store.
 enum Committing {
@@ -37,6 +37,12 @@ enum Committing {
         seq: i64,
         ids: StoreFuture<Vec<i64>>,
         processed: Processed,
+    },
+    /// What a retry of a failed plugin call made.
+    Retried {
+        ids: StoreFuture<Vec<i64>>,
+        processed: Processed,
+        reply: oneshot::Sender<Result<Retried, StoreError>>,
     },
 }
 
@@ -57,6 +63,11 @@ pub fn forwarder(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> (Sink, J
                 seq,
                 ids: store.complete(seq, rows(&processed)),
                 processed,
+            },
+            Entry::Retry { failure, reply } => Committing::Retried {
+                ids: store.resolve_failure(failure, rows(&processed)),
+                processed,
+                reply,
             },
         };
         // The task outlives every sink (see above).
@@ -86,6 +97,21 @@ async fn forward(
                 // Nobody may be waiting any more (the sender hung up): the
                 // event is stored and routed all the same.
                 let _ = reply.send(admitted);
+            }
+            Committing::Retried {
+                ids,
+                processed,
+                reply,
+            } => {
+                let retried = Retried {
+                    deliveries: processed.deliveries.len(),
+                    failures: processed.failures.len(),
+                };
+                let stored = ids.await;
+                if let Ok(ids) = &stored {
+                    enqueue(&dispatcher, processed, ids);
+                }
+                let _ = reply.send(stored.map(|_| retried));
             }
             Committing::Recovered {
                 seq,
@@ -132,9 +158,12 @@ async fn retry_recovered(
     }
 }
 
-/// The outbox rows of `processed`'s deliveries.
-fn rows(processed: &Processed) -> Vec<NewDelivery> {
-    processed.deliveries.iter().map(|d| d.to_new()).collect()
+/// The rows of `processed`: its deliveries and failed plugin calls.
+fn rows(processed: &Processed) -> Routed {
+    Routed {
+        deliveries: processed.deliveries.iter().map(|d| d.to_new()).collect(),
+        failures: processed.failures.clone(),
+    }
 }
 
 /// Hand `processed`'s deliveries, stored as `ids`, to their endpoints.

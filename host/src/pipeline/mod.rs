@@ -18,9 +18,9 @@ use std::sync::{Arc, RwLock};
 
 pub use build::build;
 pub use forward::forwarder;
-pub use pool::{Arrival, Entry, Job, Sink, Submitter, WorkerPool};
+pub use pool::{Arrival, Entry, Job, Retried, Sink, Submitter, WorkerPool};
 pub use wit_event::to_wit_event;
-pub use worker::{Processed, Worker};
+pub use worker::{Processed, Scope, Worker};
 
 use crate::config::glob::GlobSet;
 use crate::delivery::Endpoint;
@@ -48,6 +48,11 @@ impl Pipeline {
     /// The endpoints, as delivery sees them.
     pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
         self.endpoints.iter().map(|e| &e.endpoint)
+    }
+
+    /// Whether a route of this name exists.
+    pub fn has_route(&self, name: &str) -> bool {
+        self.routes.iter().any(|route| route.name == name)
     }
 
     /// The plugins in use.

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::Pipeline;
-use super::worker::{Processed, Worker};
+use super::worker::{Processed, Scope, Worker};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::plugin::PluginEngine;
@@ -36,6 +36,8 @@ pub struct Job {
     pub pipeline: Arc<Pipeline>,
     /// Where it stands in the store.
     pub entry: Entry,
+    /// Only part of the pipeline (a retry), or all of it.
+    pub scope: Option<Scope>,
 }
 
 /// Where a job's event stands in the store.
@@ -48,6 +50,25 @@ pub enum Entry {
     /// Not stored yet: it is stored with its deliveries in one commit
     /// ([`Store::admit_routed`](crate::store::Store::admit_routed)).
     Arriving(Arrival),
+    /// A retry of failed plugin call `failure`: what it makes is stored as
+    /// the failure's resolution
+    /// ([`Store::resolve_failure`](crate::store::Store::resolve_failure)),
+    /// and `reply` hears it.
+    Retry {
+        /// The failure retried.
+        failure: i64,
+        /// Hears what the retry made, once stored.
+        reply: oneshot::Sender<Result<Retried, StoreError>>,
+    },
+}
+
+/// What a retry of a failed plugin call made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// Deliveries it added to the outbox.
+    pub deliveries: usize,
+    /// Plugin calls that failed again.
+    pub failures: usize,
 }
 
 /// A new event on its way to the store.
@@ -79,7 +100,8 @@ impl WorkerPool {
                     .name(format!("wasp-worker-{n}"))
                     .spawn(move || {
                         while let Ok(job) = queue.recv_blocking() {
-                            let processed = worker.process(&job.pipeline, job.event);
+                            let processed =
+                                worker.process(&job.pipeline, job.event, job.scope.as_ref());
                             sink(job.entry, processed);
                         }
                     })

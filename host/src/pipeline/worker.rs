@@ -1,8 +1,14 @@
 //! Running one event through a pipeline generation on one worker thread:
 //! for each matching route, the chain (filters and transforms), then the
 //! route's endpoints (static and from a route plugin), then each endpoint's
-//! format. A plugin that fails costs this event on this route only: it is
-//! logged with the plugin name and event id, counted, and the worker goes on.
+//! format. A plugin that fails costs this event on this route only (on this
+//! endpoint, for a format): it is logged with the plugin name and event id,
+//! counted, and becomes a dead letter of the pipeline ([`NewFailure`]),
+//! stored with the event, to be retried; the worker goes on.
+//!
+//! A retry runs one failure's event again within a [`Scope`]: only its
+//! route (and endpoint), on the current generation, skipping the plugin
+//! that failed when the operator asks.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -14,6 +20,7 @@ use crate::event::Event;
 use crate::metrics::{EndpointLabels, Metrics, PluginLabels, PluginMeter};
 use crate::plugin::bindings::{self, Formatted, Transformed};
 use crate::plugin::{CallError, InstanceSlot, Kind, PluginEngine};
+use crate::store::NewFailure;
 
 /// What processing one event produced.
 #[derive(Debug)]
@@ -24,6 +31,46 @@ pub struct Processed {
     pub generation: u64,
     /// Requests to send.
     pub deliveries: Vec<Delivery>,
+    /// Plugin calls that failed.
+    pub failures: Vec<NewFailure>,
+}
+
+/// Part of a pipeline to run an event through again (a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Only this route.
+    pub route: String,
+    /// Only this endpoint (a format failed for it).
+    pub endpoint: Option<String>,
+    /// Skip this plugin (a filter, transform or route plugin).
+    pub skip: Option<String>,
+}
+
+/// A plugin call's failure, ready to become a dead letter.
+struct Failed<'a> {
+    event: &'a Event,
+    route: &'a str,
+    kind: Kind,
+    endpoint: Option<&'a str>,
+}
+
+impl Failed<'_> {
+    fn record(self, error: &CallError, plugin: &str) -> NewFailure {
+        log_failure(self.event.id(), self.route, error);
+        let fields = self.event.fields();
+        NewFailure {
+            event_id: fields.id.clone(),
+            event_name: fields.name.clone(),
+            session: fields.session.clone(),
+            route: self.route.to_owned(),
+            plugin: plugin.to_owned(),
+            kind: self.kind.as_str().to_owned(),
+            endpoint: self.endpoint.map(str::to_owned),
+            outcome: error.label().to_owned(),
+            error: error.to_string(),
+            event: self.event.json().to_owned(),
+        }
+    }
 }
 
 /// A worker's instances for one pipeline generation.
@@ -140,8 +187,13 @@ impl Worker {
         &mut self.generations[index].slots
     }
 
-    /// Run `event` through `pipeline`.
-    pub fn process(&mut self, pipeline: &Arc<Pipeline>, event: Event) -> Processed {
+    /// Run `event` through `pipeline` (only its part `scope`, for a retry).
+    pub fn process(
+        &mut self,
+        pipeline: &Arc<Pipeline>,
+        event: Event,
+        scope: Option<&Scope>,
+    ) -> Processed {
         let metrics = self.metrics.clone();
         let slots = self.slots(pipeline);
         let event_id = event.id().to_owned();
@@ -152,20 +204,29 @@ impl Worker {
         let wit = to_wit_event(&event);
         let original = Current { event, wit };
         let mut deliveries = Vec::new();
+        let mut failures = Vec::new();
         let mut delivered_to: HashSet<usize> = HashSet::new();
+        let skip = scope.and_then(|s| s.skip.as_deref());
         for route in &pipeline.routes {
             if !route.sessions.matches(original.event.session())
                 || !route.events.matches(original.event.name())
+                || scope.is_some_and(|s| s.route != route.name)
             {
                 continue;
             }
             walk.note(|| format!(" → route {}:", route.name));
-            let Some(current) = run_chain(route, slots, &metrics, &original, &mut walk) else {
-                continue;
+            let chain = run_chain(route, slots, &metrics, &original, &mut walk, skip);
+            let current = match chain {
+                Chain::Passed(current) => current,
+                Chain::Dropped => continue,
+                Chain::Failed(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
             };
             let current = current.as_ref().unwrap_or(&original);
             let mut targets = route.to.clone();
-            if let Some(router) = route.router {
+            if let Some(router) = route.router.filter(|r| Some(&**slots[*r].name()) != skip) {
                 match call(&mut slots[router], &metrics, Kind::Route, |i| {
                     i.route(&current.wit)
                 }) {
@@ -181,17 +242,26 @@ impl Worker {
                         }
                     }
                     Err(error) => {
-                        log_failure(&event_id, &route.name, &error);
+                        let failed = Failed {
+                            event: &original.event,
+                            route: &route.name,
+                            kind: Kind::Route,
+                            endpoint: None,
+                        };
+                        failures.push(failed.record(&error, slots[router].name()));
                         continue;
                     }
                 }
             }
             for target in targets {
+                let endpoint = &pipeline.endpoints[target];
+                let name = &endpoint.endpoint.name;
+                if scope.is_some_and(|s| s.endpoint.as_ref().is_some_and(|e| e != name)) {
+                    continue;
+                }
                 if !delivered_to.insert(target) {
                     continue;
                 }
-                let endpoint = &pipeline.endpoints[target];
-                let name = &endpoint.endpoint.name;
                 if !endpoint.events.matches(current.event.name()) {
                     walk.note(|| format!(" {name} not subscribed;"));
                     continue;
@@ -231,7 +301,13 @@ impl Worker {
                     }
                     Err(error) => {
                         walk.note(|| format!(" {name} failed;"));
-                        log_failure(&event_id, &route.name, &error);
+                        let failed = Failed {
+                            event: &original.event,
+                            route: &route.name,
+                            kind: Kind::Format,
+                            endpoint: Some(name),
+                        };
+                        failures.push(failed.record(&error, slots[endpoint.format].name()));
                     }
                 }
             }
@@ -244,23 +320,38 @@ impl Worker {
             event_id,
             generation: pipeline.generation,
             deliveries,
+            failures,
         }
     }
 }
 
-/// Run a route's chain. `None`: the event was dropped or failed. `Some(None)`:
-/// it passed unchanged. `Some(Some(_))`: a transform replaced it.
+/// What a route's chain made of an event.
+enum Chain {
+    /// It passed: unchanged (`None`) or replaced by a transform.
+    Passed(Option<Current>),
+    /// A filter or transform dropped it.
+    Dropped,
+    /// A plugin failed on it.
+    Failed(NewFailure),
+}
+
+/// Run a route's chain (without plugin `skip`).
 fn run_chain(
     route: &Route,
     slots: &mut [Slot],
     metrics: &Metrics,
     original: &Current,
     walk: &mut Walk,
-) -> Option<Option<Current>> {
+    skip: Option<&str>,
+) -> Chain {
     let mut replaced: Option<Current> = None;
     for Step { plugin, kind } in &route.chain {
         let current = replaced.as_ref().unwrap_or(original);
         let slot = &mut slots[*plugin];
+        if Some(&**slot.name()) == skip {
+            walk.note(|| format!(" {} skipped (retry);", slot.name()));
+            continue;
+        }
         let outcome = match kind {
             Kind::Filter => call(slot, metrics, Kind::Filter, |i| i.filter(&current.wit))
                 .map(|keep| if keep { Some(None) } else { None }),
@@ -300,16 +391,21 @@ fn run_chain(
                     })
                     .inc();
                 walk.note(|| format!(" dropped by {};", slot.name()));
-                return None;
+                return Chain::Dropped;
             }
             Err(error) => {
                 walk.note(|| format!(" failed in {};", slot.name()));
-                log_failure(original.event.id(), &route.name, &error);
-                return None;
+                let failed = Failed {
+                    event: &original.event,
+                    route: &route.name,
+                    kind: *kind,
+                    endpoint: None,
+                };
+                return Chain::Failed(failed.record(&error, slot.name()));
             }
         }
     }
-    Some(replaced)
+    Chain::Passed(replaced)
 }
 
 /// Call a plugin, counting the outcome and latency.

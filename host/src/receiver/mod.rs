@@ -1,8 +1,15 @@
 //! A webhook receiver for local use: wasp serves it under
-//! `/receiver/{name}` (so the default config has somewhere to deliver),
-//! and `wasp receive` runs it standalone. It keeps the last deliveries per
-//! name, detects which provider format each is, verifies its signature
-//! against the configured secret, and lists them at `GET /receiver/{name}`.
+//! `/receiver/{name}` when `receiver.enabled` is set (the default config
+//! does, so it has somewhere to deliver), and `wasp receive` runs it
+//! standalone. It keeps the last deliveries per name, detects which
+//! provider format each is, verifies its signature against the configured
+//! secret, and lists them at `GET /receiver/{name}`.
+//!
+//! It is a demo, and bounded like one: at most [`Limits::names`] names and
+//! [`Limits::bytes`] of bodies and headers kept in all (the oldest
+//! deliveries go first); a new name past the limit is refused with 507.
+//! With `server.api_key` set, every receiver route needs the key, and
+//! wasp's deliveries to its own listener bring it.
 
 pub mod detect;
 
@@ -34,75 +41,194 @@ pub struct Received {
     pub json: Option<Value>,
     /// Format, event and signature check.
     pub detected: Detected,
+    /// Arrival order across all names.
+    #[serde(skip)]
+    seq: u64,
+}
+
+/// How much the receiver keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deliveries kept per name.
+    pub keep: usize,
+    /// Names kept at once.
+    pub names: usize,
+    /// Bytes of bodies and headers kept in all.
+    pub bytes: usize,
+}
+
+impl Limits {
+    /// `keep` per name, with the default bounds on names and bytes.
+    pub fn keeping(keep: usize) -> Self {
+        Self {
+            keep,
+            names: 100,
+            bytes: 32 << 20,
+        }
+    }
+}
+
+/// A delivery refused because the receiver is full of names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the receiver keeps at most {0} names; DELETE /receiver/{{name}} one, or raise `receiver.max_names`"
+)]
+pub struct TooManyNames(pub usize);
+
+/// What is kept, and its size.
+#[derive(Debug, Default)]
+struct Kept {
+    by_name: BTreeMap<String, VecDeque<Received>>,
+    bytes: usize,
+}
+
+impl Kept {
+    /// Drop the oldest delivery of all; false when there is none.
+    fn drop_oldest(&mut self) -> bool {
+        let oldest = self
+            .by_name
+            .iter()
+            .filter_map(|(name, queue)| queue.front().map(|r| (r.seq, name.clone())))
+            .min();
+        let Some((_, name)) = oldest else {
+            return false;
+        };
+        let queue = self.by_name.get_mut(&name).expect("found above");
+        if let Some(gone) = queue.pop_front() {
+            self.bytes -= gone.size();
+        }
+        true
+    }
 }
 
 /// The receiver's state.
 #[derive(Debug)]
 pub struct Receiver {
-    settings: std::sync::RwLock<(usize, Option<String>)>,
-    received: Mutex<BTreeMap<String, VecDeque<Received>>>,
+    settings: std::sync::RwLock<(Limits, Option<String>)>,
+    kept: Mutex<Kept>,
     status: Mutex<BTreeMap<String, u16>>,
+    sequence: std::sync::atomic::AtomicU64,
 }
 
 impl Receiver {
-    /// A receiver keeping `keep` deliveries per name, verifying with `secret`.
-    pub fn new(keep: usize, secret: Option<String>) -> Arc<Self> {
+    /// A receiver keeping what `limits` allow, verifying with `secret`.
+    pub fn new(limits: Limits, secret: Option<String>) -> Arc<Self> {
         Arc::new(Self {
-            settings: std::sync::RwLock::new((keep.max(1), secret)),
-            received: Mutex::default(),
+            settings: std::sync::RwLock::new((Self::sane(limits), secret)),
+            kept: Mutex::default(),
             status: Mutex::default(),
+            sequence: Default::default(),
         })
     }
 
-    /// Change how many deliveries are kept and the verification secret.
-    pub fn configure(&self, keep: usize, secret: Option<String>) {
-        *self.settings.write().expect("receiver settings") = (keep.max(1), secret);
+    fn sane(limits: Limits) -> Limits {
+        Limits {
+            keep: limits.keep.max(1),
+            names: limits.names.max(1),
+            bytes: limits.bytes,
+        }
     }
 
-    /// Record one webhook.
-    pub fn record(&self, name: &str, headers: Vec<(String, String)>, body: &[u8]) -> Received {
-        let (keep, secret) = self.settings.read().expect("receiver settings").clone();
+    /// Change the limits and the verification secret.
+    pub fn configure(&self, limits: Limits, secret: Option<String>) {
+        *self.settings.write().expect("receiver settings") = (Self::sane(limits), secret);
+        let mut kept = self.kept.lock().expect("receiver lock");
+        while kept.bytes > limits.bytes && kept.drop_oldest() {}
+    }
+
+    /// Record one webhook, unless it would need a name past the limit.
+    pub fn record(
+        &self,
+        name: &str,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+    ) -> Result<Received, TooManyNames> {
+        let (limits, secret) = self.settings.read().expect("receiver settings").clone();
+        {
+            let kept = self.kept.lock().expect("receiver lock");
+            if !kept.by_name.contains_key(name) && kept.by_name.len() >= limits.names {
+                return Err(TooManyNames(limits.names));
+            }
+        }
         let detected = detect(&headers, body, secret.as_deref());
+        // wasp's own API key (on its deliveries to itself) is not shown.
+        let headers = headers.into_iter().map(|(name, value)| {
+            if name.eq_ignore_ascii_case("x-api-key") {
+                (name, "(masked)".to_owned())
+            } else {
+                (name, value)
+            }
+        });
         let received = Received {
             name: name.to_owned(),
             received_at: crate::clock::now_ms(),
-            headers: headers.into_iter().collect(),
+            headers: headers.collect(),
             body: String::from_utf8_lossy(body).into_owned(),
             json: serde_json::from_slice(body).ok(),
             detected,
+            seq: self
+                .sequence
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
-        let mut all = self.received.lock().expect("receiver lock");
-        let queue = all.entry(name.to_owned()).or_default();
-        queue.push_back(received.clone());
-        while queue.len() > keep {
-            queue.pop_front();
+        let mut kept = self.kept.lock().expect("receiver lock");
+        if !kept.by_name.contains_key(name) && kept.by_name.len() >= limits.names {
+            return Err(TooManyNames(limits.names));
         }
-        received
+        let Kept { by_name, bytes } = &mut *kept;
+        *bytes += received.size();
+        let queue = by_name.entry(name.to_owned()).or_default();
+        queue.push_back(received.clone());
+        while queue.len() > limits.keep {
+            if let Some(gone) = queue.pop_front() {
+                *bytes -= gone.size();
+            }
+        }
+        while kept.bytes > limits.bytes && kept.drop_oldest() {}
+        Ok(received)
+    }
+
+    /// Forget what `name` received (and the status set for it).
+    pub fn clear(&self, name: &str) {
+        let mut kept = self.kept.lock().expect("receiver lock");
+        if let Some(queue) = kept.by_name.remove(name) {
+            kept.bytes -= queue.iter().map(Received::size).sum::<usize>();
+        }
+        self.status.lock().expect("receiver lock").remove(name);
+    }
+
+    /// Bytes kept in all.
+    pub fn bytes(&self) -> usize {
+        self.kept.lock().expect("receiver lock").bytes
     }
 
     /// The deliveries kept for `name`, oldest first.
     pub fn list(&self, name: &str) -> Vec<Received> {
-        let all = self.received.lock().expect("receiver lock");
-        all.get(name)
+        let kept = self.kept.lock().expect("receiver lock");
+        kept.by_name
+            .get(name)
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Receiver names with their counts.
     pub fn names(&self) -> BTreeMap<String, usize> {
-        let all = self.received.lock().expect("receiver lock");
-        all.iter()
+        let kept = self.kept.lock().expect("receiver lock");
+        kept.by_name
+            .iter()
             .map(|(name, q)| (name.clone(), q.len()))
             .collect()
     }
 
     /// Answer `status` to deliveries for `name` from now on (for testing
     /// retries by hand: `PUT /receiver/{name}/status` with `{"status": 503}`).
-    pub fn set_status(&self, name: &str, status: u16) {
-        self.status
-            .lock()
-            .expect("receiver lock")
-            .insert(name.to_owned(), status);
+    pub fn set_status(&self, name: &str, status: u16) -> Result<(), TooManyNames> {
+        let limit = self.settings.read().expect("receiver settings").0.names;
+        let mut statuses = self.status.lock().expect("receiver lock");
+        if !statuses.contains_key(name) && statuses.len() >= limit {
+            return Err(TooManyNames(limit));
+        }
+        statuses.insert(name.to_owned(), status);
+        Ok(())
     }
 
     fn status_for(&self, name: &str) -> u16 {
@@ -116,6 +242,13 @@ impl Receiver {
 }
 
 impl Received {
+    /// What keeping it costs, roughly: the body twice (as text and as a
+    /// tree) and the headers.
+    fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.body.len() * if self.json.is_some() { 3 } else { 1 } + headers + 256
+    }
+
     /// A human-readable report: what arrived, which format it is, and
     /// whether its signature passed. What `wasp receive` prints.
     pub fn describe(&self, number: usize, method: &str, path: &str) -> String {
@@ -187,7 +320,10 @@ pub fn standalone(
         let counter = counter.clone();
         async move {
             let path = uri.path().to_owned();
-            let received = receiver.record(&path, crate::api::header_pairs(&headers), &body);
+            let received = match receiver.record(&path, crate::api::header_pairs(&headers), &body) {
+                Ok(received) => received,
+                Err(full) => return full_answer(full),
+            };
             let number = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             print(received.describe(number, method.as_str(), &path));
             (status, Json(json!({"received": true, "verified": received.detected.verification.verified})))
@@ -195,7 +331,8 @@ pub fn standalone(
     })
 }
 
-/// The receiver's routes, to be mounted at `/receiver`.
+/// The receiver's routes, to be mounted at `/receiver` (behind the API key
+/// when one is set).
 pub fn routes(receiver: Arc<Receiver>) -> Router {
     Router::new()
         .route("/", get(list_names))
@@ -227,12 +364,15 @@ async fn list(
 }
 
 async fn clear(State(receiver): State<Arc<Receiver>>, Path(name): Path<String>) -> StatusCode {
-    receiver
-        .received
-        .lock()
-        .expect("receiver lock")
-        .remove(&name);
+    receiver.clear(&name);
     StatusCode::NO_CONTENT
+}
+
+fn full_answer(full: TooManyNames) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::INSUFFICIENT_STORAGE,
+        Json(json!({"error": "receiver_full", "message": full.to_string()})),
+    )
 }
 
 #[derive(Deserialize)]
@@ -244,9 +384,9 @@ async fn put_status(
     State(receiver): State<Arc<Receiver>>,
     Path(name): Path<String>,
     Json(body): Json<StatusBody>,
-) -> StatusCode {
-    receiver.set_status(&name, body.status);
-    StatusCode::NO_CONTENT
+) -> Result<StatusCode, (StatusCode, Json<Value>)> {
+    receiver.set_status(&name, body.status).map_err(full_answer)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn receive(
@@ -255,16 +395,10 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Json<Value>) {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let received = receiver.record(&name, headers, &body);
+    let received = match receiver.record(&name, crate::api::header_pairs(&headers), &body) {
+        Ok(received) => received,
+        Err(full) => return full_answer(full),
+    };
     let detected = &received.detected;
     let check = match detected.verification.verified {
         Some(true) => "signature ok",

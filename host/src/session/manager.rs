@@ -10,6 +10,7 @@
 //! Lifecycle operations run one at a time; engines report status changes
 //! tagged with their run, so a stopped engine cannot move a session again.
 
+use std::path::Path;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -151,11 +152,14 @@ impl SessionManager {
         name: &str,
         config: Map<String, Value>,
         start: bool,
+        replay_dir: Option<&Path>,
     ) -> Result<Snapshot, SessionError> {
         let _serial = self.lifecycle.lock().await;
         if self.sessions.get(name).is_some() {
             return Err(SessionError::Exists(name.to_owned()));
         }
+        let mut config = config;
+        confine_replay_file(&mut config, replay_dir).map_err(SessionError::Invalid)?;
         let spec = api_spec(name, &config)?;
         let config = Value::Object(config);
         self.save(name, &config, start).await?;
@@ -500,6 +504,56 @@ fn api_spec(name: &str, config: &Map<String, Value>) -> Result<SessionConfig, Se
     }
 }
 
+/// Keep an API session's replay file inside `dir` (`server.replay_dir`):
+/// a relative `replay.file` is taken from there, and an absolute one must
+/// lie there (after following links). Nothing is said about files outside
+/// it, not even whether they exist.
+fn confine_replay_file(config: &mut Map<String, Value>, dir: Option<&Path>) -> Result<(), String> {
+    let Some(file) = config
+        .get_mut("replay")
+        .and_then(|replay| replay.get_mut("file"))
+    else {
+        return Ok(());
+    };
+    let Some(dir) = dir else {
+        return Err("config.replay.file: sessions created over the API replay files only from `server.replay_dir`, which is not set".into());
+    };
+    let Some(name) = file.as_str() else {
+        return Err("config.replay.file: expected a path".into());
+    };
+    let outside = || {
+        format!(
+            "config.replay.file: `{name}` is not inside `server.replay_dir` ({})",
+            dir.display()
+        )
+    };
+    let path = Path::new(name);
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(outside());
+    }
+    let joined = dir.join(path);
+    let Ok(root) = dir.canonicalize() else {
+        return Err(format!(
+            "config.replay.file: `server.replay_dir` ({}) cannot be read",
+            dir.display()
+        ));
+    };
+    if !joined.starts_with(dir) && !joined.starts_with(&root) {
+        return Err(outside());
+    }
+    // Links may point anywhere: where the file really is must be inside.
+    if let Ok(real) = joined.canonicalize()
+        && !real.starts_with(&root)
+    {
+        return Err(outside());
+    }
+    *file = Value::String(joined.to_string_lossy().into_owned());
+    Ok(())
+}
+
 /// A session's settings from a WAHA-style `config`: `metadata` as in WAHA,
 /// plus wasp's own session settings (`engine`, `simulated`, `replay`, `me`,
 /// `waha_engine`, `ingest`), the same as a `sessions:` entry in the config
@@ -566,13 +620,37 @@ mod tests {
             problem("x", json!({"engine": "telepathy"})).contains("unknown variant `telepathy`")
         );
         assert!(problem("x", json!({"engine": "replay"})).contains("replay: {file"));
-        assert!(
-            problem(
-                "x",
-                json!({"engine": "replay", "replay": {"file": "/nonexistent.jsonl"}})
-            )
-            .contains("config.replay.file")
-        );
         assert!(problem("bad name", json!({})).contains("name `bad name`"));
+    }
+
+    #[test]
+    fn api_replay_files_stay_inside_the_replay_dir() {
+        let dir = std::env::temp_dir().join(format!("wasp-confine-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("inside")).unwrap();
+        std::fs::write(dir.join("inside/events.jsonl"), "").unwrap();
+        let allowed = dir.join("inside");
+        let confine = |file: &str, dir: Option<&Path>| {
+            let mut config = config(json!({"engine": "replay", "replay": {"file": file}}));
+            confine_replay_file(&mut config, dir).map(|()| config["replay"]["file"].clone())
+        };
+        assert_eq!(
+            confine("events.jsonl", Some(&allowed)).unwrap(),
+            json!(allowed.join("events.jsonl"))
+        );
+        let absolute = allowed.join("events.jsonl");
+        assert!(confine(absolute.to_str().unwrap(), Some(&allowed)).is_ok());
+        for outside in ["/etc/shadow", "/nonexistent", "../inside/../x", "a/../../x"] {
+            let error = confine(outside, Some(&allowed)).unwrap_err();
+            assert!(error.contains("is not inside `server.replay_dir`"), "{error}");
+            assert!(!error.contains("readable"), "{error}");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc/hostname", allowed.join("link")).unwrap();
+            assert!(confine("link", Some(&allowed)).is_err());
+        }
+        let error = confine("events.jsonl", None).unwrap_err();
+        assert!(error.contains("`server.replay_dir`, which is not set"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,7 +13,10 @@
 //! worker (each reader has a connection of its own), longer ones belong in
 //! `spawn_blocking` or start-up.
 
+mod failures;
 pub mod sqlite;
+
+pub use failures::{FailureFilter, FailureRecord, FailureState, NewFailure, Routed};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,6 +66,10 @@ pub enum AcceptOutcome {
     Stored(i64),
     /// A duplicate of the event with this id; nothing stored.
     Duplicate(String),
+    /// The same id as an event accepted before, with a different `event`
+    /// or `payload`: nothing stored (the first one stands), and the sender
+    /// is told.
+    Conflict(String),
 }
 
 /// An event the store has committed: what accepting it did, visible to
@@ -283,6 +290,9 @@ pub struct Pruned {
     pub attempts: u64,
     /// Expired pull-queue notifications removed.
     pub notifications: u64,
+    /// Dead letters of the pipeline removed (retried ones past the age,
+    /// dead ones past the cap per plugin).
+    pub failures: u64,
 }
 
 /// Durable state (see the module docs).
@@ -309,22 +319,28 @@ pub trait Store: Send + Sync {
     /// deliveries its pipeline produced, in one commit — answered like
     /// [`Store::admit`], with the deliveries' ids. A duplicate stores
     /// neither. Either all of it is committed or none of it.
-    fn admit_routed(&self, event: NewEvent, deliveries: Vec<NewDelivery>) -> StoreFuture<Admitted> {
-        self.admit_with(event, Some(deliveries))
+    fn admit_routed(&self, event: NewEvent, routed: Routed) -> StoreFuture<Admitted> {
+        self.admit_with(event, Some(routed))
     }
 
     /// [`Store::admit`] (`deliveries: None`: to be routed later, with
     /// [`Store::complete`]) or [`Store::admit_routed`].
-    fn admit_with(
-        &self,
-        event: NewEvent,
-        deliveries: Option<Vec<NewDelivery>>,
-    ) -> StoreFuture<Admitted>;
+    fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted>;
 
     /// Record the pipeline's output for event `seq`: add its deliveries to
-    /// the outbox and mark it routed, in one transaction. Returns the new
-    /// delivery ids, in order.
-    fn complete(&self, seq: i64, deliveries: Vec<NewDelivery>) -> StoreFuture<Vec<i64>>;
+    /// the outbox (and its failed plugin calls) and mark it routed, in one
+    /// transaction. Returns the new delivery ids, in order.
+    fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>>;
+
+    /// Record a retry of failure `id`: mark it retried, and store what the
+    /// retry made, in one transaction. Returns the new delivery ids.
+    fn resolve_failure(&self, id: i64, routed: Routed) -> StoreFuture<Vec<i64>>;
+
+    /// One failed plugin call.
+    fn failure(&self, id: i64) -> Result<Option<FailureRecord>, StoreError>;
+
+    /// Failed plugin calls, newest first.
+    fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError>;
 
     /// Record an attempt and the delivery's new state.
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;

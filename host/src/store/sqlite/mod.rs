@@ -30,6 +30,7 @@
 //! instead of two per page.
 
 mod dedup;
+mod failures;
 mod schema;
 // The one module of the store that speaks SQLite's C interface: a VFS is a
 // table of C callbacks over raw file structs.
@@ -68,8 +69,9 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
 
 enum Write {
-    Accept(NewEvent, Option<Vec<NewDelivery>>, Reply<Admitted>),
-    Complete(i64, Vec<NewDelivery>, Reply<Vec<i64>>),
+    Accept(NewEvent, Option<Routed>, Reply<Admitted>),
+    Complete(i64, Routed, Reply<Vec<i64>>),
+    Resolve(i64, Routed, Reply<Vec<i64>>),
     Attempt(AttemptRecord, AfterAttempt, Reply<()>),
     Requeue(Vec<i64>, Reply<u64>),
     Disable(String, Option<String>, Reply<()>),
@@ -450,8 +452,8 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answe
         })
     }
     let (at_commit, answer) = match write {
-        Write::Accept(event, deliveries, reply) => {
-            let admitted = match accept(tx, &event, deliveries.as_deref(), now, state) {
+        Write::Accept(event, routed, reply) => {
+            let admitted = match accept(tx, &event, routed.as_ref(), now, state) {
                 Ok((outcome, deliveries)) => {
                     let (flushed, durable) = oneshot::channel();
                     answers.at_flush.push(deferred(flushed, Ok(())));
@@ -470,8 +472,13 @@ fn apply(tx: &Connection, write: Write, now: u64, state: &mut WriterState, answe
             (true, deferred(reply, admitted))
         }
         // Several statements each: a failure may leave some of them done.
-        Write::Complete(seq, deliveries, reply) => {
-            let ids = complete(tx, seq, &deliveries, now).map_err(|e| state.fail_batch(backend(e)));
+        Write::Complete(seq, routed, reply) => {
+            let ids = complete(tx, seq, &routed, now).map_err(|e| state.fail_batch(backend(e)));
+            (true, deferred(reply, ids))
+        }
+        Write::Resolve(id, routed, reply) => {
+            let ids =
+                failures::resolve(tx, id, &routed, now).map_err(|e| state.fail_batch(backend(e)));
             (true, deferred(reply, ids))
         }
         Write::Attempt(attempt, after, reply) => {
@@ -546,6 +553,7 @@ fn fail(write: Write, error: StoreError) {
     match write {
         Write::Accept(_, _, reply) => drop(reply.send(Err(error))),
         Write::Complete(_, _, reply) => drop(reply.send(Err(error))),
+        Write::Resolve(_, _, reply) => drop(reply.send(Err(error))),
         Write::Attempt(_, _, reply) => drop(reply.send(Err(error))),
         Write::Requeue(_, reply) => drop(reply.send(Err(error))),
         Write::Disable(_, _, reply) => drop(reply.send(Err(error))),
@@ -575,16 +583,16 @@ enum Unfinished {
 fn accept(
     tx: &Connection,
     event: &NewEvent,
-    routed: Option<&[NewDelivery]>,
+    routed: Option<&Routed>,
     now: u64,
     state: &mut WriterState,
 ) -> Result<(AcceptOutcome, Vec<i64>), Unfinished> {
     let outcome =
         insert_event(tx, event, routed.is_some(), now, state).map_err(Unfinished::Nothing)?;
-    let (AcceptOutcome::Stored(seq), Some(deliveries)) = (&outcome, routed) else {
+    let (AcceptOutcome::Stored(seq), Some(routed)) = (&outcome, routed) else {
         return Ok((outcome, Vec::new()));
     };
-    let ids = insert_deliveries(tx, *seq, deliveries, now).map_err(Unfinished::Half)?;
+    let ids = failures::insert_routed(tx, *seq, routed, now).map_err(Unfinished::Half)?;
     Ok((outcome, ids))
 }
 
@@ -619,7 +627,13 @@ fn insert_event(
         routed
     ])?;
     if inserted == 0 {
-        return Ok(AcceptOutcome::Duplicate(event.id.clone()));
+        return same_as_stored(tx, event).map(|same| {
+            if same {
+                AcceptOutcome::Duplicate(event.id.clone())
+            } else {
+                AcceptOutcome::Conflict(event.id.clone())
+            }
+        });
     }
     let seq = tx.last_insert_rowid();
     if let Some(fingerprint) = fingerprint {
@@ -628,13 +642,29 @@ fn insert_event(
     Ok(AcceptOutcome::Stored(seq))
 }
 
-fn complete(
-    tx: &Connection,
-    seq: i64,
-    deliveries: &[NewDelivery],
-    now: u64,
-) -> rusqlite::Result<Vec<i64>> {
-    let ids = insert_deliveries(tx, seq, deliveries, now)?;
+/// Whether `event` repeats the stored event of its id: the same `event`
+/// and `payload` (both canonical JSON). One pruned since counts as the same.
+fn same_as_stored(tx: &Connection, event: &NewEvent) -> rusqlite::Result<bool> {
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT body FROM events WHERE id = ?1")?
+        .query_row(params![event.id], |row| row.get(0))
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(true);
+    };
+    let parts = |body: &str| {
+        crate::event::Envelope::parse(body).map(|envelope| {
+            (
+                envelope.get("event").map(str::to_owned),
+                envelope.get("payload").map(str::to_owned),
+            )
+        })
+    };
+    Ok(parts(&stored) == parts(&event.body))
+}
+
+fn complete(tx: &Connection, seq: i64, routed: &Routed, now: u64) -> rusqlite::Result<Vec<i64>> {
+    let ids = failures::insert_routed(tx, seq, routed, now)?;
     tx.prepare_cached(MARK_ROUTED)?.execute(params![seq])?;
     Ok(ids)
 }
@@ -826,11 +856,13 @@ fn prune(tx: &Connection, retention: Retention, now: u64) -> rusqlite::Result<Pr
         "DELETE FROM notifications WHERE expires_at < ?1",
         params![now as i64],
     )? as u64;
+    let failures = failures::prune(tx, cutoff, retention.dead_letters_per_endpoint)?;
     Ok(Pruned {
         events,
         deliveries,
         attempts,
         notifications,
+        failures,
     })
 }
 
@@ -860,16 +892,24 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 }
 
 impl Store for SqliteStore {
-    fn admit_with(
-        &self,
-        event: NewEvent,
-        deliveries: Option<Vec<NewDelivery>>,
-    ) -> StoreFuture<Admitted> {
-        self.submit(|reply| Write::Accept(event, deliveries, reply))
+    fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted> {
+        self.submit(|reply| Write::Accept(event, routed, reply))
     }
 
-    fn complete(&self, seq: i64, deliveries: Vec<NewDelivery>) -> StoreFuture<Vec<i64>> {
-        self.submit(|reply| Write::Complete(seq, deliveries, reply))
+    fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
+        self.submit(|reply| Write::Complete(seq, routed, reply))
+    }
+
+    fn resolve_failure(&self, id: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
+        self.submit(|reply| Write::Resolve(id, routed, reply))
+    }
+
+    fn failure(&self, id: i64) -> Result<Option<FailureRecord>, StoreError> {
+        self.read(|connection| failures::one(connection, id))
+    }
+
+    fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError> {
+        self.read(|connection| failures::list(connection, filter))
     }
 
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()> {
@@ -1105,7 +1145,8 @@ mod tests {
                     queued("1", r#"{"n":1}"#),
                     queued("2", r#"{"n":2}"#),
                     queued("1", r#"{"n":3}"#),
-                ],
+                ]
+                .into(),
             )
             .await
             .unwrap();
@@ -1243,7 +1284,7 @@ mod tests {
         let admitted = store
             .admit_routed(
                 event("evt_1", None),
-                vec![delivery("evt_1", "a"), delivery("evt_1", "b")],
+                vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into(),
             )
             .await
             .unwrap();
@@ -1260,7 +1301,7 @@ mod tests {
 
         // A repeat stores neither the event nor its deliveries.
         let repeat = store
-            .admit_routed(event("evt_1", None), vec![delivery("evt_1", "a")])
+            .admit_routed(event("evt_1", None), vec![delivery("evt_1", "a")].into())
             .await
             .unwrap();
         assert_eq!(repeat.outcome, AcceptOutcome::Duplicate("evt_1".into()));
@@ -1288,7 +1329,7 @@ mod tests {
         let good = store.admit(event("evt_1", Some("m1")));
         let half = store.admit_routed(
             event("evt_2", None),
-            vec![delivery("evt_2", "fine"), delivery("evt_2", "broken")],
+            vec![delivery("evt_2", "fine"), delivery("evt_2", "broken")].into(),
         );
         side.execute_batch("COMMIT").unwrap();
 
@@ -1375,7 +1416,7 @@ mod tests {
         let unrouted = store.unrouted_events().unwrap();
         assert_eq!(unrouted.len(), 4);
         store
-            .complete(seq, vec![delivery("evt_1", "a"), delivery("evt_1", "b")])
+            .complete(seq, vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into())
             .await
             .unwrap();
         assert_eq!(store.unrouted_events().unwrap().len(), 3);
@@ -1390,7 +1431,7 @@ mod tests {
             panic!()
         };
         let ids = store
-            .complete(seq, vec![delivery("evt_1", "a")])
+            .complete(seq, vec![delivery("evt_1", "a")].into())
             .await
             .unwrap();
         let id = ids[0];
@@ -1519,7 +1560,7 @@ mod tests {
         else {
             panic!()
         };
-        store.complete(routed, Vec::new()).await.unwrap();
+        store.complete(routed, Routed::default()).await.unwrap();
         store.accept(event("evt_2", None)).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let retention = Retention {

@@ -119,6 +119,27 @@ const MIGRATIONS: &[&str] = &[
     "
     DROP INDEX events_fingerprint;
     ",
+    // 6: the pipeline's dead letters: plugin calls that failed on an event
+    // (`failures.rs`), with the event as it entered, to retry with.
+    "
+    CREATE TABLE plugin_failures (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        session TEXT NOT NULL,
+        route TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        endpoint TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT NOT NULL,
+        event TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        retried_at INTEGER
+    );
+    CREATE INDEX plugin_failures_plugin ON plugin_failures(plugin, id);
+    ",
 ];
 
 /// The schema version this binary writes.
