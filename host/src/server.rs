@@ -177,9 +177,10 @@ pub async fn run(
     });
     let mut app = api::router(state.clone());
     if config.receiver.enabled {
-        let guarded = receiver::routes(receiver).route_layer(
-            axum::middleware::from_fn_with_state(state, api::require_api_key),
-        );
+        let guarded = receiver::routes(receiver).route_layer(axum::middleware::from_fn_with_state(
+            state,
+            api::require_api_key,
+        ));
         app = app.nest("/receiver", guarded);
     }
     let app = app.layer(DefaultBodyLimit::max(config.server.max_body.0 as usize));

@@ -84,7 +84,7 @@ impl StandardSecret {
     pub fn parse(text: &str) -> Result<Self, String> {
         let encoded = text
             .strip_prefix("whsec_")
-            .ok_or("a Standard Webhooks secret starts with `whsec_`")?;
+            .ok_or("it must start with `whsec_`")?;
         let key = BASE64
             .decode(encoded)
             .map_err(|e| format!("the part after `whsec_` is not base64: {e}"))?;
@@ -282,7 +282,10 @@ fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::Digest;
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

@@ -327,7 +327,7 @@ async fn waha_environment_variables_create_the_global_webhook() {
 }
 
 #[tokio::test]
-async fn the_api_key_guards_api_routes_only() {
+async fn the_api_key_guards_the_api_and_probes_stay_open() {
     let host = TestHost::start("server:\n  api_key: sesame\nsessions: [{name: default}]\n").await;
     let event =
         json!({"event": "session.status", "session": "default", "payload": {"status": "WORKING"}});
@@ -336,7 +336,7 @@ async fn the_api_key_guards_api_routes_only() {
     let error: Value = refused.json().await.unwrap();
     assert_eq!(
         error,
-        json!({"error": "unauthorized", "message": "the X-Api-Key header is missing"})
+        json!({"error": "unauthorized", "message": "the API key is missing: send it as `X-Api-Key: <key>` (or `Authorization: Bearer <key>`)"})
     );
     let wrong = host
         .client

@@ -8,6 +8,7 @@ mod config;
 mod durability;
 mod foundation;
 mod golden;
+mod hardening;
 mod ingest;
 mod pull;
 mod receive;

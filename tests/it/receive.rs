@@ -12,7 +12,10 @@ async fn prints_format_event_and_signature_verdict() {
     let printed = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = printed.clone();
     let app = standalone(
-        Receiver::new(wasp::receiver::Limits::keeping(10), Some("my-secret-key".into())),
+        Receiver::new(
+            wasp::receiver::Limits::keeping(10),
+            Some("my-secret-key".into()),
+        ),
         StatusCode::OK,
         Arc::new(move |report| sink.lock().unwrap().push(report)),
     );

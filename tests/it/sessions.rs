@@ -395,7 +395,10 @@ routes: [{{to: [out]}}]
             .await;
         assert_eq!(status, 422, "{answer}");
         let message = answer["message"].as_str().unwrap();
-        assert!(message.contains("is not inside `server.replay_dir`"), "{message}");
+        assert!(
+            message.contains("is not inside `server.replay_dir`"),
+            "{message}"
+        );
     }
     let (status, answer) = host
         .post_json(

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState, header_pairs, ingest_error};
 use crate::event::{Envelope, EventError};
-use crate::ingest::{Admission, IngestError, ProviderError, ProviderOutcome, Source};
+use crate::ingest::{Admission, Caller, IngestError, ProviderError, ProviderOutcome, Source};
 
 /// Bodies larger than this are read (parsed and checked) on the blocking
 /// pool, at most [`HEAVY_READS`] at a time, so that big bodies never hold
@@ -34,7 +34,10 @@ async fn read_body<T: Send + 'static>(
     if body.len() <= LARGE_BODY {
         return (read(&body), body);
     }
-    let _turn = HEAVY.acquire().await.expect("the semaphore is never closed");
+    let _turn = HEAVY
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     tokio::task::spawn_blocking(move || (read(&body), body))
         .await
         .expect("reading a body does not panic")
@@ -63,7 +66,14 @@ fn read_posted(body: &[u8]) -> Result<Posted, ApiError> {
         }
         None => serde_json::from_slice(body)
             .map(Posted::Tree)
-            .map_err(ApiError::invalid_json),
+            .map_err(|error| {
+                // serde_json stops at 128 levels, before the envelope reader.
+                if error.to_string().contains("recursion limit exceeded") {
+                    invalid_event(crate::event::readable::Unreadable::TooDeep.into())
+                } else {
+                    ApiError::invalid_json(error)
+                }
+            }),
     }
 }
 
@@ -259,6 +269,12 @@ async fn ingest_provider(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
             error.to_string(),
+        )),
+        // Who may not post learns nothing about what a webhook should hold.
+        Err(ProviderError::Shape(_)) if caller == Caller::Anonymous => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "this route needs a provider signature or the API key (`X-Api-Key: <key>` or `Authorization: Bearer <key>`)",
         )),
         Err(error @ ProviderError::Shape(_)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -248,7 +248,9 @@ pub async fn retry_many(
                 failed_again += answer["failed_again"].as_u64().unwrap_or(0);
             }
             Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => return Err(error),
-            Err(error) => refused.push(json!({"failure": failure.id, "error": error.code, "message": error.message})),
+            Err(error) => refused.push(
+                json!({"failure": failure.id, "error": error.code, "message": error.message}),
+            ),
         }
     }
     Ok(Json(json!({
@@ -272,6 +274,10 @@ mod tests {
         assert!(skip.skip_plugin);
         let wrong = read_request(Ok(Bytes::from_static(br#"{"skip": true}"#))).unwrap_err();
         assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(wrong.message.contains("unknown field `skip`"), "{}", wrong.message);
+        assert!(
+            wrong.message.contains("unknown field `skip`"),
+            "{}",
+            wrong.message
+        );
     }
 }

@@ -196,7 +196,7 @@ pub async fn require_api_key(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             if presented_key(request.headers()).is_some() {
-                "the API key is wrong"
+                "the API key (X-Api-Key) is wrong"
             } else {
                 "the API key is missing: send it as `X-Api-Key: <key>` (or `Authorization: Bearer <key>`)"
             },

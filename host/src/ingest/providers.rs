@@ -250,15 +250,15 @@ impl Ingest {
                     return needs_key("this webhook is not signed for a known instance");
                 }
                 ProviderError::UnknownInstance {
-                provider: match provider {
-                    Provider::Eazewa => "eazeWA",
-                    Provider::GreenApi => "Green-API",
-                },
-                key: match provider {
-                    Provider::Eazewa => "eazewa.instance_id",
-                    Provider::GreenApi => "green_api.id_instance",
-                },
-                instance: instance.to_owned(),
+                    provider: match provider {
+                        Provider::Eazewa => "eazeWA",
+                        Provider::GreenApi => "Green-API",
+                    },
+                    key: match provider {
+                        Provider::Eazewa => "eazewa.instance_id",
+                        Provider::GreenApi => "green_api.id_instance",
+                    },
+                    instance: instance.to_owned(),
                 }
             })
     }

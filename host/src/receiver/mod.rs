@@ -385,7 +385,9 @@ async fn put_status(
     Path(name): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> Result<StatusCode, (StatusCode, Json<Value>)> {
-    receiver.set_status(&name, body.status).map_err(full_answer)?;
+    receiver
+        .set_status(&name, body.status)
+        .map_err(full_answer)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,8 +10,8 @@
 //! Lifecycle operations run one at a time; engines report status changes
 //! tagged with their run, so a stopped engine cannot move a session again.
 
-use std::path::Path;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -528,27 +528,28 @@ fn confine_replay_file(config: &mut Map<String, Value>, dir: Option<&Path>) -> R
         )
     };
     let path = Path::new(name);
-    if path
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(outside());
-    }
-    let joined = dir.join(path);
     let Ok(root) = dir.canonicalize() else {
         return Err(format!(
             "config.replay.file: `server.replay_dir` ({}) cannot be read",
             dir.display()
         ));
     };
-    if !joined.starts_with(dir) && !joined.starts_with(&root) {
-        return Err(outside());
-    }
-    // Links may point anywhere: where the file really is must be inside.
-    if let Ok(real) = joined.canonicalize()
-        && !real.starts_with(&root)
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
     {
         return Err(outside());
+    } else {
+        dir.join(path)
+    };
+    // Where the file really is (links followed) must be inside; an absolute
+    // path that does not resolve is refused the same way, saying nothing.
+    match joined.canonicalize() {
+        Ok(real) if !real.starts_with(&root) => return Err(outside()),
+        Err(_) if path.is_absolute() => return Err(outside()),
+        _ => {}
     }
     *file = Value::String(joined.to_string_lossy().into_owned());
     Ok(())
@@ -641,7 +642,10 @@ mod tests {
         assert!(confine(absolute.to_str().unwrap(), Some(&allowed)).is_ok());
         for outside in ["/etc/shadow", "/nonexistent", "../inside/../x", "a/../../x"] {
             let error = confine(outside, Some(&allowed)).unwrap_err();
-            assert!(error.contains("is not inside `server.replay_dir`"), "{error}");
+            assert!(
+                error.contains("is not inside `server.replay_dir`"),
+                "{error}"
+            );
             assert!(!error.contains("readable"), "{error}");
         }
         #[cfg(unix)]
@@ -650,7 +654,10 @@ mod tests {
             assert!(confine("link", Some(&allowed)).is_err());
         }
         let error = confine("events.jsonl", None).unwrap_err();
-        assert!(error.contains("`server.replay_dir`, which is not set"), "{error}");
+        assert!(
+            error.contains("`server.replay_dir`, which is not set"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -87,7 +87,8 @@ pub(super) fn prune(tx: &Connection, cutoff: i64, keep: usize) -> rusqlite::Resu
     Ok((retried + dead) as u64)
 }
 
-const COLUMNS: &str = "id, event_id, event_name, session, route, plugin, kind, endpoint, outcome, error,
+const COLUMNS: &str =
+    "id, event_id, event_name, session, route, plugin, kind, endpoint, outcome, error,
      state, created_at, retried_at, event";
 
 fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailureRecord> {
@@ -111,8 +112,9 @@ fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailureRecord> {
 
 /// One failure.
 pub(super) fn one(connection: &Connection, id: i64) -> rusqlite::Result<Option<FailureRecord>> {
-    let mut select =
-        connection.prepare_cached(&format!("SELECT {COLUMNS} FROM plugin_failures WHERE id = ?1"))?;
+    let mut select = connection.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM plugin_failures WHERE id = ?1"
+    ))?;
     let mut rows = select.query_map(params![id], row)?;
     rows.next().transpose()
 }

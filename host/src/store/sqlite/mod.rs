@@ -612,7 +612,13 @@ fn insert_event(
         state.dedup_window_ms = event.dedup_window_ms;
         let since = now.saturating_sub(event.dedup_window_ms);
         if let Some(original) = state.dedup.find(tx, fingerprint, since, now) {
-            return Ok(AcceptOutcome::Duplicate(original));
+            return same_as_stored(tx, &original, &event.body).map(|same| {
+                if same {
+                    AcceptOutcome::Duplicate(original)
+                } else {
+                    AcceptOutcome::Conflict(original)
+                }
+            });
         }
     }
     // The id is unique: an event posted again is the same event.
@@ -627,7 +633,7 @@ fn insert_event(
         routed
     ])?;
     if inserted == 0 {
-        return same_as_stored(tx, event).map(|same| {
+        return same_as_stored(tx, &event.id, &event.body).map(|same| {
             if same {
                 AcceptOutcome::Duplicate(event.id.clone())
             } else {
@@ -642,12 +648,12 @@ fn insert_event(
     Ok(AcceptOutcome::Stored(seq))
 }
 
-/// Whether `event` repeats the stored event of its id: the same `event`
-/// and `payload` (both canonical JSON). One pruned since counts as the same.
-fn same_as_stored(tx: &Connection, event: &NewEvent) -> rusqlite::Result<bool> {
+/// Whether `body` repeats the stored event `id`: the same `event` and
+/// `payload` (both canonical JSON). One pruned since counts as the same.
+fn same_as_stored(tx: &Connection, id: &str, body: &str) -> rusqlite::Result<bool> {
     let stored: Option<String> = tx
         .prepare_cached("SELECT body FROM events WHERE id = ?1")?
-        .query_row(params![event.id], |row| row.get(0))
+        .query_row(params![id], |row| row.get(0))
         .optional()?;
     let Some(stored) = stored else {
         return Ok(true);
@@ -660,7 +666,7 @@ fn same_as_stored(tx: &Connection, event: &NewEvent) -> rusqlite::Result<bool> {
             )
         })
     };
-    Ok(parts(&stored) == parts(&event.body))
+    Ok(parts(&stored) == parts(body))
 }
 
 fn complete(tx: &Connection, seq: i64, routed: &Routed, now: u64) -> rusqlite::Result<Vec<i64>> {
@@ -1416,7 +1422,10 @@ mod tests {
         let unrouted = store.unrouted_events().unwrap();
         assert_eq!(unrouted.len(), 4);
         store
-            .complete(seq, vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into())
+            .complete(
+                seq,
+                vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into(),
+            )
             .await
             .unwrap();
         assert_eq!(store.unrouted_events().unwrap().len(), 3);
