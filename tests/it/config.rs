@@ -227,10 +227,10 @@ async fn migration_example_turns_green_api_webhooks_into_waha() {
     let is_posted = |r: &Recorded| r.json()["timestamp"] == posted_at;
     let requests = receiver
         .wait_until("the ingested Green-API status, as WAHA", WAIT, |requests| {
-            requests.iter().any(|r| is_posted(r))
+            requests.iter().any(&is_posted)
         })
         .await;
-    let request = requests.iter().find(|r| is_posted(*r)).unwrap();
+    let request = requests.iter().find(|r| is_posted(r)).unwrap();
     let waha = request.json();
     assert_eq!(waha["event"], "session.status");
     assert_eq!(waha["session"], "green-account");

@@ -407,7 +407,7 @@ routes: [{{name: main, events: [message], chain: [guard], to: [out]}}]
     let (panicked, refused) = (by_event("e2"), by_event("e1"));
     let shown = host.get_json(&format!("/api/failures/{panicked}")).await;
     assert_eq!(shown["event"]["payload"]["body"], "panic");
-    assert_eq!(shown["outcome"], "trap");
+    assert_eq!(shown["outcome"], "panic");
     // Skipping the plugin delivers it as it is.
     let (status, answer) = host
         .post_json(
