@@ -410,33 +410,37 @@ fn fingerprint(loaded: &Loaded) -> String {
 
 /// Settings that only take effect at start.
 fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<String> {
-    let mut changed = Vec::new();
-    if old.server.listen != new.server.listen {
-        changed.push("server.listen".to_owned());
-    }
-    if old.server.header_timeout != new.server.header_timeout {
-        changed.push("server.header_timeout".to_owned());
-    }
-    if old.server.idle_timeout != new.server.idle_timeout {
-        changed.push("server.idle_timeout".to_owned());
-    }
-    if old.server.max_connections != new.server.max_connections {
-        changed.push("server.max_connections".to_owned());
-    }
-    if old.server.max_body != new.server.max_body {
-        changed.push("server.max_body".to_owned());
-    }
-    if old.store.data_dir != new.store.data_dir {
-        changed.push("store.data_dir".to_owned());
-    }
-    if old.store.sync != new.store.sync {
-        changed.push("store.sync".to_owned());
-    }
-    if old.pipeline.workers != new.pipeline.workers {
-        changed.push("pipeline.workers".to_owned());
-    }
-    if old.receiver.enabled != new.receiver.enabled {
-        changed.push("receiver.enabled".to_owned());
-    }
-    changed
+    [
+        ("server.listen", old.server.listen != new.server.listen),
+        (
+            "server.header_timeout",
+            old.server.header_timeout != new.server.header_timeout,
+        ),
+        (
+            "server.idle_timeout",
+            old.server.idle_timeout != new.server.idle_timeout,
+        ),
+        (
+            "server.max_connections",
+            old.server.max_connections != new.server.max_connections,
+        ),
+        (
+            "server.max_body",
+            old.server.max_body != new.server.max_body,
+        ),
+        ("store.data_dir", old.store.data_dir != new.store.data_dir),
+        ("store.sync", old.store.sync != new.store.sync),
+        (
+            "pipeline.workers",
+            old.pipeline.workers != new.pipeline.workers,
+        ),
+        (
+            "receiver.enabled",
+            old.receiver.enabled != new.receiver.enabled,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(setting, _)| setting.to_owned())
+    .collect()
 }

@@ -45,24 +45,30 @@ async fn read_body<T: Send + 'static>(
 
 /// A posted canonical event, read: members (no tree) for an object, a tree
 /// for anything else (whose errors name the problem).
-enum Posted {
-    Members(Envelope<'static>),
+enum Posted<'a> {
+    Members(Envelope<'a>),
     Tree(Value),
+}
+
+impl Posted<'_> {
+    /// The same, owning its text (to leave the request's task).
+    fn into_owned(self) -> Posted<'static> {
+        match self {
+            Posted::Members(envelope) => Posted::Members(envelope.into_owned()),
+            Posted::Tree(value) => Posted::Tree(value),
+        }
+    }
 }
 
 /// Read a `POST /api/events` body, with the checks that cost as much as
 /// the body is long (repeated keys, what plugins cannot read).
-fn read_posted(body: &[u8]) -> Result<Posted, ApiError> {
+fn read_posted(body: &[u8]) -> Result<Posted<'_>, ApiError> {
     match std::str::from_utf8(body).ok().and_then(Envelope::parse) {
-        Some(envelope) => {
-            if let Some(key) = envelope.repeated_key() {
-                return Err(invalid_event(EventError::RepeatedKey(key.to_owned())));
-            }
-            envelope
-                .check_readable()
-                .map_err(|e| invalid_event(e.into()))?;
-            // Owned only when it leaves the request's task (large bodies).
-            Ok(Posted::Members(envelope.into_owned()))
+        Some(mut envelope) => {
+            // Checked here (off the async workers for a large body);
+            // ingest does not check it again.
+            envelope.check().map_err(invalid_event)?;
+            Ok(Posted::Members(envelope))
         }
         None => serde_json::from_slice(body)
             .map(Posted::Tree)
@@ -143,7 +149,16 @@ pub async fn post_event(
         dedup: query.dedup.unwrap_or(true),
         ..Admission::default()
     };
-    let accepted = match read_body(body, read_posted).await.0? {
+    // A small body is read in place (the event borrows from it); a large
+    // one on the blocking pool, where it must own its text.
+    let posted = if body.len() <= LARGE_BODY {
+        read_posted(&body)?
+    } else {
+        read_body(body, |bytes| read_posted(bytes).map(Posted::into_owned))
+            .await
+            .0?
+    };
+    let accepted = match posted {
         Posted::Members(envelope) => state.ingest.accept_with(envelope, admission).await,
         Posted::Tree(value) => state.ingest.accept_with(value, admission).await,
     }

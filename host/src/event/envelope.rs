@@ -24,6 +24,8 @@ use super::fields::{JsonObject, Kind};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<'a> {
     members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// [`Envelope::check`] passed (what `insert` adds keeps it true).
+    checked: bool,
 }
 
 /// The kind of a valid JSON value's text, by its first character.
@@ -45,7 +47,10 @@ impl<'a> Envelope<'a> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let members = deserializer.deserialize_map(MembersVisitor).ok()?;
         deserializer.end().ok()?;
-        Some(Self { members })
+        Some(Self {
+            members,
+            checked: false,
+        })
     }
 
     /// The JSON text of `key`'s value (the last, if the key repeats: as a
@@ -92,11 +97,22 @@ impl<'a> Envelope<'a> {
             .map(|(key, _)| key.as_ref())
     }
 
-    /// Check that every plugin can read each value (see [`super::readable`]).
-    pub fn check_readable(&self) -> Result<(), super::readable::Unreadable> {
+    /// Refuse what handlers and plugins could not read alike: a repeated
+    /// key (which value counts?) or a value no plugin's parser takes (see
+    /// [`super::readable`]). Linear in the text; done once, wherever it
+    /// runs first (off the async workers for a large body), then remembered.
+    pub fn check(&mut self) -> Result<(), super::EventError> {
+        if self.checked {
+            return Ok(());
+        }
+        if let Some(key) = self.repeated_key() {
+            return Err(super::EventError::RepeatedKey(key.to_owned()));
+        }
         self.members
             .iter()
-            .try_for_each(|(_, value)| super::readable::check(value, 1))
+            .try_for_each(|(_, value)| super::readable::check(value, 1))?;
+        self.checked = true;
+        Ok(())
     }
 
     /// The same members, owning their text (to outlive the request body).
@@ -107,6 +123,7 @@ impl<'a> Envelope<'a> {
                 .into_iter()
                 .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
                 .collect(),
+            checked: self.checked,
         }
     }
 

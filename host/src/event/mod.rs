@@ -94,11 +94,8 @@ impl Event {
     pub fn from_json_tree(text: &str) -> Result<Self, EventError> {
         // What a tree cannot show: a repeated key (the tree keeps one) and
         // what only plugins' parsers refuse.
-        if let Some(envelope) = Envelope::parse(text) {
-            if let Some(key) = envelope.repeated_key() {
-                return Err(EventError::RepeatedKey(key.to_owned()));
-            }
-            readable::check(text, 0)?;
+        if let Some(mut envelope) = Envelope::parse(text) {
+            envelope.check()?;
         }
         let value: Value =
             serde_json::from_str(text).map_err(|error| EventError::Json(error.to_string()))?;
@@ -109,12 +106,7 @@ impl Event {
     /// [`Envelope`]): the checks and defaults of [`Event::from_value`],
     /// without building a tree.
     pub fn from_envelope(mut envelope: Envelope<'_>) -> Result<Self, EventError> {
-        // A repeated key is refused: which of its values would a handler
-        // (or a plugin's parser) read?
-        if let Some(key) = envelope.repeated_key() {
-            return Err(EventError::RepeatedKey(key.to_owned()));
-        }
-        envelope.check_readable()?;
+        envelope.check()?;
         let defaults = check(&envelope)?;
         if defaults.id {
             envelope.insert("id", format!("\"{}\"", new_event_id()));
@@ -290,15 +282,20 @@ fn required_string<'a>(
 /// Whether the object nests deeper than [`readable::MAX_DEPTH`] (itself at
 /// depth 1).
 fn too_deep(object: &Map<String, Value>) -> bool {
-    fn depth_over(value: &Value, depth: usize) -> bool {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Object(object) => Box::new(object.values()),
-            Value::Array(array) => Box::new(array.iter()),
-            _ => return false,
-        };
-        depth + 1 > readable::MAX_DEPTH || children.into_iter().any(|v| depth_over(v, depth + 1))
+    /// Whether `value`, inside `depth` containers, goes past the limit.
+    fn over(value: &Value, depth: usize) -> bool {
+        let inside = depth + 1;
+        match value {
+            Value::Object(object) => {
+                inside > readable::MAX_DEPTH || object.values().any(|v| over(v, inside))
+            }
+            Value::Array(array) => {
+                inside > readable::MAX_DEPTH || array.iter().any(|v| over(v, inside))
+            }
+            _ => false,
+        }
     }
-    object.values().any(|v| depth_over(v, 1))
+    object.values().any(|v| over(v, 1))
 }
 
 fn in_envelope_order(mut object: Map<String, Value>) -> Map<String, Value> {

@@ -2,9 +2,10 @@
 //! migration 6): written in the commit of the event they belong to, read
 //! by the API, marked retried in the commit of what the retry made.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::insert_deliveries;
+use super::select::Select;
 use crate::store::{FailureFilter, FailureRecord, FailureState, NewFailure, Routed};
 
 /// Store `failures`.
@@ -112,11 +113,12 @@ fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailureRecord> {
 
 /// One failure.
 pub(super) fn one(connection: &Connection, id: i64) -> rusqlite::Result<Option<FailureRecord>> {
-    let mut select = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM plugin_failures WHERE id = ?1"
-    ))?;
-    let mut rows = select.query_map(params![id], row)?;
-    rows.next().transpose()
+    connection
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM plugin_failures WHERE id = ?1"
+        ))?
+        .query_row(params![id], row)
+        .optional()
 }
 
 /// Failures matching `filter`, newest first.
@@ -124,30 +126,21 @@ pub(super) fn list(
     connection: &Connection,
     filter: &FailureFilter,
 ) -> rusqlite::Result<Vec<FailureRecord>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM plugin_failures WHERE 1 = 1");
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let mut condition = |sql: &mut String, column: &str, value: rusqlite::types::Value| {
-        values.push(value);
-        sql.push_str(&format!(" AND {column} = ?{}", values.len()));
-    };
+    let mut select = Select::from(COLUMNS, "plugin_failures");
     if let Some(state) = filter.state {
-        condition(&mut sql, "state", state.as_str().to_owned().into());
+        select.and("state = ?", state.as_str().to_owned());
     }
     if let Some(route) = &filter.route {
-        condition(&mut sql, "route", route.clone().into());
+        select.and("route = ?", route.clone());
     }
     if let Some(plugin) = &filter.plugin {
-        condition(&mut sql, "plugin", plugin.clone().into());
+        select.and("plugin = ?", plugin.clone());
     }
     if let Some(event_id) = &filter.event_id {
-        condition(&mut sql, "event_id", event_id.clone().into());
+        select.and("event_id = ?", event_id.clone());
     }
     if let Some(before) = filter.before_id {
-        values.push(before.into());
-        sql.push_str(&format!(" AND id < ?{}", values.len()));
+        select.and("id < ?", before);
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit.max(1)));
-    let mut select = connection.prepare(&sql)?;
-    let rows = select.query_map(rusqlite::params_from_iter(values), row)?;
-    rows.collect()
+    select.newest(filter.limit.max(1), connection, row)
 }

@@ -32,6 +32,7 @@
 mod dedup;
 mod failures;
 mod schema;
+mod select;
 // The one module of the store that speaks SQLite's C interface: a VFS is a
 // table of C callbacks over raw file structs.
 #[allow(unsafe_code)]
@@ -47,6 +48,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use dedup::DedupIndex;
+use select::Select;
 use tokio::sync::oneshot;
 
 use super::*;
@@ -973,29 +975,24 @@ impl Store for SqliteStore {
     }
 
     fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
-        let mut values: Vec<rusqlite::types::Value> = Vec::new();
-        let mut bind = |clause: &str, value: rusqlite::types::Value, sql: &mut String| {
-            values.push(value);
-            sql.push_str(&clause.replace('?', &format!("?{}", values.len())));
-        };
+        let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
         if let Some(endpoint) = &filter.endpoint {
-            bind(" AND endpoint = ?", endpoint.clone().into(), &mut sql);
+            select.and("endpoint = ?", endpoint.clone());
         }
         if let Some(event_id) = &filter.event_id {
-            bind(" AND event_id = ?", event_id.clone().into(), &mut sql);
+            select.and("event_id = ?", event_id.clone());
         }
         if let Some(name) = &filter.event_name {
-            bind(" AND event_name = ?", name.clone().into(), &mut sql);
+            select.and("event_name = ?", name.clone());
         }
         if let Some(since) = filter.since {
-            bind(" AND created_at >= ?", (since as i64).into(), &mut sql);
+            select.and("created_at >= ?", since as i64);
         }
         if let Some(until) = filter.until {
-            bind(" AND created_at < ?", (until as i64).into(), &mut sql);
+            select.and("created_at < ?", until as i64);
         }
         if let Some(before) = filter.before_id {
-            bind(" AND id < ?", before.into(), &mut sql);
+            select.and("id < ?", before);
         }
         if !filter.states.is_empty() {
             let names: Vec<String> = filter
@@ -1003,17 +1000,10 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|s| format!("'{}'", s.as_str()))
                 .collect();
-            sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
+            select.and_fixed(&format!("state IN ({})", names.join(", ")));
         }
-        sql.push_str(&format!(
-            " ORDER BY id DESC LIMIT {}",
-            filter.limit.clamp(1, 10_000)
-        ));
-        self.read(|c| {
-            c.prepare(&sql)?
-                .query_map(rusqlite::params_from_iter(values.iter()), delivery_row)?
-                .collect()
-        })
+        let limit = filter.limit.clamp(1, 10_000);
+        self.read(|c| select.newest(limit, c, delivery_row))
     }
 
     fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
