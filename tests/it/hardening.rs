@@ -498,3 +498,54 @@ async fn a_conflicting_repost_is_reported() {
     );
     host.stop().await;
 }
+
+/// A WAHooks signing key never reaches the store, and a delivery read back
+/// from it after a restart is still signed with it.
+#[tokio::test]
+async fn signing_keys_stay_out_of_the_store() {
+    use hmac::{Hmac, Mac};
+    const SECRET: &str = "wahooks-signing-key-kept-in-config";
+    let receiver = TestReceiver::start().await;
+    receiver.set_status(503);
+    let host = TestHost::start(&format!(
+        r#"
+sessions: [{{name: default}}]
+endpoints:
+  - name: hooks
+    url: "{}"
+    format: wahooks
+    events: [message]
+    retries: {{policy: constant, delay: 100ms, attempts: 1000}}
+    settings: {{signing_secret: {SECRET}}}
+routes: [{{to: [hooks]}}]
+"#,
+        receiver.url("/hooks")
+    ))
+    .await;
+    assert_eq!(host.post_event(&message("k1", "hi")).await.status(), 202);
+    receiver.wait_for(1, WAIT).await;
+    let host = host.restart().await;
+    for file in std::fs::read_dir(&host.data_dir.0).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+            assert!(!found, "the signing key is in {}", path.display());
+        }
+    }
+    let before = receiver.requests().len();
+    receiver.set_status(200);
+    let requests = receiver
+        .wait_until("a delivery after the restart", WAIT, |r| {
+            r.len() > before
+        })
+        .await;
+    let last = requests.last().unwrap();
+    let timestamp = last.header("x-wahooks-timestamp").unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(last.text().as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(last.header("x-wahooks-signature"), Some(expected.as_str()));
+    host.stop().await;
+}

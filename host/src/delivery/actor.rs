@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::attempt::{AttemptContext, decode_attempt_headers};
+use super::attempt::{AttemptContext, SettingStrings, decode_attempt_headers};
 use super::breaker::{Breaker, BreakerState};
 use super::policy::{AttemptResult, Verdict};
 use super::{AttemptOutcome, Endpoint, HttpSender};
@@ -52,15 +52,16 @@ pub struct Item {
 }
 
 impl Item {
-    /// Rebuild an item from its stored record.
-    pub fn from_record(record: DeliveryRecord) -> Self {
+    /// Rebuild an item from its stored record (signing keys from the
+    /// endpoint's `settings`).
+    pub fn from_record(record: DeliveryRecord, settings: &SettingStrings) -> Self {
         let request = Request {
             headers: record
                 .headers
                 .into_iter()
                 .map(|(name, value)| Header { name, value })
                 .collect(),
-            attempt_headers: decode_attempt_headers(&record.attempt_headers),
+            attempt_headers: decode_attempt_headers(&record.attempt_headers, settings),
             body: record.body,
         };
         Self {
@@ -363,7 +364,7 @@ impl Actor {
         let caught_up = records.len() < limit;
         let next = records.last().map_or(from, |r| r.id + 1);
         for record in records {
-            let item = Item::from_record(record);
+            let item = Item::from_record(record, &self.endpoint.settings);
             if self.settled_while_loading.contains(&item.id) {
                 continue;
             }

@@ -2,11 +2,71 @@
 //! ones computed at send time (attempt timestamp, request id, timestamped
 //! signatures, Standard Webhooks signatures), from one clock reading so that
 //! a timestamp header and the signature over it always agree.
+//!
+//! Secrets stay out of the store: a signing key that is one of the
+//! endpoint's settings (WAHooks' `signing_secret`) is stored as the name of
+//! that setting, and read from the endpoint's settings again when the
+//! delivery is read back.
 
 use serde_json::Value;
 
 use crate::plugin::bindings::{AttemptHeader, AttemptValue, Request, TimestampedHmac};
 use crate::signature::{StandardSecret, standard_signatures, timestamped_hmac_sha256_hex};
+
+/// The text values of an endpoint's settings, by path (`signing_secret`,
+/// `auth.token`): where a signing key a format returns is found again.
+/// Its `Debug` shows the paths only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SettingStrings(Vec<(String, String)>);
+
+impl std::fmt::Debug for SettingStrings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(path, _)| path))
+            .finish()
+    }
+}
+
+impl SettingStrings {
+    /// Every text value of `settings` (objects walked, arrays not).
+    pub fn of(settings: Option<&Value>) -> Self {
+        fn walk(value: &Value, path: String, out: &mut Vec<(String, String)>) {
+            match value {
+                Value::String(text) => out.push((path, text.clone())),
+                Value::Object(object) => {
+                    for (key, value) in object {
+                        let child = if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        walk(value, child, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut strings = Vec::new();
+        if let Some(settings) = settings {
+            walk(settings, String::new(), &mut strings);
+        }
+        Self(strings)
+    }
+
+    fn path_of(&self, value: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(_, text)| text == value)
+            .map(|(path, _)| path.as_str())
+    }
+
+    fn value_at(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(at, _)| at == path)
+            .map(|(_, text)| text.as_str())
+    }
+}
 
 /// When and as what an attempt is made.
 #[derive(Debug, Clone)]
@@ -74,8 +134,10 @@ pub fn headers(
 /// Per-attempt headers as stored in the outbox (JSON), so a request is
 /// rebuilt exactly after a restart. Written straight from the headers (this
 /// runs for every delivery): `[{"name": …, "value": "unix-seconds" | … |
-/// {"timestamped-hmac-sha256": {"key": …, "prefix": …}}}]`.
-pub fn encode_attempt_headers(headers: &[AttemptHeader]) -> String {
+/// {"timestamped-hmac-sha256": {"setting": …, "prefix": …}}}]`. A signing
+/// key found among `settings` is stored as its path there; one a format
+/// made up itself is stored as it is (`"key"`).
+pub fn encode_attempt_headers(headers: &[AttemptHeader], settings: &SettingStrings) -> String {
     #[derive(serde::Serialize)]
     struct Entry<'a> {
         name: &'a str,
@@ -92,7 +154,10 @@ pub fn encode_attempt_headers(headers: &[AttemptHeader]) -> String {
     }
     #[derive(serde::Serialize)]
     struct Spec<'a> {
-        key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        setting: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
         prefix: &'a str,
     }
     let entries: Vec<Entry> = headers
@@ -103,20 +168,25 @@ pub fn encode_attempt_headers(headers: &[AttemptHeader]) -> String {
                 AttemptValue::UnixMillis => Stored::Kind("unix-millis"),
                 AttemptValue::UnixSeconds => Stored::Kind("unix-seconds"),
                 AttemptValue::RequestId => Stored::Kind("request-id"),
-                AttemptValue::TimestampedHmacSha256(spec) => Stored::Hmac {
-                    spec: Spec {
-                        key: &spec.key,
-                        prefix: &spec.prefix,
-                    },
-                },
+                AttemptValue::TimestampedHmacSha256(spec) => {
+                    let setting = settings.path_of(&spec.key);
+                    Stored::Hmac {
+                        spec: Spec {
+                            setting,
+                            key: setting.is_none().then_some(spec.key.as_str()),
+                            prefix: &spec.prefix,
+                        },
+                    }
+                }
             },
         })
         .collect();
     serde_json::to_string(&entries).expect("headers serialize")
 }
 
-/// The inverse of [`encode_attempt_headers`]; unknown entries are skipped.
-pub fn decode_attempt_headers(text: &str) -> Vec<AttemptHeader> {
+/// The inverse of [`encode_attempt_headers`], with the endpoint's current
+/// `settings`; unknown entries are skipped.
+pub fn decode_attempt_headers(text: &str, settings: &SettingStrings) -> Vec<AttemptHeader> {
     let Ok(Value::Array(list)) = serde_json::from_str::<Value>(text) else {
         return Vec::new();
     };
@@ -132,8 +202,15 @@ pub fn decode_attempt_headers(text: &str) -> Vec<AttemptHeader> {
                 },
                 Value::Object(object) => {
                     let spec = object.get("timestamped-hmac-sha256")?;
+                    let key = match spec.get("setting").and_then(Value::as_str) {
+                        Some(path) => settings.value_at(path).unwrap_or_else(|| {
+                            tracing::warn!(setting = %path, "a delivery is signed with an endpoint setting that is gone; it is sent with an empty key");
+                            ""
+                        }),
+                        None => spec.get("key")?.as_str()?,
+                    };
                     AttemptValue::TimestampedHmacSha256(TimestampedHmac {
-                        key: spec.get("key")?.as_str()?.to_owned(),
+                        key: key.to_owned(),
                         prefix: spec.get("prefix")?.as_str()?.to_owned(),
                     })
                 }
@@ -207,11 +284,45 @@ mod tests {
         );
         assert_eq!(headers[7].1, secret.sign("evt_1", 1_710_000_000, b"{}"));
         // The text outboxes already hold: it must still decode.
-        let stored = encode_attempt_headers(&request.attempt_headers);
+        let none = SettingStrings::default();
+        let stored = encode_attempt_headers(&request.attempt_headers, &none);
         assert_eq!(
             stored,
             r#"[{"name":"X-Ts","value":"unix-seconds"},{"name":"X-Ms","value":"unix-millis"},{"name":"X-Id","value":"request-id"},{"name":"X-Sig","value":{"timestamped-hmac-sha256":{"key":"k","prefix":"sha256="}}}]"#
         );
-        assert_eq!(decode_attempt_headers(&stored), request.attempt_headers);
+        assert_eq!(
+            decode_attempt_headers(&stored, &none),
+            request.attempt_headers
+        );
+    }
+
+    #[test]
+    fn a_signing_key_from_the_settings_is_stored_as_its_setting() {
+        let signed = |key: &str| {
+            vec![AttemptHeader {
+                name: "X-WAHooks-Signature".into(),
+                value: AttemptValue::TimestampedHmacSha256(TimestampedHmac {
+                    key: key.into(),
+                    prefix: "sha256=".into(),
+                }),
+            }]
+        };
+        let settings = SettingStrings::of(Some(
+            &serde_json::json!({"signing_secret": "s3cret", "nested": {"other": "x"}, "n": 1}),
+        ));
+        assert_eq!(
+            format!("{settings:?}"),
+            r#"["signing_secret", "nested.other"]"#
+        );
+        let stored = encode_attempt_headers(&signed("s3cret"), &settings);
+        assert!(!stored.contains("s3cret"), "{stored}");
+        assert_eq!(
+            stored,
+            r#"[{"name":"X-WAHooks-Signature","value":{"timestamped-hmac-sha256":{"setting":"signing_secret","prefix":"sha256="}}}]"#
+        );
+        assert_eq!(decode_attempt_headers(&stored, &settings), signed("s3cret"));
+        // Read back after the secret was rotated: the current one signs.
+        let rotated = SettingStrings::of(Some(&serde_json::json!({"signing_secret": "new"})));
+        assert_eq!(decode_attempt_headers(&stored, &rotated), signed("new"));
     }
 }

@@ -68,6 +68,9 @@ pub struct Endpoint {
     pub breaker: breaker::BreakerConfig,
     /// Deliveries kept in memory.
     pub queue_limit: usize,
+    /// Its format settings' text values, where stored deliveries find their
+    /// signing keys again (never stored themselves).
+    pub settings: attempt::SettingStrings,
 }
 
 /// One request to one endpoint for one event.
@@ -102,7 +105,10 @@ impl Delivery {
                 .iter()
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect(),
-            attempt_headers: attempt::encode_attempt_headers(&self.request.attempt_headers),
+            attempt_headers: attempt::encode_attempt_headers(
+                &self.request.attempt_headers,
+                &self.endpoint.settings,
+            ),
             body: self.request.body.clone(),
             queue: match &self.endpoint.target {
                 Target::Queue { instance, keep, .. } => {

@@ -194,6 +194,7 @@ mod tests {
             ordering: crate::config::Ordering::None,
             breaker: Default::default(),
             queue_limit: 100,
+            settings: Default::default(),
         })
     }
 

@@ -233,6 +233,7 @@ pub fn build(
                     max_open_for: std::time::Duration::from_secs(300),
                 },
                 queue_limit: endpoint.queue_limit,
+                settings: crate::delivery::attempt::SettingStrings::of(endpoint.settings.as_ref()),
             }),
             events: GlobSet::new(&endpoint.events),
             format: format.expect("validated"),
