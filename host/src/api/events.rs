@@ -98,21 +98,59 @@ fn invalid_event(error: EventError) -> ApiError {
 }
 
 /// Read a provider webhook's body as a tree, refusing a repeated top-level
-/// key (a tree would keep one of its values silently).
+/// key (a tree would keep one of its values silently): one parse.
 fn read_webhook(body: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
-    if let Some(key) = std::str::from_utf8(body)
-        .ok()
-        .and_then(Envelope::parse)
-        .and_then(|envelope| envelope.repeated_key().map(str::to_owned))
-    {
-        return Err(ApiError::new(
+    let starts_an_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !starts_an_object {
+        return serde_json::from_slice(body).map_err(ApiError::invalid_json);
+    }
+    let mut repeated = None;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let read = serde::Deserializer::deserialize_map(
+        &mut reader,
+        UniqueKeys {
+            repeated: &mut repeated,
+        },
+    )
+    .and_then(|value| reader.end().map(|()| value));
+    match (read, repeated) {
+        (_, Some(key)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_webhook",
             format!("the key `{key}` appears more than once at the top level"),
-        ));
+        )),
+        (read, None) => read.map_err(ApiError::invalid_json),
     }
-    Ok(value)
+}
+
+/// Reads a JSON object into a tree, stopping at the first key it has seen
+/// already (named in `repeated`).
+struct UniqueKeys<'a> {
+    repeated: &'a mut Option<String>,
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if object.contains_key(&key) {
+                *self.repeated = Some(key);
+                return Err(serde::de::Error::custom("a repeated key"));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// The query of `POST /api/events`.
@@ -300,5 +338,36 @@ async fn ingest_provider(
             Err(ApiError::not_found("unknown_instance", error.to_string()))
         }
         Err(ProviderError::Ingest(error)) => Err(ingest_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_is_read_once_refusing_a_repeated_top_level_key() {
+        let read = |text: &str| read_webhook(text.as_bytes());
+        assert_eq!(
+            read(r#" {"a": {"b": 1, "b": 2}, "c": [1]} "#).unwrap(),
+            json!({"a": {"b": 2}, "c": [1]})
+        );
+        assert_eq!(read("[1, 2]").unwrap(), json!([1, 2]));
+        let repeated = read(r#"{"event": "message", "x": 1, "event": "message.any"}"#).unwrap_err();
+        assert_eq!(
+            (repeated.status, repeated.message.as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the key `event` appears more than once at the top level"
+            )
+        );
+        for broken in [r#"{"a": 1"#, r#"{"a": 1} x"#, "", "{1: 2}"] {
+            let error = read(broken).unwrap_err();
+            assert_eq!(
+                (error.status, error.code),
+                (StatusCode::BAD_REQUEST, "invalid_json"),
+                "{broken}"
+            );
+        }
     }
 }
