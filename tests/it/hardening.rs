@@ -536,9 +536,7 @@ routes: [{{to: [hooks]}}]
     let before = receiver.requests().len();
     receiver.set_status(200);
     let requests = receiver
-        .wait_until("a delivery after the restart", WAIT, |r| {
-            r.len() > before
-        })
+        .wait_until("a delivery after the restart", WAIT, |r| r.len() > before)
         .await;
     let last = requests.last().unwrap();
     let timestamp = last.header("x-wahooks-timestamp").unwrap();
