@@ -44,8 +44,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 /// Metrics in the OpenMetrics text format (`wasp_*`).
 #[utoipa::path(get, path = "/metrics", tag = "system",
+    description = "Needs the API key (`X-Api-Key`, or `Authorization: Bearer` for a scraper) when `server.api_key` is set, unless `server.public_metrics` is true.",
     responses((status = 200, description = "OpenMetrics text", body = String,
-               content_type = "application/openmetrics-text")))]
+               content_type = "application/openmetrics-text"),
+              (status = 401, description = "`server.api_key` is set, `server.public_metrics` is not, and the key is missing or wrong", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let dispatcher = state.dispatcher.clone();
     let _ = tokio::task::spawn_blocking(move || dispatcher.update_gauges()).await;

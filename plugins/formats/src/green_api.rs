@@ -564,7 +564,11 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
     };
     let wid = str_or_empty(instance_data, "wid").to_owned();
     let timestamp = || match body.get("timestamp") {
-        Some(value) if value.is_number() => Ok(whole_seconds(Some(value)).unwrap_or(0)),
+        Some(value) if value.is_number() => whole_seconds(Some(value)).ok_or_else(|| {
+            DecodeError(format!(
+                "`timestamp` {value} is out of range (Unix seconds)"
+            ))
+        }),
         Some(_) => Err(DecodeError(
             "`timestamp` must be a number (Unix seconds)".into(),
         )),

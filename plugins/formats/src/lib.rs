@@ -101,10 +101,56 @@ pub(crate) fn str_or_empty<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A Unix timestamp in whole seconds from a number that may be fractional.
+/// A Unix timestamp in whole seconds from a number that may be fractional;
+/// `None` for one whose milliseconds do not fit in an `i64` (callers
+/// multiply by 1,000), as for no number at all.
 pub(crate) fn whole_seconds(value: Option<&Value>) -> Option<i64> {
     let value = value?;
     value
         .as_i64()
         .or_else(|| value.as_f64().map(|f| f.floor() as i64))
+        .filter(|seconds| seconds.checked_mul(1000).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_whose_milliseconds_overflow_are_no_timestamps() {
+        assert_eq!(
+            whole_seconds(Some(&json!(1_700_000_000))),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            whole_seconds(Some(&json!(1_700_000_000.9))),
+            Some(1_700_000_000)
+        );
+        for huge in [
+            json!(i64::MAX),
+            json!(-9_300_000_000_000_000_i64),
+            json!(1e30),
+        ] {
+            assert_eq!(whole_seconds(Some(&huge)), None, "{huge}");
+        }
+    }
+
+    /// Found by the fuzz harness: both decoders multiplied such a timestamp
+    /// by 1,000 and overflowed.
+    #[test]
+    fn decoders_refuse_or_drop_a_timestamp_out_of_range() {
+        let green = json!({"typeWebhook": "stateInstanceChanged",
+            "instanceData": {"idInstance": 1, "wid": "", "typeInstance": "whatsapp"},
+            "timestamp": 9_223_372_036_854_775_807_i64, "stateInstance": "authorized"});
+        let error = green_api::decode(&green).expect_err("refused");
+        assert!(error.0.contains("out of range"), "{}", error.0);
+        let eaze = json!({"event": "message", "instanceId": "i",
+            "data": {"message": {"id": {"_serialized": "m"}, "from": "1@c.us", "to": "2@c.us",
+                "body": "hi", "type": "chat", "fromMe": false, "timestamp": 1e30}}});
+        if let Ok(Decoded::Event { envelope, .. }) = eazewa::decode(&eaze) {
+            assert!(envelope.get("timestamp").is_none(), "{envelope}");
+        }
+    }
 }
