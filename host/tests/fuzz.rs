@@ -173,7 +173,11 @@ fn mutated_configs_never_panic_the_loader() {
     let mut rng = fastrand::Rng::with_seed(29);
     let (cases, time) = budget();
     // Each load is slow (positions, validation): fewer cases in CI.
-    let cases = cases.min(if time == Duration::MAX { 400 } else { usize::MAX });
+    let cases = cases.min(if time == Duration::MAX {
+        400
+    } else {
+        usize::MAX
+    });
     let started = Instant::now();
     let mut loaded = 0usize;
     for _ in 0..cases {
