@@ -16,6 +16,7 @@
 //! listener. `main.rs` only parses the command line.
 
 pub mod api;
+pub mod authoring;
 pub mod bench;
 pub mod cli;
 pub mod clock;

@@ -15,7 +15,8 @@ fn run(plugin: &str, kind: Option<&str>, config: &str) -> (String, Result<(), St
     let outcome = plugin_test(
         &PluginTest {
             plugin: plugin.into(),
-            event: event_file(),
+            event: Some(event_file()),
+            cases: None,
             kind: kind.map(str::to_owned),
             config: config.into(),
             settings: r#"{"hmac_key":"k"}"#.into(),
@@ -24,7 +25,7 @@ fn run(plugin: &str, kind: Option<&str>, config: &str) -> (String, Result<(), St
     );
     (
         String::from_utf8(out).unwrap(),
-        outcome.map_err(|e| format!("{e:#}")),
+        outcome.map(|_| ()).map_err(|e| format!("{e:#}")),
     )
 }
 

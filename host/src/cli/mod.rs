@@ -2,18 +2,19 @@
 //! `plugin test`. This is the binary's edge, so errors are `anyhow` here and
 //! typed everywhere else.
 
+pub mod plugin;
 pub mod replay;
+
+pub use plugin::{PluginCommand, PluginTest, TestOutcome, plugin_test};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Loaded, ProcessEnv};
-use crate::plugin::bindings::{Formatted, Transformed};
-use crate::plugin::{Kind, Limits, PluginEngine, PluginRuntime, PluginSpec, builtin};
+use crate::plugin::{PluginEngine, PluginRuntime};
 
 /// wasp — WhatsApp event processor with WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -100,28 +101,6 @@ pub enum Command {
     },
 }
 
-/// Plugin subcommands.
-#[derive(Debug, Subcommand)]
-pub enum PluginCommand {
-    /// Run one plugin on one event and print what it did.
-    Test {
-        /// A `.wasm` component, or the name of a built-in plugin.
-        plugin: String,
-        /// A JSON file holding one canonical (WAHA-envelope) event.
-        #[arg(long)]
-        event: PathBuf,
-        /// Run only this kind (default: every kind the plugin exports).
-        #[arg(long)]
-        kind: Option<String>,
-        /// The plugin's config, as JSON.
-        #[arg(long, default_value = "null")]
-        config: String,
-        /// For formats: the endpoint settings, as JSON.
-        #[arg(long, default_value = "null")]
-        settings: String,
-    },
-}
-
 /// Parse the command line, run, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -167,26 +146,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             binary,
             latency_rate,
         } => bench(seconds, write.as_deref(), only, binary, latency_rate),
-        Command::Plugin {
-            command:
-                PluginCommand::Test {
-                    plugin,
-                    event,
-                    kind,
-                    config,
-                    settings,
-                },
-        } => {
-            let request = PluginTest {
-                plugin,
-                event,
-                kind,
-                config,
-                settings,
-            };
-            plugin_test(&request, &mut std::io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Plugin { command } => plugin::dispatch(command),
     }
 }
 
@@ -366,148 +326,4 @@ fn check(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// What `wasp plugin test` runs.
-#[derive(Debug, Clone)]
-pub struct PluginTest {
-    /// A `.wasm` file or a built-in plugin's name.
-    pub plugin: String,
-    /// The event file.
-    pub event: PathBuf,
-    /// Only this kind.
-    pub kind: Option<String>,
-    /// Plugin config JSON.
-    pub config: String,
-    /// Format endpoint settings JSON.
-    pub settings: String,
-}
-
-/// Run one plugin on one event, writing what happened to `out`.
-pub fn plugin_test(test: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    let (plugin, event, kind, config, settings) = (
-        test.plugin.as_str(),
-        test.event.as_path(),
-        test.kind.as_deref(),
-        test.config.as_str(),
-        test.settings.as_str(),
-    );
-    let (label, wasm) = if Path::new(plugin).is_file() {
-        (
-            plugin.to_owned(),
-            std::fs::read(plugin).with_context(|| format!("cannot read {plugin}"))?,
-        )
-    } else if let Some(bytes) = builtin::get(plugin) {
-        (format!("built-in plugin `{plugin}`"), bytes.to_vec())
-    } else {
-        bail!(
-            "`{plugin}` is neither a file nor a built-in plugin (built-ins: {})",
-            builtin::names().collect::<Vec<_>>().join(", ")
-        );
-    };
-    let text = std::fs::read_to_string(event)
-        .with_context(|| format!("cannot read {}", event.display()))?;
-    let event = crate::event::Event::from_json(&text)
-        .with_context(|| format!("{} is not a valid event", event.display()))?;
-    let config_json: serde_json::Value =
-        serde_json::from_str(config).context("--config is not valid JSON")?;
-    let settings_json: serde_json::Value =
-        serde_json::from_str(settings).context("--settings is not valid JSON")?;
-
-    let engine = PluginEngine::new()?;
-    let runtime = PluginRuntime::new(engine.clone(), None)?;
-    let started = Instant::now();
-    let compiled = runtime.load(&label, &wasm)?;
-    writeln!(
-        out,
-        "{label}: exports {} (compiled in {:.1} ms)",
-        compiled
-            .kinds()
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        started.elapsed().as_secs_f64() * 1000.0
-    )?;
-    let kinds: Vec<Kind> = match kind {
-        Some(name) => {
-            let kind = Kind::parse(name).with_context(|| {
-                format!("unknown kind `{name}`; expected filter, transform, route or format")
-            })?;
-            compiled.require(kind).map_err(anyhow::Error::msg)?;
-            vec![kind]
-        }
-        None => compiled.kinds(),
-    };
-    let spec = std::sync::Arc::new(PluginSpec {
-        name: plugin.into(),
-        compiled: compiled.clone(),
-        config_json: config_json.to_string(),
-        limits: Limits::default(),
-        endpoints: if compiled.has(Kind::Format) {
-            vec![("test".into(), settings_json.to_string())]
-        } else {
-            Vec::new()
-        },
-    });
-    let started = Instant::now();
-    let mut instance = spec.instantiate(&engine)?;
-    writeln!(
-        out,
-        "instantiated and initialized in {:.2} ms",
-        started.elapsed().as_secs_f64() * 1000.0
-    )?;
-    let wit = crate::pipeline::to_wit_event(&event);
-    for kind in kinds {
-        let started = Instant::now();
-        let took = || format!("{:.0} µs", started.elapsed().as_secs_f64() * 1e6);
-        match kind {
-            Kind::Filter => {
-                let keep = instance.filter(&wit)?;
-                writeln!(
-                    out,
-                    "filter: {} ({})",
-                    if keep { "keep" } else { "drop" },
-                    took()
-                )?;
-            }
-            Kind::Transform => match instance.transform(&wit)? {
-                Transformed::Unchanged => writeln!(out, "transform: unchanged ({})", took())?,
-                Transformed::Drop => writeln!(out, "transform: drop ({})", took())?,
-                Transformed::Replace(json) => {
-                    let time = took();
-                    writeln!(
-                        out,
-                        "transform: replaced ({time})\n{}",
-                        pretty(json.as_bytes())
-                    )?;
-                }
-            },
-            Kind::Route => {
-                let names = instance.route(&wit)?;
-                writeln!(out, "route: {names:?} ({})", took())?;
-            }
-            Kind::Format => match instance.format(&wit, "test")? {
-                Formatted::Skip(reason) => writeln!(out, "format: skip: {reason} ({})", took())?,
-                Formatted::Send(request) => {
-                    let time = took();
-                    writeln!(out, "format: send ({time})")?;
-                    let context = crate::delivery::attempt::AttemptContext::now(event.id());
-                    for (name, value) in crate::delivery::attempt::headers(&request, &context, &[])
-                    {
-                        writeln!(out, "{name}: {value}")?;
-                    }
-                    writeln!(out, "\n{}", pretty(&request.body))?;
-                }
-            },
-        }
-    }
-    Ok(())
-}
-
-fn pretty(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }

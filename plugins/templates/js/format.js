@@ -1,0 +1,19 @@
+// {{name}}: a wasp format. Sends each event with a chat as a small JSON
+// body with an `x-event` header; an endpoint's `settings:` may name a
+// `channel`, which the body carries.
+import { definePlugin, invalidConfig, send, skip } from "./wasp.js";
+
+export const { plugin, format } = definePlugin({
+  configureEndpoint(endpoint, settings) {
+    if (settings.channel !== undefined && typeof settings.channel !== "string") {
+      throw invalidConfig(`endpoint ${endpoint}: \`channel\` must be text`);
+    }
+    return settings;
+  },
+  format(event, endpoint) {
+    if (event.chatId === undefined) return skip("the event has no chat");
+    const body = { type: event.name, session: event.session, chat: event.chatId, text: event.body ?? null };
+    if (endpoint.settings.channel !== undefined) body.channel = endpoint.settings.channel;
+    return send(body, { "x-event": event.name });
+  },
+});
