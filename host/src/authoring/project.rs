@@ -6,6 +6,9 @@
 //!   TypeScript when the entry is `src/plugin.ts`;
 //! - Python: `pyproject.toml` (`[project] name`, `[tool.wasp] kinds`).
 //!
+//! The wasp section may also name the project's test cases (`cases`, default
+//! `cases.json`): the examples in other languages share the Rust example's.
+//!
 //! Every project's component is written to `dist/<name>.wasm`.
 
 use std::fmt;
@@ -107,6 +110,9 @@ pub struct Project {
     /// The kinds it exports (for Rust: as declared in the manifest; the
     /// `export!` macro decides).
     pub kinds: Vec<Kind>,
+    /// Its test cases, relative to `dir` (`cases` in the manifest's wasp
+    /// section; default `cases.json`).
+    pub cases: String,
 }
 
 impl Project {
@@ -121,7 +127,7 @@ impl Project {
         let cargo = dir.join("Cargo.toml");
         let package_json = dir.join("package.json");
         let pyproject = dir.join("pyproject.toml");
-        let (lang, name, kinds, manifest) = if cargo.is_file() {
+        let (lang, name, kinds, cases, manifest) = if cargo.is_file() {
             let value: toml::Table = read(&cargo)?
                 .parse()
                 .map_err(|e: toml::de::Error| bad(&cargo, e.to_string()))?;
@@ -140,7 +146,14 @@ impl Project {
                         .map(|k| k.as_str().map(str::to_owned))
                         .collect::<Vec<_>>()
                 });
-            (Lang::Rust, name.map(str::to_owned), kinds, cargo)
+            let cases = value
+                .get("package")
+                .and_then(|p| p.get("metadata"))
+                .and_then(|m| m.get("wasp"))
+                .and_then(|w| w.get("cases"))
+                .and_then(|c| c.as_str())
+                .map(str::to_owned);
+            (Lang::Rust, name.map(str::to_owned), kinds, cases, cargo)
         } else if package_json.is_file() {
             let value: serde_json::Value = serde_json::from_str(&read(&package_json)?)
                 .map_err(|e| bad(&package_json, e.to_string()))?;
@@ -152,12 +165,9 @@ impl Project {
             let kinds = value["wasp"]["kinds"]
                 .as_array()
                 .map(|list| list.iter().map(|k| k.as_str().map(str::to_owned)).collect());
-            (
-                lang,
-                value["name"].as_str().map(str::to_owned),
-                kinds,
-                package_json,
-            )
+            let cases = value["wasp"]["cases"].as_str().map(str::to_owned);
+            let name = value["name"].as_str().map(str::to_owned);
+            (lang, name, kinds, cases, package_json)
         } else if pyproject.is_file() {
             let value: toml::Table = read(&pyproject)?
                 .parse()
@@ -172,7 +182,13 @@ impl Project {
                 .and_then(|w| w.get("kinds"))
                 .and_then(|k| k.as_array())
                 .map(|list| list.iter().map(|k| k.as_str().map(str::to_owned)).collect());
-            (Lang::Python, name.map(str::to_owned), kinds, pyproject)
+            let cases = value
+                .get("tool")
+                .and_then(|t| t.get("wasp"))
+                .and_then(|w| w.get("cases"))
+                .and_then(|c| c.as_str())
+                .map(str::to_owned);
+            (Lang::Python, name.map(str::to_owned), kinds, cases, pyproject)
         } else {
             return Err(ProjectError::NoManifest(dir.to_owned()));
         };
@@ -183,6 +199,7 @@ impl Project {
             name,
             lang,
             kinds,
+            cases: cases.unwrap_or_else(|| "cases.json".into()),
         })
     }
 
@@ -195,7 +212,7 @@ impl Project {
 
     /// The project's test cases.
     pub fn cases(&self) -> PathBuf {
-        self.dir.join("cases.json")
+        self.dir.join(&self.cases)
     }
 }
 
