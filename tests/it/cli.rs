@@ -17,6 +17,7 @@ fn run(plugin: &str, kind: Option<&str>, config: &str) -> (String, Result<(), St
             plugin: plugin.into(),
             event: Some(event_file()),
             cases: None,
+            cache_dir: None,
             kind: kind.map(str::to_owned),
             config: config.into(),
             settings: r#"{"hmac_key":"k"}"#.into(),

@@ -3,6 +3,7 @@
 //! and delivers to a real HTTP receiver.
 
 mod api;
+mod authoring;
 mod cli;
 mod config;
 mod durability;

@@ -5,6 +5,7 @@
 pub mod python;
 pub mod samples;
 pub mod schemas;
+pub mod toolchains;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -51,7 +51,7 @@ fn succeeds(command: &mut Command) -> bool {
     command.output().is_ok_and(|o| o.status.success())
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let python = PathBuf::from("python3");
     if succeeds(Command::new(&python).arg("--version")) {
         return python;
@@ -77,7 +77,7 @@ fn python() -> PathBuf {
 }
 
 /// `python -m pip`, or pip run from its wheel fetched from PyPI.
-fn pip(python: &Path, dir: &Path) -> Vec<String> {
+pub(crate) fn pip(python: &Path, dir: &Path) -> Vec<String> {
     if succeeds(Command::new(python).args(["-m", "pip", "--version"])) {
         return vec!["-m".into(), "pip".into()];
     }

@@ -54,6 +54,9 @@ pub const SAMPLE_EVENT: &str = include_str!("../../../config/events/message.json
 pub mod versions {
     /// `@bytecodealliance/componentize-js` (npm).
     pub const COMPONENTIZE_JS: &str = "0.23.0";
+    /// `@bytecodealliance/preview2-shim` (npm): imported by componentize-js
+    /// at build time but only declared by it as a dev dependency.
+    pub const PREVIEW2_SHIM: &str = "0.25.0";
     /// `esbuild` (npm).
     pub const ESBUILD: &str = "0.28.2";
     /// `typescript` (npm).

@@ -61,15 +61,38 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
+/// Where a build finds what it needs beyond the project and `PATH`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Cargo's target directory for Rust projects (default: `CARGO_TARGET_DIR`,
+    /// else the project's `target/`).
+    pub cargo_target_dir: Option<PathBuf>,
+    /// A directory holding the `componentize_py` package (as `pip install
+    /// --target` leaves it), used when `componentize-py` is not on `PATH`.
+    pub python_packages: Option<PathBuf>,
+    /// Write the toolchain's output into `out` instead of letting it through
+    /// to the terminal (tests).
+    pub capture_output: bool,
+}
+
 /// Build `project`; report each command on `out`. Returns the component's path.
 pub fn build(project: &Project, out: &mut dyn Write) -> Result<PathBuf, BuildError> {
+    build_with(project, &BuildOptions::default(), out)
+}
+
+/// [`build`] with options.
+pub fn build_with(
+    project: &Project,
+    options: &BuildOptions,
+    out: &mut dyn Write,
+) -> Result<PathBuf, BuildError> {
     let artifact = project.artifact();
     let dist = artifact.parent().expect("dist/ has a parent").to_owned();
     std::fs::create_dir_all(&dist).map_err(io(&dist))?;
     match project.lang {
-        Lang::Rust => build_rust(project, &artifact, out)?,
-        Lang::Js | Lang::Ts => build_js(project, &artifact, out)?,
-        Lang::Python => build_python(project, &artifact, out)?,
+        Lang::Rust => build_rust(project, options, &artifact, out)?,
+        Lang::Js | Lang::Ts => build_js(project, options, &artifact, out)?,
+        Lang::Python => build_python(project, options, &artifact, out)?,
     }
     if !artifact.is_file() {
         return Err(BuildError::NoArtifact(artifact));
@@ -102,15 +125,28 @@ fn write_if_changed(path: &Path, text: &str) -> Result<(), BuildError> {
 }
 
 /// Run `command` in `dir`, printing it first; its output goes to ours.
-fn run(mut command: Command, dir: &Path, out: &mut dyn Write) -> Result<(), BuildError> {
+fn run(
+    mut command: Command,
+    dir: &Path,
+    options: &BuildOptions,
+    out: &mut dyn Write,
+) -> Result<(), BuildError> {
     command.current_dir(dir);
     let shown = show(&command);
     let _ = writeln!(out, "$ {shown}");
     let _ = out.flush();
-    let status = command.status().map_err(|e| BuildError::Failed {
+    let failed = |e: std::io::Error| BuildError::Failed {
         command: shown.clone(),
         status: e.to_string(),
-    })?;
+    };
+    let status = if options.capture_output {
+        let output = command.output().map_err(failed)?;
+        let _ = out.write_all(&output.stdout);
+        let _ = out.write_all(&output.stderr);
+        output.status
+    } else {
+        command.status().map_err(failed)?
+    };
     if !status.success() {
         return Err(BuildError::Failed {
             command: shown,
@@ -148,7 +184,12 @@ fn has(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn build_rust(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(), BuildError> {
+fn build_rust(
+    project: &Project,
+    options: &BuildOptions,
+    artifact: &Path,
+    out: &mut dyn Write,
+) -> Result<(), BuildError> {
     const TARGET: &str = "wasm32-wasip2";
     if !has("cargo") {
         return Err(BuildError::MissingTool {
@@ -168,16 +209,18 @@ fn build_rust(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result
     if !installed && has("rustup") {
         let mut add = Command::new("rustup");
         add.args(["target", "add", TARGET]);
-        run(add, &project.dir, out)?;
+        run(add, &project.dir, options, out)?;
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+    let target_dir = options
+        .cargo_target_dir
+        .clone()
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
         .unwrap_or_else(|| project.dir.join("target"));
     let mut cargo = Command::new("cargo");
     cargo
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
         .arg(&target_dir);
-    run(cargo, &project.dir, out)?;
+    run(cargo, &project.dir, options, out)?;
     let built = target_dir
         .join(TARGET)
         .join("release")
@@ -195,7 +238,12 @@ fn find_package(dir: &Path, package: &str) -> Option<PathBuf> {
         .find(|p| p.join("package.json").is_file())
 }
 
-fn build_js(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(), BuildError> {
+fn build_js(
+    project: &Project,
+    options: &BuildOptions,
+    artifact: &Path,
+    out: &mut dyn Write,
+) -> Result<(), BuildError> {
     if !has("node") {
         return Err(BuildError::MissingTool {
             tool: "node".into(),
@@ -223,7 +271,7 @@ fn build_js(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(
         }
         let mut npm = Command::new("npm");
         npm.args(["install", "--no-audit", "--no-fund"]);
-        run(npm, &project.dir, out)?;
+        run(npm, &project.dir, options, out)?;
     }
     if project.lang == Lang::Ts {
         let tsc = find_package(&project.dir, "typescript")
@@ -239,7 +287,7 @@ fn build_js(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(
         check
             .arg(relative(project, &tsc))
             .args(["--noEmit", "-p", "."]);
-        run(check, &project.dir, out)?;
+        run(check, &project.dir, options, out)?;
     }
     let mut node = Command::new("node");
     node.arg(relative(project, &script))
@@ -247,7 +295,7 @@ fn build_js(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(
         .arg(world())
         .arg(relative(project, &wit))
         .arg(relative(project, artifact));
-    run(node, &project.dir, out)
+    run(node, &project.dir, options, out)
 }
 
 /// The name of the project world written by [`write_wit`], e.g. `wasp:plugin/project`.
@@ -257,21 +305,44 @@ fn world() -> String {
     format!("{name}/project")
 }
 
-fn build_python(project: &Project, artifact: &Path, out: &mut dyn Write) -> Result<(), BuildError> {
-    let install = format!(
-        "install it with `pip install componentize-py=={}` (it needs Python 3.10 or newer)",
-        versions::COMPONENTIZE_PY
-    );
-    if !has("componentize-py") {
-        return Err(BuildError::MissingTool {
-            tool: "componentize-py".into(),
-            install,
-        });
+/// `componentize-py` from `PATH`, else its package run by `python3`.
+fn componentize_py(options: &BuildOptions) -> Result<Command, BuildError> {
+    if has("componentize-py") {
+        return Ok(Command::new("componentize-py"));
     }
+    let launcher = "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())";
+    let mut probe = Command::new("python3");
+    probe.args(["-c", "import componentize_py"]);
+    if let Some(packages) = &options.python_packages {
+        probe.env("PYTHONPATH", packages);
+    }
+    if probe.output().is_ok_and(|o| o.status.success()) {
+        let mut command = Command::new("python3");
+        command.args(["-c", launcher]);
+        if let Some(packages) = &options.python_packages {
+            command.env("PYTHONPATH", packages);
+        }
+        return Ok(command);
+    }
+    Err(BuildError::MissingTool {
+        tool: "componentize-py".into(),
+        install: format!(
+            "install it with `pip install componentize-py=={}` (it needs Python 3.10 or newer)",
+            versions::COMPONENTIZE_PY
+        ),
+    })
+}
+
+fn build_python(
+    project: &Project,
+    options: &BuildOptions,
+    artifact: &Path,
+    out: &mut dyn Write,
+) -> Result<(), BuildError> {
+    let mut componentize = componentize_py(options)?;
     let src = project.dir.join("src");
     write_if_changed(&src.join("wasp.py"), assets::PYTHON_SDK)?;
     let wit = write_wit(project)?;
-    let mut componentize = Command::new("componentize-py");
     componentize
         .arg("-d")
         .arg(relative(project, &wit))
@@ -279,5 +350,5 @@ fn build_python(project: &Project, artifact: &Path, out: &mut dyn Write) -> Resu
         .arg(world())
         .args(["componentize", "app", "-p", "src", "-o"])
         .arg(relative(project, artifact));
-    run(componentize, &project.dir, out)
+    run(componentize, &project.dir, options, out)
 }

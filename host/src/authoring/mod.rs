@@ -17,7 +17,7 @@ pub mod cases;
 pub mod project;
 pub mod scaffold;
 
-pub use build::{BuildError, build};
+pub use build::{BuildError, BuildOptions, build, build_with};
 pub use cases::{CaseFile, CasesReport};
 pub use project::{Lang, Project, ProjectError};
 pub use scaffold::{ScaffoldError, scaffold};

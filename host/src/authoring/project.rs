@@ -188,7 +188,13 @@ impl Project {
                 .and_then(|w| w.get("cases"))
                 .and_then(|c| c.as_str())
                 .map(str::to_owned);
-            (Lang::Python, name.map(str::to_owned), kinds, cases, pyproject)
+            (
+                Lang::Python,
+                name.map(str::to_owned),
+                kinds,
+                cases,
+                pyproject,
+            )
         } else {
             return Err(ProjectError::NoManifest(dir.to_owned()));
         };

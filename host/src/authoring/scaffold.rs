@@ -99,6 +99,7 @@ impl Values {
             ("rust_sdk", rust_sdk_dependency()),
             ("componentize_js", versions::COMPONENTIZE_JS.to_owned()),
             ("esbuild", versions::ESBUILD.to_owned()),
+            ("preview2_shim", versions::PREVIEW2_SHIM.to_owned()),
             ("typescript", versions::TYPESCRIPT.to_owned()),
             ("componentize_py", versions::COMPONENTIZE_PY.to_owned()),
         ])

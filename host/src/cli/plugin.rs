@@ -128,6 +128,7 @@ pub fn dispatch(command: PluginCommand) -> anyhow::Result<ExitCode> {
                 kind,
                 config,
                 settings,
+                cache_dir: user_cache_dir(),
             };
             Ok(match plugin_test(&request, &mut out)? {
                 TestOutcome::Passed => ExitCode::SUCCESS,
@@ -194,21 +195,41 @@ fn target(test: &PluginTest) -> anyhow::Result<Target> {
     )
 }
 
+/// Compile `wasm` (or take it from the cache): the engine, the plugin, and
+/// how long it took.
+fn load(
+    test: &PluginTest,
+    label: &str,
+    wasm: &[u8],
+) -> anyhow::Result<(
+    PluginEngine,
+    std::sync::Arc<crate::plugin::CompiledPlugin>,
+    String,
+)> {
+    let engine = PluginEngine::new()?;
+    let runtime = PluginRuntime::new(engine.clone(), test.cache_dir.clone())?;
+    let started = Instant::now();
+    let compiled = runtime.load(label, wasm)?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = match compiled.cache_outcome() {
+        crate::plugin::CacheOutcome::Hit => format!("loaded from the cache in {ms:.1} ms"),
+        _ => format!("compiled in {ms:.1} ms"),
+    };
+    Ok((engine, compiled, took))
+}
+
 fn run_cases(
+    test: &PluginTest,
     label: &str,
     wasm: &[u8],
     cases: &Path,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<TestOutcome> {
     let file = CaseFile::read(cases)?;
-    let engine = PluginEngine::new()?;
-    let runtime = PluginRuntime::new(engine.clone(), None)?;
-    let started = Instant::now();
-    let compiled = runtime.load(label, wasm)?;
+    let (engine, compiled, took) = load(test, label, wasm)?;
     writeln!(
         out,
-        "{label}: compiled in {:.1} ms; {} cases from {}",
-        started.elapsed().as_secs_f64() * 1000.0,
+        "{label}: {took}; {} cases from {}",
         file.cases.len(),
         cases.display()
     )?;
@@ -235,6 +256,23 @@ pub struct PluginTest {
     pub config: String,
     /// Format endpoint settings JSON.
     pub settings: String,
+    /// Where compiled components are cached (see [`user_cache_dir`]); `None`
+    /// compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The compiled-component cache of the plugin commands: `WASP_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/wasp/plugin-cache`, else `~/.cache/wasp/plugin-cache`.
+/// A second `wasp plugin test` of the same component skips compilation.
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("WASP_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wasp").join("plugin-cache")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("wasp").join("plugin-cache")))
 }
 
 /// Run one plugin on one event, writing what happened to `out`.
@@ -248,7 +286,7 @@ pub fn plugin_test(test: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::R
     let event = match (&test.event, &cases) {
         (Some(event), _) => event.clone(),
         (None, Some(cases)) => {
-            return run_cases(&label, &wasm, cases, out);
+            return run_cases(test, &label, &wasm, cases, out);
         }
         (None, None) => bail!("give --event FILE (one event, printed) or --cases FILE (checked)"),
     };
@@ -263,20 +301,16 @@ pub fn plugin_test(test: &PluginTest, out: &mut dyn std::io::Write) -> anyhow::R
         serde_json::from_str(settings).context("--settings is not valid JSON")?;
     let plugin = label.as_str();
 
-    let engine = PluginEngine::new()?;
-    let runtime = PluginRuntime::new(engine.clone(), None)?;
-    let started = Instant::now();
-    let compiled = runtime.load(&label, &wasm)?;
+    let (engine, compiled, took) = load(test, &label, &wasm)?;
     writeln!(
         out,
-        "{label}: exports {} (compiled in {:.1} ms)",
+        "{label}: exports {} ({took})",
         compiled
             .kinds()
             .iter()
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        started.elapsed().as_secs_f64() * 1000.0
     )?;
     let kinds: Vec<Kind> = match kind {
         Some(name) => {
