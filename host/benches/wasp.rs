@@ -4,12 +4,14 @@
 //! 1. Per-event plugin costs: each plugin as WebAssembly through wasp's
 //!    runtime (one instance, reused) beside the same Rust code compiled
 //!    natively, in the same run; plus a fresh instance per event.
-//! 2. The system benchmark (`wasp::bench`): loopback ceiling, end to end,
+//! 2. Plugins per language (`languages.rs`): the same examples in Rust, JS,
+//!    TS and Python.
+//! 3. The system benchmark (`wasp::bench`): loopback ceiling, end to end,
 //!    pull queue, cold start and memory, against the `wasp` binary cargo
 //!    built for this run.
 //!
 //! `WASP_BENCH_SECONDS` sets each system phase's length (default 10);
-//! `WASP_BENCH_ONLY=plugins,e2e,…` runs some parts only (and writes nothing).
+//! `WASP_BENCH_ONLY=plugins,languages,e2e,…` runs some parts only (and writes nothing).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use wasp::event::Event;
 use wasp::pipeline::to_wit_event;
 use wasp::plugin::{InstanceSlot, Limits, PluginEngine, PluginRuntime, PluginSpec, builtin};
 use wasp_plugin_sdk::{Endpoint, Filter, Format, Plugin, Transform};
+
+mod languages;
 
 /// A realistic ~1.7 KB incoming message event.
 fn event() -> Event {
@@ -344,7 +348,14 @@ fn main() {
     if only.is_empty() || only.iter().any(|o| o == "plugins") {
         plugin_costs(&mut report);
     }
-    let system: Vec<String> = only.iter().filter(|o| *o != "plugins").cloned().collect();
+    if only.is_empty() || only.iter().any(|o| o == "languages") {
+        languages::language_costs(&mut report, &root);
+    }
+    let system: Vec<String> = only
+        .iter()
+        .filter(|o| *o != "plugins" && *o != "languages")
+        .cloned()
+        .collect();
     if only.is_empty() || !system.is_empty() {
         let options = Options {
             binary: PathBuf::from(env!("CARGO_BIN_EXE_wasp")),

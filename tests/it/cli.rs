@@ -73,8 +73,8 @@ fn says_clearly_what_is_wrong() {
     );
     let (_, outcome) = run("no-such-plugin", None, "null");
     assert!(
-        outcome
-            .unwrap_err()
-            .starts_with("`no-such-plugin` is neither a file nor a built-in plugin")
+        outcome.unwrap_err().starts_with(
+            "`no-such-plugin` is neither a file, a project folder nor a built-in plugin"
+        )
     );
 }
