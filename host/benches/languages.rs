@@ -199,11 +199,25 @@ pub fn language_costs(report: &mut Report, root: &Path) {
             let instantiate = per_call(|| {
                 black_box(spec.instantiate(&engine).unwrap());
             });
+            // What its memory limit has to hold: one instance after 1,000 events.
+            let mut instance = spec.instantiate(&engine).unwrap();
+            let wit = to_wit_event(&event);
+            for _ in 0..1000 {
+                if name == "keyword-filter" {
+                    black_box(instance.filter(&wit).unwrap());
+                } else {
+                    black_box(instance.transform(&wit).unwrap());
+                }
+            }
+            let peak = instance.memory_peak() as f64 / 1048576.0;
             row(
                 report,
                 format!("{label}: first compile / cached start / new instance"),
                 format!("{} / {} / {}", ms(compile), ms(start), micros(instantiate)),
-                size,
+                format!(
+                    "{size}; memory {peak:.1} MiB after 1,000 events (limit {} MiB)",
+                    Limits::default().memory >> 20
+                ),
                 format!(
                     "cached start {:.0}× faster",
                     compile.as_secs_f64() / start.as_secs_f64()
@@ -211,4 +225,148 @@ pub fn language_costs(report: &mut Report, root: &Path) {
             );
         }
     }
+}
+
+/// Events per second posted while the reload is measured.
+const RELOAD_RATE: f64 = 500.0;
+
+fn reload_config(receiver: std::net::SocketAddr, plugin: Option<&Path>) -> String {
+    let (plugins, chain) = match plugin {
+        Some(path) => (
+            format!(
+                "plugins:\n  - {{name: js-filter, path: {:?}, config: {{keywords: [order]}}}}\n",
+                path.display().to_string()
+            ),
+            "chain: [js-filter], ",
+        ),
+        None => (String::new(), ""),
+    };
+    format!(
+        "pipeline: {{log_events: false}}\n{plugins}sessions: [{{name: bench, me: {{id: 4915100000000@c.us}}}}]\nendpoints:\n  - {{name: out, url: \"http://{receiver}/hook\", format: waha, settings: {{hmac_key: k}}}}\nroutes: [{{events: [message], {chain}to: [out]}}]\nreceiver: {{enabled: false}}\n"
+    )
+}
+
+/// Post events at [`RELOAD_RATE`] on 4 connections until `stop`: for each,
+/// (when it was due, due → 202).
+async fn steady_posts(
+    addr: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(Instant, Duration)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use wasp::bench::http::{Connection, request};
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (next, stop) = (next.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut seen = Vec::new();
+            let mut connection = Connection::open(addr).await.unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let due = start + Duration::from_secs_f64(n as f64 / RELOAD_RATE);
+                tokio::time::sleep_until(due.into()).await;
+                let body = format!(
+                    r#"{{"id":"evt_reload_{n}","event":"message","session":"bench","payload":{{"id":"false_4915112345671@c.us_R{n:08}","from":"4915112345671@c.us","fromMe":false,"body":"Is my order #4711 ready?"}}}}"#
+                );
+                let answer = connection
+                    .send(&request("POST", "wasp", "/api/events", &[], body.as_bytes()))
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+                seen.push((due, due.elapsed()));
+            }
+            seen
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.unwrap());
+    }
+    all
+}
+
+fn spread(mut latencies: Vec<Duration>) -> (String, usize) {
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    (
+        format!(
+            "{} / {} / {}",
+            micros(at(0.5)),
+            micros(at(0.99)),
+            micros(*latencies.last().unwrap())
+        ),
+        latencies.len(),
+    )
+}
+
+/// A hot reload that adds a JS plugin (11.5 MiB, compiled from nothing)
+/// while events arrive at a steady pace: post → 202 before, and while the
+/// new generation compiles and starts.
+pub fn reload_under_load(report: &mut Report, root: &Path, binary: &Path) {
+    report.progress("hot reload adding a JS plugin under a steady load");
+    let wasm = match component(root, "js", "keyword-filter") {
+        Ok(wasm) => wasm,
+        Err(error) => {
+            let why = error.lines().next().unwrap_or("").to_owned();
+            row(
+                report,
+                "hot reload adding a JS plugin".into(),
+                "—".into(),
+                "not built".into(),
+                why,
+            );
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use wasp::bench::child::WaspProcess;
+        use wasp::bench::http::{Connection, Receiver, request};
+        let dir = root.join("target/bench-scratch/reload");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let plugin = dir.join("js-filter.wasm");
+        std::fs::write(&plugin, &wasm).unwrap();
+        let receiver = Receiver::start().await.unwrap();
+        let wasp = WaspProcess::start(binary, &dir, &dir.join("cache"), &reload_config(receiver.addr, None))
+            .await
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = tokio::spawn(steady_posts(wasp.addr, stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let reload_started = Instant::now();
+        std::fs::write(dir.join("wasp.yaml"), reload_config(receiver.addr, Some(&plugin))).unwrap();
+        let mut status = Connection::open(wasp.addr).await.unwrap();
+        let (applied, build_ms) = loop {
+            let answer = status.send(&request("GET", "wasp", "/api/status", &[], b"")).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            let config = &body["config"];
+            if config["generation"].as_u64() == Some(2) {
+                break (Instant::now(), config["last_reload"]["build_ms"].as_u64().unwrap_or(0));
+            }
+            assert!(reload_started.elapsed() < Duration::from_secs(120), "no reload: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        let posts = load.await.unwrap();
+        wasp.stop();
+        let before: Vec<Duration> = posts.iter().filter(|(due, _)| *due < reload_started).map(|p| p.1).collect();
+        let during: Vec<Duration> = posts
+            .iter()
+            .filter(|(due, _)| *due >= reload_started && *due <= applied)
+            .map(|p| p.1)
+            .collect();
+        let (before, before_count) = spread(before);
+        let (during, during_count) = spread(during);
+        row(
+            report,
+            format!("post → 202 while a reload adds a JS plugin ({build_ms} ms to compile and start, {RELOAD_RATE:.0} events/s), p50 / p99 / max"),
+            during,
+            format!("before the reload {before}"),
+            format!("{during_count} posts during, {before_count} before"),
+        );
+    });
 }

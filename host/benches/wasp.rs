@@ -350,6 +350,7 @@ fn main() {
     }
     if only.is_empty() || only.iter().any(|o| o == "languages") {
         languages::language_costs(&mut report, &root);
+        languages::reload_under_load(&mut report, &root, Path::new(env!("CARGO_BIN_EXE_wasp")));
     }
     let system: Vec<String> = only
         .iter()

@@ -274,6 +274,7 @@ impl Reloader {
                     return Ok(None);
                 }
                 let pipeline = pipeline::build(&loaded, &runtime, next_generation)?;
+                pipeline.prewarm(runtime.engine(), pipeline::worker_count(&loaded.config));
                 Ok(Some((loaded, pipeline, new_fingerprint)))
             },
         )

@@ -90,9 +90,14 @@ pub async fn run(
     let pipeline = {
         let runtime = runtime.clone();
         let loaded = loaded.clone();
-        tokio::task::spawn_blocking(move || pipeline::build(&loaded, &runtime, 1))
-            .await
-            .expect("the pipeline build does not panic")?
+        let workers = pipeline::worker_count(&loaded.config);
+        tokio::task::spawn_blocking(move || {
+            let pipeline = pipeline::build(&loaded, &runtime, 1)?;
+            pipeline.prewarm(runtime.engine(), workers);
+            Ok::<_, ConfigErrors>(pipeline)
+        })
+        .await
+        .expect("the pipeline build does not panic")?
     };
     tracing::info!(
         plugins = pipeline.plugins().len(),
@@ -114,10 +119,7 @@ pub async fn run(
     // order the store commits them (one worker per key, one forwarding
     // task), so ordered endpoints see a chat's events in order.
     let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone());
-    let workers = config
-        .pipeline
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let workers = pipeline::worker_count(&config);
     let pool = WorkerPool::start(workers, engine, metrics.clone(), sink);
     let registry = Arc::new(Sessions::default());
     let ingest = Ingest::new(

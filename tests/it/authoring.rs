@@ -6,12 +6,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasp::authoring::{CaseFile, CasesReport, Lang, scaffold};
 use wasp::cli::{PluginTest, TestOutcome, plugin_test};
-use wasp::plugin::{Kind, Limits, PluginEngine, PluginRuntime};
+use wasp::plugin::{
+    CallError, InstanceSlot, Kind, Limits, PluginEngine, PluginRuntime, PluginSpec,
+};
 use wasp_tests::toolchains::{build_project, example, plugins_dir};
 use wasp_tests::{TempDir, TestHost, TestReceiver, shared_cache_dir, test_plugin};
 
@@ -275,4 +278,126 @@ async fn a_new_project_in_each_language_builds_passes_its_cases_and_joins_by_hot
     }
     assert_eq!(receiver.requests().len(), expected_deliveries);
     host.stop().await;
+}
+
+/// A probe filter in `lang` that writes to the log and throws on "boom".
+fn probe_source(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Js => {
+            r#"import { definePlugin } from "./wasp.js";
+export const { plugin, filter } = definePlugin({
+  filter(event) {
+    console.log("probe saw", event.id);
+    console.error("probe warns about", event.id);
+    if (event.body === "boom") throw new Error(`cannot handle ${event.id}`);
+    return true;
+  },
+});
+"#
+        }
+        Lang::Python => {
+            r#"import sys
+import wasp
+
+
+class Probe:
+    def init(self, config: dict) -> None:
+        pass
+
+    def filter(self, event: wasp.Event) -> bool:
+        print("probe saw", event.id)
+        print("probe warns about", event.id, file=sys.stderr)
+        if event.body == "boom":
+            raise ValueError(f"cannot handle {event.id}")
+        return True
+
+
+Plugin, Filter = wasp.export(Probe())
+"#
+        }
+        _ => unreachable!("probes are written in JS and Python"),
+    }
+}
+
+/// Everything logged on this thread while `run` runs.
+fn logged<R>(run: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, run);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    (result, text)
+}
+
+#[test]
+fn js_and_python_exceptions_are_plugin_errors_and_their_output_reaches_the_log() {
+    let dir = TempDir::new("probes");
+    let engine = PluginEngine::new().unwrap();
+    let runtime = PluginRuntime::new(engine.clone(), Some(shared_cache_dir())).unwrap();
+    for lang in [Lang::Js, Lang::Python] {
+        let name = format!("probe-{lang}");
+        let project = dir.0.join(&name);
+        scaffold(&project, &name, lang, Kind::Filter).unwrap();
+        std::fs::write(project.join(lang.entry()), probe_source(lang)).unwrap();
+        let wasm = std::fs::read(build_project(&project)).unwrap();
+        let spec = Arc::new(PluginSpec {
+            name: name.as_str().into(),
+            compiled: runtime.load(&name, &wasm).unwrap(),
+            config_json: "null".into(),
+            limits: Limits::default(),
+            endpoints: Vec::new(),
+        });
+        let mut slot = InstanceSlot::new(spec, engine.clone());
+        let event = |id: &str, body: &str| {
+            wasp::pipeline::to_wit_event(
+                &wasp::event::Event::from_value(message(id, body)).unwrap(),
+            )
+        };
+
+        let (kept, log) = logged(|| slot.call(|i| i.filter(&event("evt_fine", "hello"))));
+        assert!(kept.unwrap(), "{lang}");
+        for line in ["probe saw evt_fine", "probe warns about evt_fine"] {
+            let found = log
+                .lines()
+                .find(|l| l.contains(line))
+                .unwrap_or_else(|| panic!("{lang}: no `{line}` in the log:\n{log}"));
+            assert!(found.contains(&format!("plugin=\"{name}\"")), "{found}");
+        }
+        assert!(
+            log.lines()
+                .any(|l| l.contains(" INFO ") && l.contains("probe saw evt_fine")),
+            "{log}"
+        );
+
+        let (failed, _) = logged(|| slot.call(|i| i.filter(&event("evt_boom", "boom"))));
+        match failed {
+            Err(error @ CallError::Plugin { .. }) => {
+                let text = error.to_string();
+                assert!(
+                    text.starts_with(&format!("plugin `{name}` failed: "))
+                        && text.contains("cannot handle evt_boom"),
+                    "{lang}: {text}"
+                );
+            }
+            other => panic!("{lang}: expected a plugin error, got {other:?}"),
+        }
+        // The instance survives its exception: the next event runs.
+        let (kept, _) = logged(|| slot.call(|i| i.filter(&event("evt_after", "hi"))));
+        assert!(kept.unwrap(), "{lang}");
+    }
 }

@@ -5,7 +5,7 @@
 //! settings. Every problem is reported at its place in the file.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{Pipeline, PipelineEndpoint, Route, Step};
 use crate::config::glob::GlobSet;
@@ -160,9 +160,11 @@ pub fn build(
 
     // Specs, each started once to validate config and settings.
     let mut specs = Vec::with_capacity(candidates.len());
+    let mut warm = Vec::with_capacity(candidates.len());
     for (candidate, plugin) in candidates.iter().zip(compiled) {
         let Some(plugin) = plugin else {
             specs.push(None);
+            warm.push(Mutex::default());
             continue;
         };
         let (name, config_json, limits) = match candidate.reference {
@@ -196,8 +198,14 @@ pub fn build(
                 Vec::new()
             },
         });
-        if let Err(error) = spec.instantiate(runtime.engine()) {
-            locate_start_error(config, candidate, &error, &mut diagnostics);
+        // The instance that proves the plugin starts is kept: the first
+        // worker to use the plugin takes it instead of making one.
+        match spec.instantiate(runtime.engine()) {
+            Ok(instance) => warm.push(Mutex::new(vec![instance])),
+            Err(error) => {
+                locate_start_error(config, candidate, &error, &mut diagnostics);
+                warm.push(Mutex::default());
+            }
         }
         specs.push(Some(spec));
     }
@@ -271,6 +279,7 @@ pub fn build(
         endpoints,
         endpoint_index,
         orders_by_session,
+        warm,
     })
 }
 

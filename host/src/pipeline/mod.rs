@@ -14,7 +14,7 @@ mod wit_event;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use build::build;
 pub use forward::forwarder;
@@ -22,9 +22,19 @@ pub use pool::{Arrival, Entry, Job, Retried, Sink, Submitter, WorkerPool};
 pub use wit_event::to_wit_event;
 pub use worker::{Processed, Scope, Worker};
 
+/// How many pipeline worker threads `config` asks for (`pipeline.workers`,
+/// else one per core).
+pub fn worker_count(config: &crate::config::Config) -> usize {
+    config
+        .pipeline
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1)
+}
+
 use crate::config::glob::GlobSet;
 use crate::delivery::Endpoint;
-use crate::plugin::{Kind, PluginSpec};
+use crate::plugin::{Kind, PluginEngine, PluginInstance, PluginSpec};
 
 /// One generation of the pipeline.
 #[derive(Debug)]
@@ -42,9 +52,35 @@ pub struct Pipeline {
     /// Some endpoint wants its deliveries in order per session (not just
     /// per chat), so a session's events must keep their order end to end.
     orders_by_session: bool,
+    /// Per plugin (same index as `plugins`): instances made while building,
+    /// off the event path, for workers to take on their first event.
+    warm: Vec<Mutex<Vec<PluginInstance>>>,
 }
 
 impl Pipeline {
+    /// Make instances of every plugin until each has `workers` ready, so
+    /// that no worker instantiates a plugin on an event's path (a JS or
+    /// Python instance costs ~0.5 ms; see BENCHMARKS.md). Runs where the
+    /// pipeline is built: at start and on the reload's blocking thread.
+    pub fn prewarm(&self, engine: &PluginEngine, workers: usize) {
+        for (spec, warm) in self.plugins.iter().zip(&self.warm) {
+            let have = warm.lock().expect("warm instances").len();
+            for _ in have..workers {
+                match spec.instantiate(engine) {
+                    Ok(instance) => warm.lock().expect("warm instances").push(instance),
+                    // It started once while building; a worker will retry
+                    // on its first event and report what fails.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// A ready instance of plugin `index`, if one is left.
+    pub(crate) fn take_warm(&self, index: usize) -> Option<PluginInstance> {
+        self.warm.get(index)?.lock().expect("warm instances").pop()
+    }
+
     /// The endpoints, as delivery sees them.
     pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
         self.endpoints.iter().map(|e| &e.endpoint)

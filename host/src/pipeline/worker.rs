@@ -171,8 +171,13 @@ impl Worker {
                 let slots = pipeline
                     .plugins
                     .iter()
-                    .map(|spec| Slot {
-                        instance: InstanceSlot::new(spec.clone(), self.engine.clone()),
+                    .enumerate()
+                    .map(|(index, spec)| Slot {
+                        instance: InstanceSlot::with_instance(
+                            spec.clone(),
+                            self.engine.clone(),
+                            pipeline.take_warm(index),
+                        ),
                         meters: Default::default(),
                     })
                     .collect();

@@ -318,10 +318,24 @@ fn panic_message(stderr: &str) -> Option<String> {
     })
 }
 
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("plugin", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PluginInstance {
     /// The spec this instance was made from.
     pub fn spec(&self) -> &Arc<PluginSpec> {
         &self.spec
+    }
+
+    /// The largest linear memory this instance has grown to, in bytes
+    /// (what its memory limit is compared with).
+    pub fn memory_peak(&self) -> u64 {
+        self.store.data().limiter_ref().peak()
     }
 
     fn prepare(&mut self) {
@@ -409,6 +423,19 @@ impl InstanceSlot {
             spec,
             engine,
             live: None,
+        }
+    }
+
+    /// A slot holding `instance` (made ahead of time) if there is one.
+    pub fn with_instance(
+        spec: Arc<PluginSpec>,
+        engine: PluginEngine,
+        instance: Option<PluginInstance>,
+    ) -> Self {
+        Self {
+            spec,
+            engine,
+            live: instance,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
-use super::bindings::{self, export_names, filter, format, plugin, route, transform};
+use super::bindings::{self, export_names, filter, format, plugin, route, transform, wit_package};
 use super::cache::{CacheOutcome, ComponentCache};
 use super::engine::PluginEngine;
 use super::state::PluginState;
@@ -91,6 +91,19 @@ pub enum LoadError {
         export_names::PLUGIN
     )]
     NotAPlugin { label: String, exports: String },
+    /// The component was built against another version of the WIT package.
+    #[error(
+        "{label} was built against {found}, but this wasp speaks {}@{}: rebuild it against this wasp's WIT (`wasp plugin build`, or wasp-plugin-sdk {})",
+        wit_package::NAME,
+        wit_package::VERSION,
+        wit_package::VERSION
+    )]
+    WitVersion {
+        /// The plugin.
+        label: String,
+        /// The version(s) the plugin names, e.g. `wasp:plugin@0.2.0`.
+        found: String,
+    },
     /// The component's exports do not match the WIT wasp expects.
     #[error("{0} exports a different version of an interface than wasp expects: {1}")]
     Mismatch(String, String),
@@ -175,6 +188,34 @@ impl CompiledPlugin {
     }
 }
 
+/// Refuse a component whose `wasp:plugin` imports or exports name a version
+/// this host cannot link, naming both versions (before linking, whose error
+/// would only say an import is missing).
+fn check_wit_version<'a>(
+    label: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), LoadError> {
+    let mut found: Vec<String> = Vec::new();
+    let mut incompatible = false;
+    for version in names.filter_map(wit_package::version_of) {
+        incompatible |= !version.is_some_and(wit_package::compatible);
+        let shown = match version {
+            Some(v) => format!("{}@{v}", wit_package::NAME),
+            None => format!("{} without a version", wit_package::NAME),
+        };
+        if !found.contains(&shown) {
+            found.push(shown);
+        }
+    }
+    if incompatible {
+        return Err(LoadError::WitVersion {
+            label: label.into(),
+            found: found.join(" and "),
+        });
+    }
+    Ok(())
+}
+
 /// Compiles and links plugins; one per process.
 #[derive(Clone)]
 pub struct PluginRuntime {
@@ -227,11 +268,13 @@ impl PluginRuntime {
             .cache
             .load(engine, wasm)
             .map_err(|e| LoadError::Compile(label.into(), format!("{e:#}")))?;
-        let exports: Vec<String> = component
-            .component_type()
+        let component_type = component.component_type();
+        let exports: Vec<String> = component_type
             .exports(engine)
             .map(|(name, _)| name.to_owned())
             .collect();
+        let imports = component_type.imports(engine).map(|(name, _)| name);
+        check_wit_version(label, imports.chain(exports.iter().map(String::as_str)))?;
         let pre = self
             .linker
             .instantiate_pre(&component)

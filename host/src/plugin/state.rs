@@ -1,7 +1,8 @@
 //! What each plugin instance's store holds, and the host side of the plugin
 //! imports: `log` (into `tracing`, tagged with the plugin name), `clock`, a
-//! locked-down WASI (no files, no network, no environment; stdout and stderr
-//! go to the log), and the memory limiter.
+//! locked-down WASI (no files, no network, no environment; stdout lines go
+//! to the log at info, stderr lines at warn, tagged too), and the memory
+//! limiter.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -116,6 +117,7 @@ impl std::fmt::Display for FieldList<'_> {
 pub struct MemoryLimiter {
     limit: u64,
     refused: Option<u64>,
+    peak: u64,
 }
 
 impl MemoryLimiter {
@@ -123,6 +125,7 @@ impl MemoryLimiter {
         Self {
             limit,
             refused: None,
+            peak: 0,
         }
     }
 
@@ -134,6 +137,11 @@ impl MemoryLimiter {
     /// The limit in bytes.
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// The largest size a memory was allowed to grow to, in bytes.
+    pub fn peak(&self) -> u64 {
+        self.peak
     }
 }
 
@@ -148,6 +156,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.refused = Some(desired as u64);
             return Ok(false);
         }
+        self.peak = self.peak.max(desired as u64);
         Ok(true)
     }
 
@@ -209,8 +218,8 @@ impl OutputTail {
         let text = String::from_utf8_lossy(bytes);
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
             match self.stream {
-                Stream::Stdout => tracing::debug!(plugin = &*self.plugin, "stdout: {line}"),
-                Stream::Stderr => tracing::debug!(plugin = &*self.plugin, "stderr: {line}"),
+                Stream::Stdout => tracing::info!(plugin = &*self.plugin, "stdout: {line}"),
+                Stream::Stderr => tracing::warn!(plugin = &*self.plugin, "stderr: {line}"),
             }
         }
         if let Stream::Stderr = self.stream {

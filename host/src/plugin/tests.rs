@@ -263,6 +263,47 @@ fn rejects_what_is_not_a_component() {
     );
 }
 
+/// `wasm` with every `wasp:plugin/…@0.1.0` name rewritten to `@{to}` (same
+/// length, so the binary stays valid): a plugin built against another WIT.
+fn built_against(wasm: &[u8], to: &str) -> Vec<u8> {
+    assert_eq!(to.len(), bindings::wit_package::VERSION.len());
+    let from = format!("@{}", bindings::wit_package::VERSION);
+    let mut out = wasm.to_vec();
+    let mut rewritten = 0;
+    let mut at = 0;
+    while let Some(pos) = out[at..]
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+    {
+        let start = at + pos;
+        let prefix = &out[start.saturating_sub(40)..start];
+        if prefix.windows(12).any(|w| w == b"wasp:plugin/") {
+            out[start + 1..start + from.len()].copy_from_slice(to.as_bytes());
+            rewritten += 1;
+        }
+        at = start + from.len();
+    }
+    assert!(rewritten > 0);
+    out
+}
+
+#[test]
+fn a_plugin_built_against_another_wit_version_names_both() {
+    let wasm = builtin::get("keyword-filter").unwrap();
+    let error = runtime()
+        .load("old.wasm", &built_against(wasm, "0.2.0"))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "old.wasm was built against wasp:plugin@0.2.0, but this wasp speaks wasp:plugin@0.1.0: rebuild it against this wasp's WIT (`wasp plugin build`, or wasp-plugin-sdk 0.1.0)"
+    );
+    // A semver-compatible patch release links as before.
+    let patched = runtime()
+        .load("patch.wasm", &built_against(wasm, "0.1.9"))
+        .unwrap();
+    assert!(patched.has(Kind::Filter));
+}
+
 #[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = std::env::temp_dir().join(format!("wasp-cache-test-{}", std::process::id()));

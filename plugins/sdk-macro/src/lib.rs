@@ -5,7 +5,9 @@
 //! (so the component's exports say what it can be used as), runs
 //! wit-bindgen over it, and implements the generated traits by calling the
 //! SDK's runtime with `MyPlugin`'s [`Plugin`]/[`Filter`]/… implementations.
-//! The WIT comes from the repository's one `wit/` folder, by absolute path.
+//! The WIT is this crate's `wit/` (the repository's one `wit/` folder, by a
+//! symlink that `cargo package` turns into a copy), read by absolute path
+//! with its version taken from its `package` line.
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -15,8 +17,9 @@ use syn::punctuated::Punctuated;
 use syn::{Ident, Path, Token};
 
 /// The WIT package every plugin is built against.
-const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit");
-const PACKAGE_VERSION: &str = "0.1.0";
+const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/wit");
+/// A file of the package whose first line is `package wasp:plugin@VERSION;`.
+const WIT_TYPES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/wit/types.wit"));
 const KINDS: [&str; 4] = ["filter", "transform", "route", "format"];
 
 struct ExportInput {
@@ -67,6 +70,15 @@ impl Parse for ExportInput {
 /// wasp_plugin_sdk::export!(KeywordFilter: filter);
 /// wasp_plugin_sdk::export!(Everything: filter, transform, route, format);
 /// ```
+/// The version on the `package` line of the WIT (`0.1.0`).
+fn package_version() -> &'static str {
+    WIT_TYPES
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("package wasp:plugin@"))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .expect("wit/types.wit starts with `package wasp:plugin@VERSION;`")
+}
+
 #[proc_macro]
 pub fn export(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as ExportInput);
@@ -78,11 +90,12 @@ fn expand(input: &ExportInput) -> proc_macro2::TokenStream {
         .canonicalize()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| WIT_DIR.to_owned());
+    let version = package_version();
     let mut world = format!(
-        "package wasp:guest;\nworld plugin {{\n  include wasp:plugin/imports@{PACKAGE_VERSION};\n  export wasp:plugin/plugin@{PACKAGE_VERSION};\n"
+        "package wasp:guest;\nworld plugin {{\n  include wasp:plugin/imports@{version};\n  export wasp:plugin/plugin@{version};\n"
     );
     for kind in &input.kinds {
-        world.push_str(&format!("  export wasp:plugin/{kind}@{PACKAGE_VERSION};\n"));
+        world.push_str(&format!("  export wasp:plugin/{kind}@{version};\n"));
     }
     world.push_str("}\n");
 
@@ -102,6 +115,9 @@ fn expand(input: &ExportInput) -> proc_macro2::TokenStream {
         quote! {}
     };
     let module = Ident::new("__wasp_plugin_bindings", Span::call_site());
+    let interface =
+        |name: &str| syn::LitStr::new(&format!("wasp:plugin/{name}@{version}"), Span::call_site());
+    let (types, log, clock) = (interface("types"), interface("log"), interface("clock"));
 
     // Only a wasm build is a component; natively (unit tests, benchmarks
     // against the same code) the plugin is a plain Rust library.
@@ -118,9 +134,9 @@ fn expand(input: &ExportInput) -> proc_macro2::TokenStream {
                 world: "wasp:guest/plugin",
                 runtime_path: "::wasp_plugin_sdk::__private::wit_bindgen::rt",
                 with: {
-                    "wasp:plugin/types@0.1.0": ::wasp_plugin_sdk::wit::types,
-                    "wasp:plugin/log@0.1.0": ::wasp_plugin_sdk::wit::log,
-                    "wasp:plugin/clock@0.1.0": ::wasp_plugin_sdk::wit::clock,
+                    #types: ::wasp_plugin_sdk::wit::types,
+                    #log: ::wasp_plugin_sdk::wit::log,
+                    #clock: ::wasp_plugin_sdk::wit::clock,
                 },
             });
 

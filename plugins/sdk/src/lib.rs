@@ -61,7 +61,9 @@ pub use wit::types::{
 #[allow(unsafe_code, clippy::all, missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // `wit` in this crate is the repository's one `wit/` folder (a
+        // symlink that `cargo package` turns into a copy).
+        path: "wit",
         world: "wasp:plugin/imports",
         generate_unused_types: true,
         additional_derives: [PartialEq],
