@@ -123,7 +123,7 @@ pub fn language_costs(report: &mut Report, root: &Path) {
                     eprintln!("{label}: not built: {error}");
                     row(
                         report,
-                        format!("{label}"),
+                        label.clone(),
                         "—".into(),
                         "not built".into(),
                         error.lines().next().unwrap_or("").to_owned(),

@@ -162,3 +162,40 @@ impl Pipelines {
         pipeline
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::plugin::{PluginEngine, PluginRuntime};
+
+    const CONFIG: &str = r#"
+plugins:
+  - {name: orders, builtin: keyword-filter, config: {keywords: [order]}}
+  - {name: redact, builtin: redact}
+endpoints:
+  - {name: out, url: "http://127.0.0.1:9/hook", format: waha}
+routes: [{chain: [orders, redact], to: [out]}]
+"#;
+
+    #[test]
+    fn every_worker_finds_its_instances_made_when_the_config_loaded() {
+        let dir = std::env::temp_dir();
+        let loaded =
+            crate::config::parse("wasp.yaml", CONFIG, &dir, &HashMap::<String, String>::new())
+                .unwrap();
+        let engine = PluginEngine::new().unwrap();
+        let runtime = PluginRuntime::new(engine.clone(), None).unwrap();
+        let pipeline = super::build(&loaded, &runtime, 1).unwrap();
+        pipeline.prewarm(&engine, 3);
+        let plugins = pipeline.plugins().len();
+        assert_eq!(plugins, 3, "orders, redact and the waha format");
+        for index in 0..plugins {
+            for _ in 0..3 {
+                let instance = pipeline.take_warm(index).expect("a ready instance");
+                assert_eq!(instance.spec().name, pipeline.plugins()[index].name);
+            }
+            assert!(pipeline.take_warm(index).is_none());
+        }
+    }
+}

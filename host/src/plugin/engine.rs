@@ -54,6 +54,7 @@ impl PluginEngine {
     /// pooling allocator (falling back to on-demand allocation when the
     /// machine refuses the pool's virtual memory reservation).
     pub fn new() -> Result<Self, EngineError> {
+        compile_at_low_priority();
         let (engine, pooling) = match Engine::new(&config(true)) {
             Ok(engine) => (engine, true),
             Err(error) => {
@@ -138,6 +139,32 @@ fn config(pooling: bool) -> Config {
     config
 }
 
+/// Build rayon's global pool (where Cranelift compiles a component's
+/// functions in parallel) with threads at nice 10, once per process: a big
+/// plugin compiled on a hot reload then takes the CPU that events leave
+/// over instead of competing with ingest and delivery (BENCHMARKS.md,
+/// "hot reload adding a JS plugin"). Best effort: if the pool already
+/// exists, or the priority cannot be set, compilation runs as before.
+fn compile_at_low_priority() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let built = rayon::ThreadPoolBuilder::new()
+            .thread_name(|n| format!("wasp-compile-{n}"))
+            .start_handler(|_| {
+                #[cfg(target_os = "linux")]
+                if let Err(error) =
+                    rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10)
+                {
+                    tracing::debug!(%error, "compile thread keeps its priority");
+                }
+            })
+            .build_global();
+        if let Err(error) = built {
+            tracing::debug!(%error, "rayon's pool exists; compile threads keep their priority");
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,3 +177,4 @@ mod tests {
         assert_eq!(PluginEngine::ticks_for(Duration::ZERO), 2);
     }
 }
+

@@ -318,8 +318,8 @@ fn panic_message(stderr: &str) -> Option<String> {
     })
 }
 
-impl std::fmt::Debug for PluginInstance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PluginInstance")
             .field("plugin", &self.spec.name)
             .finish_non_exhaustive()
