@@ -177,4 +177,3 @@ mod tests {
         assert_eq!(PluginEngine::ticks_for(Duration::ZERO), 2);
     }
 }
-
