@@ -192,10 +192,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
         .get("timestamp")
         .and_then(Value::as_u64)
         .map_or(0, |ms| ms / 1000) as i64;
-    let from_me = payload
-        .get("fromMe")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let from_me = waha::from_me(payload);
     match event {
         "message" | "message.any" => {
             let incoming_event = settings.incoming_from.as_str();
@@ -325,7 +322,7 @@ fn latest_status_seconds(payload: &Value) -> Option<i64> {
 fn quoted_participant(target: &str, payload: &Value) -> String {
     match MessageId::parse(target) {
         Some(id) => id.participant.unwrap_or(id.remote),
-        None => waha::chat_of(payload).to_owned(),
+        None => waha::chat_of(payload),
     }
 }
 
@@ -336,16 +333,13 @@ fn message_webhook(
     own_wid: &str,
     instance_data: &Value,
 ) -> Encoded {
-    let from_me = message
-        .get("fromMe")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let from_me = waha::from_me(message);
     let type_webhook = match (from_me, str_or_empty(message, "source")) {
         (false, _) => "incomingMessageReceived",
         (true, "api") => "outgoingAPIMessageReceived",
         (true, _) => "outgoingMessageReceived",
     };
-    let chat = waha::chat_of(message).to_owned();
+    let chat = waha::chat_of(message);
     let participant = message
         .get("participant")
         .and_then(Value::as_str)
@@ -482,7 +476,7 @@ fn message_data(message: &Value) -> Result<Value, String> {
         let participant = reply
             .get("participant")
             .and_then(Value::as_str)
-            .map_or_else(|| waha::chat_of(message).to_owned(), str::to_owned);
+            .map_or_else(|| waha::chat_of(message), str::to_owned);
         return Ok(json!({
             "typeMessage": "quotedMessage",
             "extendedTextMessageData": {"text": body, "stanzaId": stanza, "participant": participant},

@@ -86,13 +86,37 @@ pub fn ack_name(ack: Option<i64>) -> &'static str {
 
 /// The chat a WAMessage-shaped payload belongs to: `to` for own messages,
 /// `from` otherwise.
-pub fn chat_of(message: &Value) -> &str {
-    let from_me = message
+pub fn chat_of(message: &Value) -> String {
+    let text = |key: &str| {
+        message
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let id = text("id").and_then(MessageId::parse);
+    let from_me = from_me(message);
+    let key = if from_me { "to" } else { "from" };
+    // The minimal documented `message.ack` has no `to`: the chat is then the
+    // id's remote part, else the other party field, never an empty string
+    // when the event names it somewhere.
+    text(key)
+        .map(str::to_owned)
+        .or_else(|| id.map(|id| id.remote))
+        .or_else(|| text(if from_me { "from" } else { "to" }).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether this account sent the message: `fromMe`, else the `true_`/`false_`
+/// prefix of its id (WAHA's minimal `message.ack` has no `fromMe`).
+pub fn from_me(message: &Value) -> bool {
+    message
         .get("fromMe")
         .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let key = if from_me { "to" } else { "from" };
-    message.get(key).and_then(Value::as_str).unwrap_or("")
+        .or_else(|| {
+            let id = message.get("id").and_then(Value::as_str)?;
+            MessageId::parse(id).map(|id| id.from_me)
+        })
+        .unwrap_or(false)
 }
 
 /// Whether a chat id is a group.
@@ -112,6 +136,21 @@ pub fn sender_name(message: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chat_is_found_where_the_event_names_it() {
+        let full = serde_json::json!({"id": "true_491111@c.us_3EB0A", "from": "490000@c.us", "to": "491111@c.us", "fromMe": true});
+        assert_eq!(chat_of(&full), "491111@c.us");
+        // WAHA's minimal message.ack: no `to`, the chat in the id.
+        let minimal =
+            serde_json::json!({"id": "true_491111@c.us_3EB0A", "from": "491111@c.us", "ack": 3});
+        assert_eq!(chat_of(&minimal), "491111@c.us");
+        let incoming = serde_json::json!({"id": "false_492222@c.us_3EB0B", "fromMe": false});
+        assert_eq!(chat_of(&incoming), "492222@c.us");
+        let bare = serde_json::json!({"id": "3EB0C", "fromMe": true, "from": "493333@c.us"});
+        assert_eq!(chat_of(&bare), "493333@c.us");
+        assert_eq!(chat_of(&serde_json::json!({})), "");
+    }
 
     #[test]
     fn message_ids_round_trip() {
