@@ -16,6 +16,8 @@ pub trait Draft {
     fn session_name(&self) -> Option<Cow<'_, str>>;
     /// Whether the envelope has `key` (any value).
     fn has(&self, key: &str) -> bool;
+    /// The value of `key` when it is a string.
+    fn text(&self, key: &str) -> Option<Cow<'_, str>>;
     /// Set `key` to `value`.
     fn set(&mut self, key: &str, value: Value);
     /// Validate and normalize it ([`Event::from_value`]).
@@ -30,6 +32,10 @@ impl Draft for Value {
     fn has(&self, key: &str) -> bool {
         self.as_object()
             .is_some_and(|object| object.contains_key(key))
+    }
+
+    fn text(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.as_object()?.string(key)
     }
 
     fn set(&mut self, key: &str, value: Value) {
@@ -50,6 +56,10 @@ impl Draft for Envelope<'_> {
 
     fn has(&self, key: &str) -> bool {
         self.contains(key)
+    }
+
+    fn text(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.string(key)
     }
 
     fn set(&mut self, key: &str, value: Value) {

@@ -114,26 +114,23 @@ impl Session {
         }
     }
 
-    /// The `environment` object of this session's envelopes (FORMATS.md §1.1).
-    pub fn environment(&self) -> Value {
-        json!({
-            "version": WAHA_VERSION,
-            "engine": self.waha_engine.as_str(),
-            "tier": "CORE",
-            "browser": null,
-            "platform": "linux/x64",
-            "worker": {"id": null},
-        })
-    }
-
     /// Complete an envelope the way WAHA writes one for this session: add
-    /// `metadata`, `me`, `engine` and `environment` where missing.
+    /// `metadata`, `me`, `engine` and `environment` where missing. An
+    /// envelope that names its `engine` keeps it in the `environment` it
+    /// gets (one engine per body, whatever the session's default).
     pub fn enrich(&self, envelope: &mut impl crate::event::Draft) {
-        if !envelope.has("engine") {
-            envelope.set("engine", json!(self.waha_engine.as_str()));
-        }
+        let own = self.waha_engine.as_str();
+        let engine = match envelope.text("engine") {
+            Some(engine) => engine.into_owned(),
+            None => {
+                if !envelope.has("engine") {
+                    envelope.set("engine", json!(own));
+                }
+                own.to_owned()
+            }
+        };
         if !envelope.has("environment") {
-            envelope.set("environment", self.environment());
+            envelope.set("environment", environment(&engine));
         }
         if !self.metadata.is_empty() && !envelope.has("metadata") {
             envelope.set("metadata", json!(self.metadata));
@@ -144,6 +141,18 @@ impl Session {
             envelope.set("me", me.clone());
         }
     }
+}
+
+/// WAHA's `environment` object for an envelope of `engine` (FORMATS.md §1.1).
+fn environment(engine: &str) -> Value {
+    json!({
+        "version": WAHA_VERSION,
+        "engine": engine,
+        "tier": "CORE",
+        "browser": null,
+        "platform": "linux/x64",
+        "worker": {"id": null},
+    })
 }
 
 /// Providers whose webhooks name an instance rather than a session.
@@ -447,6 +456,27 @@ mod tests {
             status,
             ..Entry::new(spec, Origin::Config, json!({}))
         }
+    }
+
+    #[test]
+    fn an_envelope_keeps_the_engine_it_names_in_its_environment() {
+        let spec: SessionConfig =
+            serde_json::from_value(json!({"name": "s"})).expect("a minimal session");
+        let session = Session::from_config(&spec);
+        let own = session.waha_engine.as_str();
+        let other = if own == "NOWEB" { "GOWS" } else { "NOWEB" };
+        let mut named = json!({"event": "message", "session": "s", "engine": other, "payload": {}});
+        session.enrich(&mut named);
+        assert_eq!(named["engine"], other);
+        assert_eq!(named["environment"]["engine"], other);
+        let mut bare = json!({"event": "message", "session": "s", "payload": {}});
+        session.enrich(&mut bare);
+        assert_eq!(bare["engine"], own);
+        assert_eq!(bare["environment"]["engine"], own);
+        // An environment the envelope brings is its own.
+        let mut full = json!({"session": "s", "engine": other, "environment": {"engine": "X"}});
+        session.enrich(&mut full);
+        assert_eq!(full["environment"], json!({"engine": "X"}));
     }
 
     #[test]
