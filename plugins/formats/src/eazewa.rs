@@ -555,7 +555,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             Ok(envelope(
                 name,
                 whole_seconds(message.get("timestamp")),
-                wa_message(message)?,
+                wa_message(message, "data.message.")?,
             ))
         }
         "message_ack" => {
@@ -643,8 +643,8 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 whole_seconds(after.get("timestamp")),
                 json!({
                     "revokedMessageId": revoked,
-                    "after": wa_message(after)?,
-                    "before": before.map(wa_message).transpose()?,
+                    "after": wa_message(after, "data.after.")?,
+                    "before": before.map(|b| wa_message(b, "data.before.")).transpose()?,
                 }),
             ))
         }
@@ -725,12 +725,13 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
     }
 }
 
-/// A whatsapp-web.js `Message` as a WAMessage.
-fn wa_message(message: &Value) -> Result<Value, DecodeError> {
+/// A whatsapp-web.js `Message` as a WAMessage; `path` is where it sits in
+/// the webhook (`data.message.`, `data.after.`), for errors.
+fn wa_message(message: &Value, path: &str) -> Result<Value, DecodeError> {
     let id = required_str(
-        required_object(message, "id", "data.message.")?,
+        required_object(message, "id", path)?,
         "_serialized",
-        "data.message.id.",
+        &format!("{path}id."),
     )?;
     let ack = message.get("ack").and_then(Value::as_i64);
     let from_me = message
@@ -756,4 +757,35 @@ fn wa_message(message: &Value) -> Result<Value, DecodeError> {
         "replyTo": null,
         "_data": message,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(body: Value) -> String {
+        match decode(&body) {
+            Err(DecodeError(message)) => message,
+            Ok(_) => panic!("decoded: {body}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_object_they_are_in() {
+        let revoked = json!({"event": "message_revoke_everyone", "instanceId": "1",
+            "data": {"after": {"id": {}, "body": ""}}});
+        assert_eq!(
+            error_of(revoked),
+            "missing field `data.after.id._serialized`"
+        );
+        let before = json!({"event": "message_revoke_everyone", "instanceId": "1",
+            "data": {"after": {"id": {"_serialized": "true_1@c.us_A"}}, "before": {"body": "x"}}});
+        assert_eq!(error_of(before), "missing field `data.before.id`");
+        let message =
+            json!({"event": "message", "instanceId": "1", "data": {"message": {"id": 5}}});
+        assert_eq!(
+            error_of(message),
+            "`data.message.id` must be an object, got a number"
+        );
+    }
 }
