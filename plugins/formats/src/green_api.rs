@@ -661,8 +661,9 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                         required_object(message_data, "extendedTextMessageData", "messageData.")?;
                     let mut message = base(str_or_empty(extended, "text"));
                     if let Some(stanza) = quoted("stanzaId") {
+                        // WAHA's serialized form, as in its own replyTo.
                         message["replyTo"] = json!({
-                            "id": stanza,
+                            "id": target_id(stanza),
                             "participant": quoted("participant"),
                             "body": quoted("textMessage").unwrap_or(""),
                             "hasMedia": false,
@@ -831,5 +832,37 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
         other => Err(DecodeError(format!(
             "unknown `typeWebhook` `{other}`; expected incomingMessageReceived, outgoingMessageReceived, outgoingAPIMessageReceived, outgoingMessageStatus, stateInstanceChanged, statusInstanceChanged, incomingCall, …"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(body: Value) -> Value {
+        match decode(&body) {
+            Ok(Decoded::Event { envelope, .. }) => envelope["payload"].clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn quoted_reply(quoted_participant: &str) -> Value {
+        json!({"typeWebhook": "incomingMessageReceived",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "timestamp": 1700000000, "idMessage": "REPLY1",
+            "senderData": {"chatId": "79001234568@c.us", "sender": "79001234568@c.us", "senderName": "Anna"},
+            "messageData": {"typeMessage": "quotedMessage",
+                "extendedTextMessageData": {"text": "yes", "stanzaId": "ORIG1", "participant": quoted_participant},
+                "quotedMessage": {"stanzaId": "ORIG1", "participant": quoted_participant,
+                    "typeMessage": "textMessage", "textMessage": "ready?"}}})
+    }
+
+    #[test]
+    fn a_reply_names_the_quoted_message_in_wahas_form() {
+        let theirs = payload(quoted_reply("79001234568@c.us"));
+        assert_eq!(theirs["replyTo"]["id"], "false_79001234568@c.us_ORIG1");
+        assert_eq!(theirs["replyTo"]["body"], "ready?");
+        let ours = payload(quoted_reply("71234567890@c.us"));
+        assert_eq!(ours["replyTo"]["id"], "true_79001234568@c.us_ORIG1");
     }
 }
