@@ -357,7 +357,15 @@ fn message_webhook(
     let mut sender_data = Map::new();
     sender_data.insert("chatId".into(), json!(chat));
     sender_data.insert("sender".into(), json!(sender));
-    if !waha::is_group(&chat) && !from_me && !sender_name.is_empty() {
+    // The chat's title as Green-API sent it (any direction, groups too);
+    // else a person's chat is titled with their name.
+    let chat_name = message
+        .get("_data")
+        .and_then(|d| d.get("chatName"))
+        .and_then(Value::as_str);
+    if let Some(chat_name) = chat_name {
+        sender_data.insert("chatName".into(), json!(chat_name));
+    } else if !waha::is_group(&chat) && !from_me && !sender_name.is_empty() {
         sender_data.insert("chatName".into(), json!(sender_name));
     }
     sender_data.insert("senderName".into(), json!(sender_name));
@@ -611,6 +619,11 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             if let Some(contact) = sender_data.get("senderContactName") {
                 data.insert("contactName".into(), contact.clone());
             }
+            // Green-API's chat title (a person's or a group's name), for a
+            // Green-API emit of the same event (issue 19: round trips).
+            if let Some(chat_name) = sender_data.get("chatName").filter(|n| n.is_string()) {
+                data.insert("chatName".into(), chat_name.clone());
+            }
             let base = |body: &str| {
                 json!({
                     "id": serialized,
@@ -726,6 +739,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                             "to": to,
                             "participant": participant,
                             "reaction": {"text": text, "messageId": target_id(stanza)},
+                            "_data": Value::Object(data.clone()),
                         }),
                     ))
                 }
@@ -855,6 +869,42 @@ mod tests {
                 "extendedTextMessageData": {"text": "yes", "stanzaId": "ORIG1", "participant": quoted_participant},
                 "quotedMessage": {"stanzaId": "ORIG1", "participant": quoted_participant,
                     "typeMessage": "textMessage", "textMessage": "ready?"}}})
+    }
+
+    /// Green-API → canonical → Green-API.
+    fn round_trip(body: &Value) -> Value {
+        let Ok(Decoded::Event { mut envelope, .. }) = decode(body) else {
+            panic!("not decoded: {body}");
+        };
+        envelope["session"] = json!("green");
+        envelope["id"] = json!("evt_1");
+        let settings: Settings =
+            serde_json::from_value(json!({"id_instance": 1101000002, "wid": "71234567890@c.us"}))
+                .unwrap();
+        match encode(&envelope, &settings) {
+            Encoded::Send(out) => out,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sender_data_survives_a_round_trip() {
+        let reaction = json!({"typeWebhook": "incomingMessageReceived",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "timestamp": 1700000000, "idMessage": "REACT1",
+            "senderData": {"chatId": "79001234568@c.us", "chatName": "John", "sender": "79001234568@c.us",
+                "senderName": "John", "senderContactName": "John Doe"},
+            "messageData": {"typeMessage": "reactionMessage",
+                "extendedTextMessageData": {"text": "👍"},
+                "quotedMessage": {"stanzaId": "ORIG1"}}});
+        assert_eq!(round_trip(&reaction)["senderData"], reaction["senderData"]);
+        let outgoing = json!({"typeWebhook": "outgoingMessageReceived",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "timestamp": 1700000000, "idMessage": "OUT1",
+            "senderData": {"chatId": "120363041234567890@g.us", "chatName": "Shop team",
+                "sender": "71234567890@c.us", "senderName": "Shop"},
+            "messageData": {"typeMessage": "textMessage", "textMessageData": {"textMessage": "hi"}}});
+        assert_eq!(round_trip(&outgoing)["senderData"], outgoing["senderData"]);
     }
 
     #[test]
