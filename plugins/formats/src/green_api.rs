@@ -386,6 +386,22 @@ fn message_webhook(
     }))
 }
 
+/// `key` of `value` when it is a non-empty string.
+fn non_empty<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// `_data.key` of a WAMessage as a string, `""` when absent.
+fn data_str<'a>(message: &'a Value, key: &str) -> &'a str {
+    message
+        .get("_data")
+        .and_then(|d| non_empty(d, key))
+        .unwrap_or("")
+}
+
 /// `messageData` for a WAMessage (§4.3).
 fn message_data(message: &Value) -> Result<Value, String> {
     let body = str_or_empty(message, "body");
@@ -405,7 +421,7 @@ fn message_data(message: &Value) -> Result<Value, String> {
             "locationMessageData": {
                 "nameLocation": str_or_empty(location, "name"),
                 "address": str_or_empty(location, "address"),
-                "jpegThumbnail": str_or_empty(location, "thumbnail"),
+                "jpegThumbnail": non_empty(location, "thumbnail").unwrap_or_else(|| data_str(message, "jpegThumbnail")),
                 "latitude": waha::coordinate(location.get("latitude")).unwrap_or(0.0),
                 "longitude": waha::coordinate(location.get("longitude")).unwrap_or(0.0),
                 "forwardingScore": score,
@@ -447,6 +463,10 @@ fn message_data(message: &Value) -> Result<Value, String> {
             .unwrap_or("");
         let type_message = match (raw_type, mimetype.split('/').next().unwrap_or("")) {
             ("sticker", _) => "stickerMessage",
+            ("image", _) => "imageMessage",
+            ("video", _) => "videoMessage",
+            ("audio" | "ptt", _) => "audioMessage",
+            ("document", _) => "documentMessage",
             (_, "image") => "imageMessage",
             (_, "video") => "videoMessage",
             (_, "audio") => "audioMessage",
@@ -471,7 +491,7 @@ fn message_data(message: &Value) -> Result<Value, String> {
                 "downloadUrl": url,
                 "caption": body,
                 "fileName": file_name,
-                "jpegThumbnail": "",
+                "jpegThumbnail": data_str(message, "jpegThumbnail"),
                 "mimeType": mimetype,
                 "forwardingScore": score,
                 "isForwarded": forwarded,
@@ -499,15 +519,16 @@ fn message_data(message: &Value) -> Result<Value, String> {
     let data = message.get("_data").cloned().unwrap_or(Value::Null);
     let title = str_or_empty(&data, "title");
     let description = str_or_empty(&data, "description");
-    if !title.is_empty() || !description.is_empty() {
+    let preview = str_or_empty(&data, "typeMessage") == "extendedTextMessage";
+    if preview || !title.is_empty() || !description.is_empty() {
         return Ok(json!({
             "typeMessage": "extendedTextMessage",
             "extendedTextMessageData": {
                 "text": body,
                 "description": description,
                 "title": title,
-                "previewType": "None",
-                "jpegThumbnail": "",
+                "previewType": non_empty(&data, "previewType").unwrap_or("None"),
+                "jpegThumbnail": data_str(message, "jpegThumbnail"),
                 "forwardingScore": score,
                 "isForwarded": forwarded,
             },
@@ -673,6 +694,15 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     let extended =
                         required_object(message_data, "extendedTextMessageData", "messageData.")?;
                     let mut message = base(str_or_empty(extended, "text"));
+                    if type_message == "extendedTextMessage" {
+                        // A link preview: what Green-API sent, for its emit.
+                        message["_data"]["typeMessage"] = json!(type_message);
+                        for key in ["title", "description", "previewType", "jpegThumbnail"] {
+                            if let Some(value) = extended.get(key).filter(|v| v.is_string()) {
+                                message["_data"][key] = value.clone();
+                            }
+                        }
+                    }
                     if let Some(stanza) = quoted("stanzaId") {
                         // WAHA's serialized form, as in its own replyTo.
                         message["replyTo"] = json!({
@@ -694,8 +724,17 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                         "mimetype": str_or_empty(file, "mimeType"),
                         "filename": str_or_empty(file, "fileName"),
                     });
-                    if type_message == "stickerMessage" {
-                        message["_data"]["type"] = json!("sticker");
+                    // whatsapp-web.js's message type, so a file keeps its kind
+                    // without a mimeType; the thumbnail for a Green-API emit.
+                    message["_data"]["type"] = json!(match type_message {
+                        "imageMessage" => "image",
+                        "videoMessage" => "video",
+                        "audioMessage" => "audio",
+                        "stickerMessage" => "sticker",
+                        _ => "document",
+                    });
+                    if let Some(thumbnail) = non_empty(file, "jpegThumbnail") {
+                        message["_data"]["jpegThumbnail"] = json!(thumbnail);
                     }
                     Ok(event(name, seconds, message))
                 }
@@ -710,6 +749,9 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                         "name": str_or_empty(location, "nameLocation"),
                         "address": str_or_empty(location, "address"),
                     });
+                    if let Some(thumbnail) = non_empty(location, "jpegThumbnail") {
+                        message["location"]["thumbnail"] = json!(thumbnail);
+                    }
                     Ok(event(name, seconds, message))
                 }
                 "contactMessage" => {
@@ -905,6 +947,42 @@ mod tests {
                 "sender": "71234567890@c.us", "senderName": "Shop"},
             "messageData": {"typeMessage": "textMessage", "textMessageData": {"textMessage": "hi"}}});
         assert_eq!(round_trip(&outgoing)["senderData"], outgoing["senderData"]);
+    }
+
+    fn incoming(message_data: Value) -> Value {
+        json!({"typeWebhook": "incomingMessageReceived",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "timestamp": 1700000000, "idMessage": "MSG1",
+            "senderData": {"chatId": "79001234568@c.us", "sender": "79001234568@c.us", "senderName": "John"},
+            "messageData": message_data})
+    }
+
+    #[test]
+    fn message_data_survives_a_round_trip() {
+        let cases = [
+            // An image without a mimeType stays an image, with its thumbnail.
+            json!({"typeMessage": "imageMessage", "fileMessageData": {"downloadUrl": "https://x/f.jpg",
+                "caption": "look", "fileName": "f.jpg", "jpegThumbnail": "/9j/4AAQ", "mimeType": "",
+                "forwardingScore": 0, "isForwarded": false, "isAnimated": false}}),
+            json!({"typeMessage": "videoMessage", "fileMessageData": {"downloadUrl": "https://x/v.mp4",
+                "caption": "", "fileName": "v.mp4", "jpegThumbnail": "/9j/VID", "mimeType": "video/mp4",
+                "forwardingScore": 0, "isForwarded": false, "isAnimated": false}}),
+            json!({"typeMessage": "locationMessage", "locationMessageData": {"nameLocation": "Shop",
+                "address": "Main St 1", "jpegThumbnail": "/9j/LOC", "latitude": 52.5, "longitude": 13.4,
+                "forwardingScore": 0, "isForwarded": false}}),
+            // A link preview keeps title, description, preview type and thumbnail.
+            json!({"typeMessage": "extendedTextMessage", "extendedTextMessageData": {"text": "https://x.io",
+                "description": "All about x", "title": "X", "previewType": "None", "jpegThumbnail": "/9j/LNK",
+                "forwardingScore": 0, "isForwarded": false}}),
+            // Even one without a title.
+            json!({"typeMessage": "extendedTextMessage", "extendedTextMessageData": {"text": "plain",
+                "description": "", "title": "", "previewType": "None", "jpegThumbnail": "",
+                "forwardingScore": 0, "isForwarded": false}}),
+        ];
+        for data in cases {
+            let out = round_trip(&incoming(data.clone()));
+            assert_eq!(out["messageData"], data, "{}", out["messageData"]);
+        }
     }
 
     #[test]
