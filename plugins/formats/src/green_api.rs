@@ -252,7 +252,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                     waha::ack_name(Some(ack))
                 ));
             };
-            Encoded::Send(json!({
+            let mut out = json!({
                 "typeWebhook": "outgoingMessageStatus",
                 "chatId": waha::chat_of(payload),
                 "instanceData": instance_data(&own_wid),
@@ -260,7 +260,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "idMessage": waha::bare_id(str_or_empty(payload, "id")),
                 "status": status,
                 "sendByApi": str_or_empty(payload, "source") == "api",
-            }))
+            });
+            // A status whose chat nobody named (Green-API's older shape)
+            // is sent as that shape, not with an empty `chatId`.
+            if let Some(object) = out.as_object_mut().filter(|o| o["chatId"] == "") {
+                object.shift_remove("chatId");
+            }
+            Encoded::Send(out)
         }
         "session.status" => {
             let status = str_or_empty(payload, "status");
@@ -297,13 +303,14 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "call.accepted" => "pickUp",
                 _ => "declined",
             };
+            // Green-API's order: `from` first (its docs' example).
             Encoded::Send(json!({
+                "from": str_or_empty(payload, "from"),
                 "typeWebhook": "incomingCall",
                 "instanceData": instance_data(&own_wid),
                 "status": status,
                 "timestamp": whole_seconds(payload.get("timestamp")).unwrap_or(envelope_seconds),
                 "idMessage": str_or_empty(payload, "id"),
-                "from": str_or_empty(payload, "from"),
             }))
         }
         other => Encoded::Skip(format!("Green-API has no webhook for `{other}`")),
@@ -810,7 +817,12 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
         }
         "outgoingMessageStatus" => {
             let seconds = timestamp()?;
-            let chat = required_str(body, "chatId", "")?;
+            // The older documented shape has no `chatId`: the status of a
+            // message known by its id only.
+            let chat = match body.get("chatId") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(required_str(body, "chatId", "")?),
+            };
             let id = required_str(body, "idMessage", "")?;
             let status = required_str(body, "status", "")?;
             let ack = status_ack(status).ok_or_else(|| {
@@ -824,7 +836,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 "message.ack",
                 seconds,
                 json!({
-                    "id": format!("true_{chat}_{id}"),
+                    "id": chat.map_or_else(|| id.to_owned(), |chat| format!("true_{chat}_{id}")),
                     "from": wid,
                     "to": chat,
                     "participant": null,
@@ -983,6 +995,24 @@ mod tests {
             let out = round_trip(&incoming(data.clone()));
             assert_eq!(out["messageData"], data, "{}", out["messageData"]);
         }
+    }
+
+    #[test]
+    fn the_older_status_shape_without_a_chat_is_accepted_and_kept() {
+        let older = json!({"typeWebhook": "outgoingMessageStatus",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "timestamp": 1700000000, "idMessage": "OUT1", "status": "delivered", "sendByApi": false});
+        let out = round_trip(&older);
+        assert_eq!(out, older);
+        assert_eq!(out.to_string(), older.to_string(), "key order");
+    }
+
+    #[test]
+    fn a_call_round_trips_in_green_apis_key_order() {
+        let call = json!({"from": "79001234568@c.us", "typeWebhook": "incomingCall",
+            "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+            "status": "offer", "timestamp": 1700000800, "idMessage": "CALL1"});
+        assert_eq!(round_trip(&call).to_string(), call.to_string());
     }
 
     #[test]

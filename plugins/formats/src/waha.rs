@@ -97,12 +97,11 @@ pub fn chat_of(message: &Value) -> String {
     let from_me = from_me(message);
     let key = if from_me { "to" } else { "from" };
     // The minimal documented `message.ack` has no `to`: the chat is then the
-    // id's remote part, else the other party field, never an empty string
-    // when the event names it somewhere.
+    // id's remote part. (Not the other party field: for this account's own
+    // message `from` is this account.)
     text(key)
         .map(str::to_owned)
         .or_else(|| id.map(|id| id.remote))
-        .or_else(|| text(if from_me { "from" } else { "to" }).map(str::to_owned))
         .unwrap_or_default()
 }
 
@@ -147,8 +146,8 @@ mod tests {
         assert_eq!(chat_of(&minimal), "491111@c.us");
         let incoming = serde_json::json!({"id": "false_492222@c.us_3EB0B", "fromMe": false});
         assert_eq!(chat_of(&incoming), "492222@c.us");
-        let bare = serde_json::json!({"id": "3EB0C", "fromMe": true, "from": "493333@c.us"});
-        assert_eq!(chat_of(&bare), "493333@c.us");
+        let bare = serde_json::json!({"id": "3EB0C", "fromMe": true, "from": "490000@c.us"});
+        assert_eq!(chat_of(&bare), "");
         assert_eq!(chat_of(&serde_json::json!({})), "");
     }
 
