@@ -204,7 +204,19 @@ fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encod
             .and_then(|d| d.get("qr"))
             .and_then(Value::as_str)
         {
-            Some(qr) => with_data("qr", instance, json!({"qr": qr})),
+            Some(qr) => {
+                let mut data = Map::new();
+                data.insert("qr".into(), json!(qr));
+                // The QR as an image, when the event brought one.
+                if let Some(image) = payload
+                    .get("data")
+                    .and_then(|d| d.get("base64"))
+                    .filter(|b| b.is_string())
+                {
+                    data.insert("base64".into(), image.clone());
+                }
+                with_data("qr", instance, Value::Object(data))
+            }
             None => Encoded::Skip(
                 "SCAN_QR_CODE without a QR value: eazeWA's `qr` needs `data.qr`".into(),
             ),
@@ -431,6 +443,9 @@ fn ack_message(payload: &Value) -> Value {
 
 fn reaction(payload: &Value) -> Value {
     let reaction = payload.get("reaction").cloned().unwrap_or(Value::Null);
+    // What eazeWA sent, when the event came from eazeWA: its `read` and `ack`
+    // rather than defaults.
+    let original = payload.get("_data").cloned().unwrap_or(Value::Null);
     let sender = payload
         .get("participant")
         .and_then(Value::as_str)
@@ -441,10 +456,10 @@ fn reaction(payload: &Value) -> Value {
         "id": serialized_id(str_or_empty(payload, "id")),
         "timestamp": whole_seconds(payload.get("timestamp")),
         "reaction": reaction.get("text").cloned().unwrap_or(json!("")),
-        "read": false,
+        "read": original.get("read").filter(|r| r.is_boolean()).cloned().unwrap_or(json!(false)),
         "msgId": serialized_id(str_or_empty(&reaction, "messageId")),
         "senderId": sender,
-        "ack": 1,
+        "ack": original.get("ack").filter(|a| a.is_number()).cloned().unwrap_or(json!(1)),
     })
 }
 
@@ -625,6 +640,9 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     "to": to,
                     "participant": participant,
                     "reaction": {"text": reaction.get("reaction").cloned().unwrap_or(json!("")), "messageId": target},
+                    // The reaction as eazeWA sent it (`read`, `ack`, …), for
+                    // an eazeWA emit of the same event.
+                    "_data": reaction,
                 }),
             ))
         }
@@ -686,10 +704,15 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             ))
         }
         "loading_screen" => Ok(status("STARTING", Value::Null)),
-        "qr" => Ok(status(
-            "SCAN_QR_CODE",
-            json!({"qr": str_or_empty(data()?, "qr")}),
-        )),
+        "qr" => {
+            let data = data()?;
+            let mut qr = Map::new();
+            qr.insert("qr".into(), json!(str_or_empty(data, "qr")));
+            if let Some(image) = data.get("base64").filter(|b| b.is_string()) {
+                qr.insert("base64".into(), image.clone());
+            }
+            Ok(status("SCAN_QR_CODE", Value::Object(qr)))
+        }
         "ready" => Ok(status("WORKING", Value::Null)),
         "authenticated" => Ok(Decoded::Ignored(
             "`authenticated` is followed by `ready`, which becomes session.status WORKING".into(),
@@ -768,6 +791,34 @@ mod tests {
             Err(DecodeError(message)) => message,
             Ok(_) => panic!("decoded: {body}"),
         }
+    }
+
+    /// eazeWA → canonical → eazeWA.
+    fn round_trip(body: &Value) -> Value {
+        let Ok(Decoded::Event { mut envelope, .. }) = decode(body) else {
+            panic!("not decoded: {body}");
+        };
+        envelope["session"] = json!("s");
+        envelope["id"] = json!("evt_1");
+        let settings: Settings = serde_json::from_value(json!({"instance_id": "inst"})).unwrap();
+        match encode(&envelope, &settings) {
+            Encoded::Send(out) => out,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reaction_keeps_read_and_ack_and_a_qr_its_image() {
+        let reaction = json!({"event": "message_reaction", "instanceId": "inst", "data": {"reaction": {
+            "id": {"fromMe": false, "remote": "491111@c.us", "id": "R1", "_serialized": "false_491111@c.us_R1"},
+            "orphan": 0, "orphanReason": null, "timestamp": 1700000000, "reaction": "👍", "read": true,
+            "msgId": {"fromMe": true, "remote": "491111@c.us", "id": "M1", "_serialized": "true_491111@c.us_M1"},
+            "senderId": "491111@c.us", "ack": 3}}});
+        let out = round_trip(&reaction);
+        assert_eq!(out["data"]["reaction"]["read"], true);
+        assert_eq!(out["data"]["reaction"]["ack"], 3);
+        let qr = json!({"event": "qr", "instanceId": "inst", "data": {"qr": "2@abc", "base64": "data:image/png;base64,iVBOR"}});
+        assert_eq!(round_trip(&qr), qr);
     }
 
     #[test]
