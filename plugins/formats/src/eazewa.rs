@@ -510,19 +510,35 @@ fn group_notification(
         ("group_update", None, Some(_)) => "description",
         _ => kind,
     };
-    with_data(
-        event,
-        instance,
-        json!({"notification": {
-            "id": {"fromMe": false, "remote": chat, "id": timestamp.to_string(), "_serialized": notification_id},
-            "body": body,
-            "type": kind,
-            "timestamp": timestamp,
-            "chatId": chat,
-            "author": payload.get("by").and_then(|b| b.get("id")).cloned().unwrap_or(json!("")),
-            "recipientIds": recipients,
-        }}),
-    )
+    let built = json!({
+        "id": {"fromMe": false, "remote": chat, "id": timestamp.to_string(), "_serialized": notification_id},
+        "body": body,
+        "type": kind,
+        "timestamp": timestamp,
+        "chatId": chat,
+        "author": payload.get("by").and_then(|b| b.get("id")).cloned().unwrap_or(json!("")),
+        "recipientIds": recipients,
+    });
+    // An event that came from eazeWA carries the notification it sent: keep
+    // its id, author, type and every other field, in its order; only the
+    // text of an update follows the canonical event (a transform may edit it).
+    let notification = match payload
+        .get("_data")
+        .filter(|n| n.get("chatId").and_then(Value::as_str) == Some(chat.as_str()))
+        .and_then(Value::as_object)
+    {
+        Some(original) => {
+            let mut merged = original.clone();
+            for (key, value) in built.as_object().into_iter().flatten() {
+                if !merged.contains_key(key) || (key == "body" && event == "group_update") {
+                    merged.insert(key.clone(), value.clone());
+                }
+            }
+            Value::Object(merged)
+        }
+        None => built,
+    };
+    with_data(event, instance, json!({ "notification": notification }))
 }
 
 /// Decode an eazeWA webhook into a canonical envelope.
@@ -819,6 +835,23 @@ mod tests {
         assert_eq!(out["data"]["reaction"]["ack"], 3);
         let qr = json!({"event": "qr", "instanceId": "inst", "data": {"qr": "2@abc", "base64": "data:image/png;base64,iVBOR"}});
         assert_eq!(round_trip(&qr), qr);
+    }
+
+    #[test]
+    fn a_group_notification_keeps_its_id_author_and_fields() {
+        let join = json!({"event": "group_join", "instanceId": "inst", "data": {"notification": {
+            "id": {"fromMe": false, "remote": "120363041234567890@g.us", "id": "1234567890",
+                "participant": "491111@c.us", "_serialized": "false_120363041234567890@g.us_1234567890_491111@c.us"},
+            "body": "", "type": "invite", "timestamp": 1700000000, "chatId": "120363041234567890@g.us",
+            "author": "491111@c.us", "recipientIds": ["492222@c.us"]}}});
+        let out = round_trip(&join);
+        assert_eq!(out.to_string(), join.to_string());
+        let update = json!({"event": "group_update", "instanceId": "inst", "data": {"notification": {
+            "id": {"fromMe": false, "remote": "120363041234567890@g.us", "id": "77",
+                "participant": "491111@c.us", "_serialized": "false_120363041234567890@g.us_77_491111@c.us"},
+            "body": "New name", "type": "subject", "timestamp": 1700000001,
+            "chatId": "120363041234567890@g.us", "author": "491111@c.us", "recipientIds": []}}});
+        assert_eq!(round_trip(&update).to_string(), update.to_string());
     }
 
     #[test]
