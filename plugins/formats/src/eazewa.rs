@@ -392,7 +392,46 @@ fn message(payload: &Value, settings: &Settings) -> Value {
             }),
         );
     }
-    Value::Object(m)
+    match original_message(&data, id) {
+        Some(original) => {
+            // The Message eazeWA sent, every field in its order; the fields
+            // the canonical event carries one to one follow it (so a
+            // transform's edit is kept), and what it lacks is added.
+            let mut merged = original.clone();
+            for (key, value) in m {
+                let follows = [
+                    "body",
+                    "from",
+                    "to",
+                    "fromMe",
+                    "ack",
+                    "hasMedia",
+                    "vCards",
+                    "timestamp",
+                    "author",
+                ]
+                .contains(&key.as_str());
+                if follows || !merged.contains_key(&key) {
+                    merged.insert(key, value);
+                }
+            }
+            Value::Object(merged)
+        }
+        None => Value::Object(m),
+    }
+}
+
+/// The whatsapp-web.js `Message` an event carries in `_data` when it came
+/// from eazeWA (or a whatsapp-web.js engine): the same id, and the
+/// Message's own `hasMedia` (the engine's raw model has none).
+fn original_message<'a>(data: &'a Value, id: &str) -> Option<&'a Map<String, Value>> {
+    let object = data.as_object()?;
+    let same = object
+        .get("id")
+        .and_then(|i| i.get("_serialized"))
+        .and_then(Value::as_str)
+        == Some(id);
+    (same && object.contains_key("hasMedia")).then_some(object)
 }
 
 /// The `Message` of a receipt: what the ack payload (and the engine's raw
@@ -852,6 +891,33 @@ mod tests {
             "body": "New name", "type": "subject", "timestamp": 1700000001,
             "chatId": "120363041234567890@g.us", "author": "491111@c.us", "recipientIds": []}}});
         assert_eq!(round_trip(&update).to_string(), update.to_string());
+    }
+
+    #[test]
+    fn a_message_is_re_emitted_as_eazewa_sent_it() {
+        let message = json!({"event": "message", "instanceId": "inst", "data": {"message": {
+            "_data": {"id": {"fromMe": false, "remote": "491111@c.us", "id": "M1", "_serialized": "false_491111@c.us_M1"}},
+            "mediaKey": null,
+            "id": {"fromMe": false, "remote": "491111@c.us", "id": "M1", "_serialized": "false_491111@c.us_M1"},
+            "ack": 1, "hasMedia": false, "body": "Is my order ready?", "type": "chat", "timestamp": 1700000000,
+            "from": "491111@c.us", "to": "490000@c.us", "deviceType": "android", "isForwarded": false,
+            "forwardingScore": 0, "isStatus": false, "isStarred": false, "broadcast": false, "fromMe": false,
+            "hasQuotedMsg": false, "hasReaction": true, "vCards": [], "mentionedIds": [], "groupMentions": [],
+            "isGif": false, "isEphemeral": false, "links": [], "orderId": "O1"}}});
+        assert_eq!(round_trip(&message).to_string(), message.to_string());
+
+        // A transform that edits the text: the edit is what is sent.
+        let Ok(Decoded::Event { mut envelope, .. }) = decode(&message) else {
+            panic!()
+        };
+        envelope["session"] = json!("s");
+        envelope["payload"]["body"] = json!("Is my order ••••?");
+        let settings: Settings = serde_json::from_value(json!({"instance_id": "inst"})).unwrap();
+        let Encoded::Send(out) = encode(&envelope, &settings) else {
+            panic!()
+        };
+        assert_eq!(out["data"]["message"]["body"], "Is my order ••••?");
+        assert_eq!(out["data"]["message"]["orderId"], "O1");
     }
 
     #[test]
