@@ -205,7 +205,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 Ok(data) => data,
                 Err(reason) => return Encoded::Skip(reason),
             };
-            message_webhook(payload, message_data, &own_wid, &instance_data(&own_wid))
+            message_webhook(
+                payload,
+                message_data,
+                &own_wid,
+                &instance_data(&own_wid),
+                envelope_seconds,
+            )
         }
         "message.reaction" => {
             let reaction = payload.get("reaction").cloned().unwrap_or(Value::Null);
@@ -215,7 +221,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "extendedTextMessageData": {"text": reaction.get("text").cloned().unwrap_or(json!(""))},
                 "quotedMessage": {"stanzaId": waha::bare_id(target), "participant": quoted_participant(target, payload)},
             });
-            message_webhook(payload, data, &own_wid, &instance_data(&own_wid))
+            message_webhook(
+                payload,
+                data,
+                &own_wid,
+                &instance_data(&own_wid),
+                envelope_seconds,
+            )
         }
         "message.revoked" => {
             let Some(after) = payload.get("after").filter(|a| a.is_object()) else {
@@ -227,7 +239,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "typeMessage": "deletedMessage",
                 "deletedMessageData": {"stanzaId": waha::bare_id(str_or_empty(payload, "revokedMessageId"))},
             });
-            message_webhook(after, data, &own_wid, &instance_data(&own_wid))
+            message_webhook(
+                after,
+                data,
+                &own_wid,
+                &instance_data(&own_wid),
+                envelope_seconds,
+            )
         }
         "message.edited" => {
             let data = json!({
@@ -237,7 +255,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                     "stanzaId": waha::bare_id(str_or_empty(payload, "editedMessageId")),
                 },
             });
-            message_webhook(payload, data, &own_wid, &instance_data(&own_wid))
+            message_webhook(
+                payload,
+                data,
+                &own_wid,
+                &instance_data(&own_wid),
+                envelope_seconds,
+            )
         }
         "message.ack" => {
             if !from_me {
@@ -339,6 +363,7 @@ fn message_webhook(
     message_data: Value,
     own_wid: &str,
     instance_data: &Value,
+    envelope_seconds: i64,
 ) -> Encoded {
     let from_me = waha::from_me(message);
     let type_webhook = match (from_me, str_or_empty(message, "source")) {
@@ -358,7 +383,12 @@ fn message_webhook(
             own_wid.to_owned()
         }
     } else {
-        participant.map_or_else(|| str_or_empty(message, "from").to_owned(), str::to_owned)
+        match participant.or_else(|| non_empty(message, "from")) {
+            Some(sender) => sender.to_owned(),
+            // No `from` (a minimal edit): in a person's chat, they sent it.
+            None if !waha::is_group(&chat) => chat.clone(),
+            None => String::new(),
+        }
     };
     let sender_name = waha::sender_name(message).unwrap_or("").to_owned();
     let mut sender_data = Map::new();
@@ -386,7 +416,9 @@ fn message_webhook(
     Encoded::Send(json!({
         "typeWebhook": type_webhook,
         "instanceData": instance_data,
-        "timestamp": whole_seconds(message.get("timestamp")).unwrap_or(0),
+        // A message without its own time (a minimal edit or revoke) has the
+        // envelope's, never 0.
+        "timestamp": whole_seconds(message.get("timestamp")).unwrap_or(envelope_seconds),
         "idMessage": waha::bare_id(str_or_empty(message, "id")),
         "senderData": sender_data,
         "messageData": message_data,
@@ -1013,6 +1045,24 @@ mod tests {
             "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
             "status": "offer", "timestamp": 1700000800, "idMessage": "CALL1"});
         assert_eq!(round_trip(&call).to_string(), call.to_string());
+    }
+
+    #[test]
+    fn an_edit_without_its_own_time_or_sender_uses_the_envelope_and_the_id() {
+        let edited = json!({"event": "message.edited", "session": "green", "timestamp": 1700000123456u64,
+            "payload": {"id": "false_79001234568@c.us_EDIT1", "body": "fixed text",
+                "editedMessageId": "false_79001234568@c.us_ORIG1"}});
+        let settings: Settings =
+            serde_json::from_value(json!({"id_instance": 1101000002, "wid": "71234567890@c.us"}))
+                .unwrap();
+        let Encoded::Send(out) = encode(&edited, &settings) else {
+            panic!()
+        };
+        assert_eq!(out["timestamp"], 1700000123);
+        assert_eq!(out["senderData"]["chatId"], "79001234568@c.us");
+        assert_eq!(out["senderData"]["sender"], "79001234568@c.us");
+        assert_eq!(out["idMessage"], "EDIT1");
+        assert_eq!(out["messageData"]["editedMessageData"]["stanzaId"], "ORIG1");
     }
 
     #[test]
