@@ -5,6 +5,7 @@
 
 use super::project::Lang;
 use crate::plugin::Kind;
+use crate::plugin::bindings::wit_package;
 
 /// The WIT package every plugin is built against: `(file name, text)`.
 pub const WIT: [(&str, &str); 3] = [
@@ -13,23 +14,12 @@ pub const WIT: [(&str, &str); 3] = [
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];
 
-/// The WIT package's name and version, e.g. `wasp:plugin@0.1.0`.
-pub fn wit_package() -> &'static str {
-    let header = WIT[0]
-        .1
-        .lines()
-        .find_map(|line| line.strip_prefix("package "));
-    header
-        .and_then(|rest| rest.strip_suffix(';'))
-        .expect("wit/types.wit starts with its package")
-}
-
 /// The WIT world a project exporting `kinds` is built for (written next to
 /// the package's own files as `project.wit`).
 pub fn project_world(kinds: &[Kind]) -> String {
     let mut world = format!(
         "package {};\n\n/// Written by `wasp plugin build`: the kinds this project exports.\nworld project {{\n    include imports;\n    export plugin;\n",
-        wit_package()
+        wit_package::id()
     );
     for kind in kinds {
         world.push_str(&format!("    export {kind};\n"));
@@ -154,10 +144,13 @@ mod tests {
 
     #[test]
     fn the_wit_package_is_read_from_the_wit_folder() {
-        assert_eq!(wit_package(), "wasp:plugin@0.1.0");
+        assert_eq!(wit_package::id(), "wasp:plugin@0.1.0");
         assert_eq!(
             crate::plugin::bindings::export_names::FILTER,
-            format!("{}", wit_package().replace(":plugin@", ":plugin/filter@"))
+            format!(
+                "{}",
+                wit_package::id().replace(":plugin@", ":plugin/filter@")
+            )
         );
     }
 

@@ -300,9 +300,7 @@ fn build_js(
 
 /// The name of the project world written by [`write_wit`], e.g. `wasp:plugin/project`.
 fn world() -> String {
-    let package = assets::wit_package();
-    let name = package.split_once('@').map_or(package, |(name, _)| name);
-    format!("{name}/project")
+    format!("{}/project", crate::plugin::bindings::wit_package::name())
 }
 
 /// `componentize-py` from `PATH`, else its package run by `python3`.

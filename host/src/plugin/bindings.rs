@@ -16,13 +16,28 @@ pub use wasp::plugin::types::{
 pub use wasp::plugin::{clock, log, types};
 
 /// The WIT package this host speaks: the `package` line of every file in
-/// `wit/`. A plugin built against another, incompatible version is refused
-/// at load with both versions named.
+/// `wit/` (the one source; a test checks that all files agree). A plugin
+/// built against another, incompatible version is refused at load with both
+/// versions named.
 pub mod wit_package {
-    /// The package name.
-    pub const NAME: &str = "wasp:plugin";
-    /// The package version.
-    pub const VERSION: &str = "0.1.0";
+    /// The package with its version, e.g. `wasp:plugin@0.1.0`.
+    pub fn id() -> &'static str {
+        include_str!("../../../wit/types.wit")
+            .lines()
+            .find_map(|line| line.strip_prefix("package "))
+            .and_then(|rest| rest.strip_suffix(';'))
+            .expect("wit/types.wit starts with its package")
+    }
+
+    /// The package name, e.g. `wasp:plugin`.
+    pub fn name() -> &'static str {
+        id().split_once('@').map_or(id(), |(name, _)| name)
+    }
+
+    /// The package version, e.g. `0.1.0`.
+    pub fn version() -> &'static str {
+        id().split_once('@').map_or("", |(_, version)| version)
+    }
 
     /// Whether a plugin built against `version` links with this host: the
     /// same version, or a semver-compatible one (`0.1.x` for `0.1.0`, `1.y.z`
@@ -35,7 +50,7 @@ pub mod wit_package {
             it.next()?.parse::<u64>().ok()?;
             Some((major, minor))
         }
-        match (parts(version), parts(VERSION)) {
+        match (parts(version), parts(self::version())) {
             (Some((0, a)), Some((0, b))) => a == b,
             (Some((a, _)), Some((b, _))) => a == b && a > 0,
             _ => false,
@@ -46,7 +61,7 @@ pub mod wit_package {
     /// (`wasp:plugin/filter@0.1.0` → `Some(Some("0.1.0"))`, no version →
     /// `Some(None)`), or `None` for another package's name.
     pub fn version_of(name: &str) -> Option<Option<&str>> {
-        let rest = name.strip_prefix(NAME)?.strip_prefix('/')?;
+        let rest = name.strip_prefix(self::name())?.strip_prefix('/')?;
         Some(rest.split_once('@').map(|(_, version)| version))
     }
 }
@@ -96,7 +111,8 @@ mod tests {
     #[test]
     fn the_version_is_the_one_in_wit() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
-        let expected = format!("package {}@{};", wit_package::NAME, wit_package::VERSION);
+        assert_eq!(wit_package::id(), "wasp:plugin@0.1.0");
+        let expected = format!("package {};", wit_package::id());
         let mut files = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -116,7 +132,7 @@ mod tests {
         ] {
             assert_eq!(
                 wit_package::version_of(name),
-                Some(Some(wit_package::VERSION))
+                Some(Some(wit_package::version()))
             );
         }
     }

@@ -94,9 +94,9 @@ pub enum LoadError {
     /// The component was built against another version of the WIT package.
     #[error(
         "{label} was built against {found}, but this wasp speaks {}@{}: rebuild it against this wasp's WIT (`wasp plugin build`, or wasp-plugin-sdk {})",
-        wit_package::NAME,
-        wit_package::VERSION,
-        wit_package::VERSION
+        wit_package::name(),
+        wit_package::version(),
+        wit_package::version()
     )]
     WitVersion {
         /// The plugin.
@@ -200,8 +200,8 @@ fn check_wit_version<'a>(
     for version in names.filter_map(wit_package::version_of) {
         incompatible |= !version.is_some_and(wit_package::compatible);
         let shown = match version {
-            Some(v) => format!("{}@{v}", wit_package::NAME),
-            None => format!("{} without a version", wit_package::NAME),
+            Some(v) => format!("{}@{v}", wit_package::name()),
+            None => format!("{} without a version", wit_package::name()),
         };
         if !found.contains(&shown) {
             found.push(shown);

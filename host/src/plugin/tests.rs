@@ -266,8 +266,8 @@ fn rejects_what_is_not_a_component() {
 /// `wasm` with every `wasp:plugin/…@0.1.0` name rewritten to `@{to}` (same
 /// length, so the binary stays valid): a plugin built against another WIT.
 fn built_against(wasm: &[u8], to: &str) -> Vec<u8> {
-    assert_eq!(to.len(), bindings::wit_package::VERSION.len());
-    let from = format!("@{}", bindings::wit_package::VERSION);
+    assert_eq!(to.len(), bindings::wit_package::version().len());
+    let from = format!("@{}", bindings::wit_package::version());
     let mut out = wasm.to_vec();
     let mut rewritten = 0;
     let mut at = 0;

@@ -64,12 +64,6 @@ impl Parse for ExportInput {
     }
 }
 
-/// Export a type as a wasp plugin of the listed kinds.
-///
-/// ```ignore
-/// wasp_plugin_sdk::export!(KeywordFilter: filter);
-/// wasp_plugin_sdk::export!(Everything: filter, transform, route, format);
-/// ```
 /// The version on the `package` line of the WIT (`0.1.0`).
 fn package_version() -> &'static str {
     WIT_TYPES
@@ -79,6 +73,12 @@ fn package_version() -> &'static str {
         .expect("wit/types.wit starts with `package wasp:plugin@VERSION;`")
 }
 
+/// Export a type as a wasp plugin of the listed kinds.
+///
+/// ```ignore
+/// wasp_plugin_sdk::export!(KeywordFilter: filter);
+/// wasp_plugin_sdk::export!(Everything: filter, transform, route, format);
+/// ```
 #[proc_macro]
 pub fn export(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as ExportInput);
