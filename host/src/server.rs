@@ -87,10 +87,10 @@ pub async fn run(
     let engine = PluginEngine::new()?;
     let runtime = PluginRuntime::new(engine.clone(), Some(config.store.plugin_cache()))?;
     let started = std::time::Instant::now();
+    let workers = pipeline::worker_count(&config);
     let pipeline = {
         let runtime = runtime.clone();
         let loaded = loaded.clone();
-        let workers = pipeline::worker_count(&loaded.config);
         tokio::task::spawn_blocking(move || {
             let pipeline = pipeline::build(&loaded, &runtime, 1)?;
             pipeline.prewarm(runtime.engine(), workers);
@@ -119,7 +119,6 @@ pub async fn run(
     // order the store commits them (one worker per key, one forwarding
     // task), so ordered endpoints see a chat's events in order.
     let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone());
-    let workers = pipeline::worker_count(&config);
     let pool = WorkerPool::start(workers, engine, metrics.clone(), sink);
     let registry = Arc::new(Sessions::default());
     let ingest = Ingest::new(

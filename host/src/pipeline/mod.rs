@@ -22,6 +22,10 @@ pub use pool::{Arrival, Entry, Job, Retried, Sink, Submitter, WorkerPool};
 pub use wit_event::to_wit_event;
 pub use worker::{Processed, Scope, Worker};
 
+use crate::config::glob::GlobSet;
+use crate::delivery::Endpoint;
+use crate::plugin::{Kind, PluginEngine, PluginInstance, PluginSpec};
+
 /// How many pipeline worker threads `config` asks for (`pipeline.workers`,
 /// else one per core).
 pub fn worker_count(config: &crate::config::Config) -> usize {
@@ -31,10 +35,6 @@ pub fn worker_count(config: &crate::config::Config) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1)
 }
-
-use crate::config::glob::GlobSet;
-use crate::delivery::Endpoint;
-use crate::plugin::{Kind, PluginEngine, PluginInstance, PluginSpec};
 
 /// One generation of the pipeline.
 #[derive(Debug)]

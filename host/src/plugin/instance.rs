@@ -419,11 +419,7 @@ pub struct InstanceSlot {
 impl InstanceSlot {
     /// An empty slot for `spec`.
     pub fn new(spec: Arc<PluginSpec>, engine: PluginEngine) -> Self {
-        Self {
-            spec,
-            engine,
-            live: None,
-        }
+        Self::with_instance(spec, engine, None)
     }
 
     /// A slot holding `instance` (made ahead of time) if there is one.

@@ -192,6 +192,17 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
         .get("timestamp")
         .and_then(Value::as_u64)
         .map_or(0, |ms| ms / 1000) as i64;
+    // A message webhook of this instance, at the envelope's time when the
+    // message has none of its own.
+    let webhook = |message: &Value, data: Value| {
+        message_webhook(
+            message,
+            data,
+            &own_wid,
+            &instance_data(&own_wid),
+            envelope_seconds,
+        )
+    };
     let from_me = waha::from_me(payload);
     match event {
         "message" | "message.any" => {
@@ -205,13 +216,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 Ok(data) => data,
                 Err(reason) => return Encoded::Skip(reason),
             };
-            message_webhook(
-                payload,
-                message_data,
-                &own_wid,
-                &instance_data(&own_wid),
-                envelope_seconds,
-            )
+            webhook(payload, message_data)
         }
         "message.reaction" => {
             let reaction = payload.get("reaction").cloned().unwrap_or(Value::Null);
@@ -221,13 +226,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "extendedTextMessageData": {"text": reaction.get("text").cloned().unwrap_or(json!(""))},
                 "quotedMessage": {"stanzaId": waha::bare_id(target), "participant": quoted_participant(target, payload)},
             });
-            message_webhook(
-                payload,
-                data,
-                &own_wid,
-                &instance_data(&own_wid),
-                envelope_seconds,
-            )
+            webhook(payload, data)
         }
         "message.revoked" => {
             let Some(after) = payload.get("after").filter(|a| a.is_object()) else {
@@ -239,13 +238,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 "typeMessage": "deletedMessage",
                 "deletedMessageData": {"stanzaId": waha::bare_id(str_or_empty(payload, "revokedMessageId"))},
             });
-            message_webhook(
-                after,
-                data,
-                &own_wid,
-                &instance_data(&own_wid),
-                envelope_seconds,
-            )
+            webhook(after, data)
         }
         "message.edited" => {
             let data = json!({
@@ -255,13 +248,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                     "stanzaId": waha::bare_id(str_or_empty(payload, "editedMessageId")),
                 },
             });
-            message_webhook(
-                payload,
-                data,
-                &own_wid,
-                &instance_data(&own_wid),
-                envelope_seconds,
-            )
+            webhook(payload, data)
         }
         "message.ack" => {
             if !from_me {
