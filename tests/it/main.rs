@@ -4,6 +4,7 @@
 
 mod api;
 mod authoring;
+mod bridge;
 mod cli;
 mod config;
 mod durability;

@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use wasp::plugin::bindings::Formatted;
-use wasp::plugin::{Limits, PluginEngine, PluginInstance, PluginRuntime, PluginSpec, builtin};
+use wasp::plugin::PluginInstance;
 use wasp_formats::{Decoded, eazewa, green_api};
+use wasp_tests::formats;
 use wasp_tests::samples::{self, CONTACT, GROUP, ME};
-use wasp_tests::shared_cache_dir;
 
 /// What must survive a round trip.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,20 +57,8 @@ fn semantics(envelope: &Value) -> Semantics {
     }
 }
 
-/// One live instance per format, shared by every case.
 fn formatter(format: &'static str, settings: &str) -> Arc<Mutex<PluginInstance>> {
-    static RUNTIME: OnceLock<PluginRuntime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        PluginRuntime::new(PluginEngine::new().unwrap(), Some(shared_cache_dir())).unwrap()
-    });
-    let spec = Arc::new(PluginSpec {
-        name: format.into(),
-        compiled: runtime.load(format, builtin::get(format).unwrap()).unwrap(),
-        config_json: "null".into(),
-        limits: Limits::default(),
-        endpoints: vec![("rt".into(), settings.into())],
-    });
-    Arc::new(Mutex::new(spec.instantiate(runtime.engine()).unwrap()))
+    formats::instance(format, settings)
 }
 
 fn eazewa_instance() -> &'static Arc<Mutex<PluginInstance>> {
@@ -91,12 +78,9 @@ fn green_instance() -> &'static Arc<Mutex<PluginInstance>> {
 
 /// Encode with the plugin; `None` when the format skips the event.
 fn encode(instance: &Mutex<PluginInstance>, envelope: &Value) -> Option<Value> {
-    let event = wasp::event::Event::from_value(envelope.clone()).unwrap();
-    let wit = wasp::pipeline::to_wit_event(&event);
-    match instance.lock().unwrap().format(&wit, "rt").unwrap() {
-        Formatted::Send(request) => Some(serde_json::from_slice(&request.body).unwrap()),
-        Formatted::Skip(_) => None,
-    }
+    formats::encode(instance, envelope)
+        .ok()
+        .map(|body| serde_json::from_slice(&body).unwrap())
 }
 
 /// Decode and complete the envelope as ingest would.

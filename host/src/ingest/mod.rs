@@ -8,7 +8,7 @@
 //! commit is on disk it is "accepted": its deliveries may leave while the
 //! commit flushes, before its sender hears the answer.
 
-mod providers;
+pub mod providers;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -271,22 +271,25 @@ impl Ingest {
         match decoded {
             Decoded::Ignored(reason) => Ok(ProviderOutcome::Ignored(reason)),
             Decoded::Event { mut envelope, .. } => {
-                if let Some(object) = envelope.as_object_mut() {
-                    object.insert("session".into(), Value::String(session.name.clone()));
-                    if let Some(payload) = object.get_mut("payload").and_then(Value::as_object_mut)
-                        && object_is_status(payload)
-                    {
-                        payload.insert("name".into(), Value::String(session.name.clone()));
-                    }
-                }
+                assign_session(&mut envelope, &session.name);
                 Ok(ProviderOutcome::Accepted(self.accept(envelope).await?))
             }
         }
     }
 }
 
-fn object_is_status(payload: &serde_json::Map<String, Value>) -> bool {
-    payload.contains_key("statuses")
+/// Put a decoded provider event in session `name`: its `session`, and the
+/// `name` WAHA gives a `session.status` payload.
+pub fn assign_session(envelope: &mut Value, name: &str) {
+    let Some(object) = envelope.as_object_mut() else {
+        return;
+    };
+    object.insert("session".into(), Value::String(name.to_owned()));
+    if let Some(payload) = object.get_mut("payload").and_then(Value::as_object_mut)
+        && payload.contains_key("statuses")
+    {
+        payload.insert("name".into(), Value::String(name.to_owned()));
+    }
 }
 
 /// Let a webhook in: its provider signature checks out (`verified`, when

@@ -8,6 +8,7 @@
 //! | `message.ack`                            | `message_ack`              |
 //! | `message.reaction`                       | `message_reaction`         |
 //! | `message.revoked`                        | `message_revoke_everyone`  |
+//! | `message.edited`                         | `message_edit`             |
 //! | `group.v2.join`, `group.join`            | `group_join`               |
 //! | `group.v2.leave`, `group.leave`          | `group_leave`              |
 //! | `group.v2.participants` join / leave     | `group_join` / `group_leave` |
@@ -19,7 +20,14 @@
 //! | `session.status` STOPPED                 | `disconnected`             |
 //! | `state.change`                           | `change_state`             |
 //! | `call.received`                          | `call`                     |
+//! | `session.authenticated` (wasp)           | `authenticated`            |
+//! | `message.revoked.me` (wasp)              | `message_revoke_me`        |
+//! | `message.media.uploaded` (wasp)          | `media_uploaded`           |
 //! | anything else                            | skipped                    |
+//!
+//! An event decoded from eazeWA keeps eazeWA's object (`Message`, reaction,
+//! notification, call) in `_data`; the encoder starts from it, so a round
+//! trip is byte-identical and a transform's edits are written over it.
 //!
 //! Choices where eazeWA's docs are silent (§8.6):
 //! - `User-Agent: eazeWA Webhook User Agent` (setting `user_agent`).
@@ -29,14 +37,17 @@
 //!   `{reason}` and `call` sends `{call}`, as whatsapp-web.js emits them.
 //! - `deviceType` comes from the engine's `_data` when present, else from
 //!   the setting `device_type` (`android`).
-//! - Media is not inlined as base64; `hasMedia` says it exists.
+//! - Media is inlined (`data.media`) only when the event carries the bytes
+//!   (`media.data`, as eazeWA's own webhooks do); else `hasMedia` says it
+//!   exists.
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::waha::{self, MessageId};
 use crate::{
-    DecodeError, Decoded, Encoded, required_object, required_str, str_or_empty, whole_seconds,
+    DecodeError, Decoded, Encoded, rebase, required_object, required_str, str_or_empty,
+    whole_seconds,
 };
 
 /// eazeWA's documented User-Agent.
@@ -114,16 +125,49 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
     let empty = Value::Object(Map::new());
     let payload = envelope.get("payload").unwrap_or(&empty);
     match event {
-        "message" => with_data(
-            "message",
+        "message" | "message.any" => {
+            let event = if event == "message" {
+                "message"
+            } else {
+                "message_create"
+            };
+            let mut data = json!({"message": message(payload, settings)});
+            // Media inlined as eazeWA does, when the event brought its bytes.
+            if let Some(media) = payload
+                .get("media")
+                .filter(|m| m.get("data").is_some_and(Value::is_string))
+            {
+                data["media"] = media.clone();
+            }
+            with_data(event, &instance, data)
+        }
+        "message.edited" => {
+            // eazeWA's Message is the edited one: its id, the new text.
+            let mut edited = payload.clone();
+            let target = str_or_empty(payload, "editedMessageId");
+            if MessageId::parse(target).is_some() {
+                edited["id"] = json!(target);
+            }
+            let mut data = Map::new();
+            data.insert("newBody".into(), json!(str_or_empty(payload, "body")));
+            // A WAHA edit does not carry the text before it.
+            if let Some(previous) = payload.get("prevBody").filter(|p| p.is_string()) {
+                data.insert("prevBody".into(), previous.clone());
+            }
+            data.insert("message".into(), message(&edited, settings));
+            with_data("message_edit", &instance, Value::Object(data))
+        }
+        "message.revoked.me" => with_data(
+            "message_revoke_me",
             &instance,
             json!({"message": message(payload, settings)}),
         ),
-        "message.any" => with_data(
-            "message_create",
+        "message.media.uploaded" => with_data(
+            "media_uploaded",
             &instance,
             json!({"message": message(payload, settings)}),
         ),
+        "session.authenticated" => without_data("authenticated", instance.as_str()),
         "message.ack" => with_data(
             "message_ack",
             &instance,
@@ -142,15 +186,13 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
             };
             let mut after = message(after, settings);
             after["type"] = json!("revoked");
-            let before = payload
-                .get("before")
-                .filter(|b| b.is_object())
-                .map_or(Value::Null, |b| message(b, settings));
-            with_data(
-                "message_revoke_everyone",
-                &instance,
-                json!({"after": after, "before": before}),
-            )
+            let mut data = json!({ "after": after });
+            // Absent when unknown, as JSON.stringify leaves an undefined
+            // `before` of whatsapp-web.js's event.
+            if let Some(before) = payload.get("before").filter(|b| b.is_object()) {
+                data["before"] = message(before, settings);
+            }
+            with_data("message_revoke_everyone", &instance, data)
         }
         "group.v2.join" | "group.join" => {
             group_notification("group_join", "add", envelope, payload, &instance)
@@ -176,28 +218,33 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
                 .unwrap_or_else(|| payload.clone());
             with_data("change_state", &instance, json!({"state": state}))
         }
-        "call.received" => with_data(
-            "call",
-            &instance,
-            json!({"call": {
-                "id": payload.get("id").cloned().unwrap_or(Value::Null),
-                "from": payload.get("from").cloned().unwrap_or(Value::Null),
-                "timestamp": payload.get("timestamp").cloned().unwrap_or(Value::Null),
-                "isVideo": payload.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
-                "isGroup": payload.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
-                "fromMe": false,
-            }}),
-        ),
+        "call.received" => {
+            let fresh = call_object(payload);
+            // The Call eazeWA sent, with what changed since written over it.
+            let call = match payload
+                .get("_data")
+                .filter(|call| call.get("id").is_some() && call.get("id") == payload.get("id"))
+            {
+                Some(original) => rebase(original, &call_object(&call_payload(original)), &fresh),
+                None => fresh,
+            };
+            with_data("call", &instance, json!({ "call": call }))
+        }
         other => Encoded::Skip(format!("eazeWA has no webhook for `{other}`")),
     }
 }
 
 fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encoded {
     match str_or_empty(payload, "status") {
+        // What eazeWA sent when it came from eazeWA, else a start at 0 %.
         "STARTING" => with_data(
             "loading_screen",
             instance,
-            json!({"percent": 0, "message": "STARTING"}),
+            payload
+                .get("data")
+                .filter(|d| d.get("percent").is_some())
+                .cloned()
+                .unwrap_or_else(|| json!({"percent": 0, "message": "STARTING"})),
         ),
         "SCAN_QR_CODE" => match payload
             .get("data")
@@ -223,7 +270,15 @@ fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encod
         },
         "WORKING" => without_data(&settings.working_event, instance),
         "FAILED" => without_data("auth_failure", instance),
-        "STOPPED" => with_data("disconnected", instance, json!({"reason": "STOPPED"})),
+        "STOPPED" => with_data(
+            "disconnected",
+            instance,
+            payload
+                .get("data")
+                .filter(|d| d.get("reason").is_some())
+                .cloned()
+                .unwrap_or_else(|| json!({"reason": "STOPPED"})),
+        ),
         other => Encoded::Skip(format!(
             "eazeWA has no webhook for session status `{other}`"
         )),
@@ -275,6 +330,9 @@ fn message_type(message: &Value) -> &'static str {
     if message.get("location").is_some_and(Value::is_object) {
         return "location";
     }
+    if message.get("poll").is_some_and(Value::is_object) {
+        return "poll_creation";
+    }
     match message
         .get("vCards")
         .and_then(Value::as_array)
@@ -300,8 +358,9 @@ fn message_type(message: &Value) -> &'static str {
     "chat"
 }
 
-/// A WAMessage as whatsapp-web.js serializes a `Message`.
-fn message(payload: &Value, settings: &Settings) -> Value {
+/// A WAMessage as whatsapp-web.js serializes a `Message`, from the
+/// canonical fields.
+fn message_fields(payload: &Value, settings: &Settings) -> Value {
     let data = payload.get("_data").cloned().unwrap_or(Value::Null);
     let flag = |key: &str| data.get(key).and_then(Value::as_bool).unwrap_or(false);
     let id = str_or_empty(payload, "id");
@@ -382,6 +441,33 @@ fn message(payload: &Value, settings: &Settings) -> Value {
         "links".into(),
         data.get("links").cloned().unwrap_or(json!([])),
     );
+    if let Some(poll) = payload.get("poll").filter(|p| p.is_object()) {
+        // whatsapp-web.js's poll fields.
+        let options: Vec<Value> = poll
+            .get("options")
+            .and_then(Value::as_array)
+            .map(|options| {
+                options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| json!({"name": name, "localId": i}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        m.insert(
+            "pollName".into(),
+            poll.get("name").cloned().unwrap_or(json!("")),
+        );
+        m.insert("pollOptions".into(), json!(options));
+        m.insert(
+            "allowMultipleAnswers".into(),
+            json!(
+                poll.get("multipleAnswers")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+        );
+    }
     if let Some(location) = payload.get("location").filter(|l| l.is_object()) {
         m.insert(
             "location".into(),
@@ -392,32 +478,22 @@ fn message(payload: &Value, settings: &Settings) -> Value {
             }),
         );
     }
-    match original_message(&data, id) {
-        Some(original) => {
-            // The Message eazeWA sent, every field in its order; the fields
-            // the canonical event carries one to one follow it (so a
-            // transform's edit is kept), and what it lacks is added.
-            let mut merged = original.clone();
-            for (key, value) in m {
-                let follows = [
-                    "body",
-                    "from",
-                    "to",
-                    "fromMe",
-                    "ack",
-                    "hasMedia",
-                    "vCards",
-                    "timestamp",
-                    "author",
-                ]
-                .contains(&key.as_str());
-                if follows || !merged.contains_key(&key) {
-                    merged.insert(key, value);
-                }
-            }
-            Value::Object(merged)
-        }
-        None => Value::Object(m),
+    Value::Object(m)
+}
+
+/// A WAMessage as whatsapp-web.js serializes a `Message`: the Message
+/// eazeWA sent when the event came from eazeWA (every field, in its
+/// order), with what changed since written over it.
+fn message(payload: &Value, settings: &Settings) -> Value {
+    let fresh = message_fields(payload, settings);
+    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
+    let Some(original) = original_message(&data, str_or_empty(payload, "id")) else {
+        return fresh;
+    };
+    let original = Value::Object(original.clone());
+    match wa_message(&original, "") {
+        Ok(decoded) => rebase(&original, &message_fields(&decoded, settings), &fresh),
+        Err(_) => fresh,
     }
 }
 
@@ -622,10 +698,15 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             } else {
                 "message.any"
             };
+            let mut payload = wa_message(message, "data.message.")?;
+            // Media eazeWA inlined (`{mimetype, data: base64, filename, …}`).
+            if let Some(media) = data()?.get("media").filter(|m| m.is_object()) {
+                payload["media"] = media.clone();
+            }
             Ok(envelope(
                 name,
                 whole_seconds(message.get("timestamp")),
-                wa_message(message, "data.message.")?,
+                payload,
             ))
         }
         "message_ack" => {
@@ -711,14 +792,18 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 .and_then(Value::as_str)
                 .map(waha::bare_id)
                 .unwrap_or_default();
+            let mut payload = json!({
+                "revokedMessageId": revoked,
+                "after": wa_message(after, "data.after.")?,
+            });
+            // WAHA's `before` is a message or absent.
+            if let Some(before) = before {
+                payload["before"] = wa_message(before, "data.before.")?;
+            }
             Ok(envelope(
                 "message.revoked",
                 whole_seconds(after.get("timestamp")),
-                json!({
-                    "revokedMessageId": revoked,
-                    "after": wa_message(after, "data.after.")?,
-                    "before": before.map(|b| wa_message(b, "data.before.")).transpose()?,
-                }),
+                payload,
             ))
         }
         "group_join" | "group_leave" | "group_update" => {
@@ -758,7 +843,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 }),
             ))
         }
-        "loading_screen" => Ok(status("STARTING", Value::Null)),
+        "loading_screen" => Ok(status("STARTING", data()?.clone())),
         "qr" => {
             let data = data()?;
             let mut qr = Map::new();
@@ -769,11 +854,10 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             Ok(status("SCAN_QR_CODE", Value::Object(qr)))
         }
         "ready" => Ok(status("WORKING", Value::Null)),
-        "authenticated" => Ok(Decoded::Ignored(
-            "`authenticated` is followed by `ready`, which becomes session.status WORKING".into(),
-        )),
+        // Its own event: `ready` follows and becomes session.status WORKING.
+        "authenticated" => Ok(envelope("session.authenticated", None, json!({}))),
         "auth_failure" => Ok(status("FAILED", Value::Null)),
-        "disconnected" => Ok(status("STOPPED", Value::Null)),
+        "disconnected" => Ok(status("STOPPED", data()?.clone())),
         "change_state" => Ok(envelope(
             "state.change",
             None,
@@ -784,23 +868,69 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             Ok(envelope(
                 "call.received",
                 whole_seconds(call.get("timestamp")),
-                json!({
-                    "id": call.get("id").cloned().unwrap_or(Value::Null),
-                    "from": call.get("from").cloned().unwrap_or(Value::Null),
-                    "timestamp": call.get("timestamp").cloned().unwrap_or(Value::Null),
-                    "isVideo": call.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
-                    "isGroup": call.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
-                    "_data": call,
-                }),
+                call_payload(call),
             ))
         }
-        "message_revoke_me" | "media_uploaded" => Ok(Decoded::Ignored(format!(
-            "eazeWA `{event}` has no canonical equivalent"
-        ))),
+        "message_edit" => {
+            let data = data()?;
+            let message = required_object(data, "message", "data.")?;
+            let mut payload = wa_message(message, "data.message.")?;
+            // whatsapp-web.js passes the edited message itself: its id is
+            // the edited one's, and `newBody` its text now.
+            payload["editedMessageId"] = payload["id"].clone();
+            if let Some(new_body) = data.get("newBody").and_then(Value::as_str) {
+                payload["body"] = json!(new_body);
+            }
+            if let Some(previous) = data.get("prevBody").filter(|p| p.is_string()) {
+                payload["prevBody"] = previous.clone();
+            }
+            Ok(envelope(
+                "message.edited",
+                whole_seconds(message.get("timestamp")),
+                payload,
+            ))
+        }
+        "message_revoke_me" | "media_uploaded" => {
+            let message = required_object(data()?, "message", "data.")?;
+            let name = if event == "message_revoke_me" {
+                "message.revoked.me"
+            } else {
+                "message.media.uploaded"
+            };
+            Ok(envelope(
+                name,
+                whole_seconds(message.get("timestamp")),
+                wa_message(message, "data.message.")?,
+            ))
+        }
         other => Err(DecodeError(format!(
-            "unknown eazeWA event `{other}`; expected one of message, message_create, message_ack, message_reaction, message_revoke_everyone, message_revoke_me, media_uploaded, group_join, group_leave, group_update, qr, authenticated, auth_failure, ready, disconnected, loading_screen, change_state, call"
+            "unknown eazeWA event `{other}`; expected one of message, message_create, message_ack, message_reaction, message_edit, message_revoke_everyone, message_revoke_me, media_uploaded, group_join, group_leave, group_update, qr, authenticated, auth_failure, ready, disconnected, loading_screen, change_state, call"
         ))),
     }
+}
+
+/// A whatsapp-web.js `Call` as WAHA's call payload.
+fn call_payload(call: &Value) -> Value {
+    json!({
+        "id": call.get("id").cloned().unwrap_or(Value::Null),
+        "from": call.get("from").cloned().unwrap_or(Value::Null),
+        "timestamp": call.get("timestamp").cloned().unwrap_or(Value::Null),
+        "isVideo": call.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+        "isGroup": call.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
+        "_data": call,
+    })
+}
+
+/// WAHA's call payload as a whatsapp-web.js `Call`.
+fn call_object(payload: &Value) -> Value {
+    json!({
+        "id": payload.get("id").cloned().unwrap_or(Value::Null),
+        "from": payload.get("from").cloned().unwrap_or(Value::Null),
+        "timestamp": payload.get("timestamp").cloned().unwrap_or(Value::Null),
+        "isVideo": payload.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+        "isGroup": payload.get("isGroup").and_then(Value::as_bool).unwrap_or(false),
+        "fromMe": false,
+    })
 }
 
 /// A whatsapp-web.js `Message` as a WAMessage; `path` is where it sits in
@@ -817,7 +947,7 @@ fn wa_message(message: &Value, path: &str) -> Result<Value, DecodeError> {
         .and_then(Value::as_bool)
         .or_else(|| MessageId::parse(id).map(|p| p.from_me))
         .unwrap_or(false);
-    Ok(json!({
+    let mut payload = json!({
         "id": id,
         "timestamp": message.get("timestamp").cloned().unwrap_or(Value::Null),
         "from": message.get("from").cloned().unwrap_or(Value::Null),
@@ -834,7 +964,20 @@ fn wa_message(message: &Value, path: &str) -> Result<Value, DecodeError> {
         "vCards": message.get("vCards").cloned().unwrap_or(json!([])),
         "replyTo": null,
         "_data": message,
-    }))
+    });
+    if str_or_empty(message, "type") == "poll_creation" {
+        let options: Vec<&str> = message
+            .get("pollOptions")
+            .and_then(Value::as_array)
+            .map(|options| options.iter().map(|o| str_or_empty(o, "name")).collect())
+            .unwrap_or_default();
+        payload["poll"] = json!({
+            "name": str_or_empty(message, "pollName"),
+            "options": options,
+            "multipleAnswers": message.get("allowMultipleAnswers").and_then(Value::as_bool).unwrap_or(false),
+        });
+    }
+    Ok(payload)
 }
 
 #[cfg(test)]

@@ -13,14 +13,24 @@
 //! | `session.status` (§5.3)                            | `stateInstanceChanged`           |
 //! | `state.change`                                     | `statusInstanceChanged`          |
 //! | `call.received` / `.accepted` / `.rejected`        | `incomingCall` `offer` / `pickUp` / `declined` |
+//! | `poll.vote`                                        | incoming/outgoing… + `pollUpdateMessage` |
+//! | `call.outgoing` (wasp)                             | `outgoingCall`                   |
+//! | `chat.blocked` (wasp)                              | `incomingBlock`                  |
+//! | `device.info` (wasp)                               | `deviceInfo`                     |
+//! | `quota.exceeded` (wasp)                            | `quotaExceeded`                  |
 //! | anything else                                      | skipped                          |
+//!
+//! An event decoded from Green-API keeps the webhook in `payload._data`;
+//! the encoder re-emits it with only what changed written over it
+//! ([`crate::rebase`]), so a round trip is byte-identical.
 //!
 //! `messageData.typeMessage` follows the message: `textMessage`,
 //! `quotedMessage` (a reply: `extendedTextMessageData` + `quotedMessage`),
 //! `extendedTextMessage` (a link preview), `imageMessage`, `videoMessage`,
 //! `audioMessage`, `documentMessage`, `stickerMessage` (all with
 //! `fileMessageData`), `locationMessage`, `contactMessage`,
-//! `contactsArrayMessage`.
+//! `contactsArrayMessage`, `pollMessage`; a type wasp does not model goes
+//! out as it came, with its text following the event.
 //!
 //! Choices where Green-API's docs are silent (§8.3–8.5):
 //! - The token goes out as `Authorization: Bearer <webhookUrlToken>`
@@ -30,14 +40,14 @@
 //!   `source: "api"`, else `false`.
 //! - `senderContactName` (the phone book name) is sent only when the
 //!   engine's `_data` has `contactName`; WAHA events do not carry it.
-//! - `quotaExceeded` is never emitted: no engine reports quotas.
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::waha::{self, MessageId};
 use crate::{
-    DecodeError, Decoded, Encoded, required_object, required_str, str_or_empty, whole_seconds,
+    DecodeError, Decoded, Encoded, rebase, required_object, required_str, str_or_empty,
+    whole_seconds,
 };
 
 /// An endpoint's `settings:` for the Green-API format.
@@ -171,8 +181,86 @@ pub fn status_ack(status: &str) -> Option<i64> {
     })
 }
 
-/// Encode a canonical envelope.
+/// Encode a canonical envelope. An event that came from Green-API (its
+/// webhook in `_data`) goes out as that webhook, with only what changed
+/// since (a transform's edits, this endpoint's instance) written over it:
+/// a Green-API → wasp → Green-API trip is byte-identical (issue 19).
 pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
+    let original = original_webhook(envelope);
+    let fresh = encode_event(envelope, settings, original);
+    let (Some(original), Encoded::Send(fresh)) = (original, &fresh) else {
+        return fresh;
+    };
+    match encode_original(original, envelope, settings) {
+        Some(base) => Encoded::Send(rebase(original, &base, fresh)),
+        None => Encoded::Send(fresh.clone()),
+    }
+}
+
+/// Whether `value` is a Green-API webhook body.
+fn is_webhook(value: &Value) -> bool {
+    value.get("typeWebhook").is_some_and(Value::is_string)
+        && value.get("instanceData").is_some_and(Value::is_object)
+}
+
+/// The Green-API webhook an event was decoded from: the payload's `_data`
+/// (a revoke's `after._data`).
+fn original_webhook(envelope: &Value) -> Option<&Value> {
+    let payload = envelope.get("payload")?;
+    [
+        payload.get("_data"),
+        payload.get("after").and_then(|after| after.get("_data")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|data| is_webhook(data))
+}
+
+/// What [`encode_event`] makes of `original` as decoded, for the instance
+/// it came from: the base the event's changes are measured against.
+fn encode_original(original: &Value, envelope: &Value, settings: &Settings) -> Option<Value> {
+    let Ok(Decoded::Event {
+        envelope: decoded, ..
+    }) = decode(original)
+    else {
+        return None;
+    };
+    let mut base = envelope.clone();
+    base["event"] = decoded["event"].clone();
+    base["payload"] = decoded["payload"].clone();
+    if let Some(timestamp) = decoded.get("timestamp") {
+        base["timestamp"] = timestamp.clone();
+    }
+    let instance = &original["instanceData"];
+    let mut settings = settings.clone();
+    match &instance["idInstance"] {
+        Value::Number(id) => settings.id_instance = id.as_u64()?,
+        Value::String(id) => settings.id_instance = id.parse().ok()?,
+        _ => return None,
+    }
+    if let Some(wid) = instance.get("wid").and_then(Value::as_str) {
+        settings.wid = Some(wid.to_owned());
+    }
+    if let Some(kind) = instance.get("typeInstance").and_then(Value::as_str) {
+        settings.type_instance = kind.to_owned();
+    }
+    match encode_event(&base, &settings, Some(original)) {
+        Encoded::Send(body) => Some(body),
+        Encoded::Skip(_) => None,
+    }
+}
+
+/// `messageData` of the Green-API webhook a message was decoded from.
+fn original_message_data(message: &Value) -> Option<&Value> {
+    message
+        .get("_data")
+        .filter(|data| is_webhook(data))
+        .and_then(|data| data.get("messageData"))
+}
+
+/// Encode a canonical envelope from its canonical fields; `original` is
+/// the Green-API webhook it came from, if it did.
+fn encode_event(envelope: &Value, settings: &Settings, original: Option<&Value>) -> Encoded {
     let event = str_or_empty(envelope, "event");
     let empty = Value::Object(Map::new());
     let payload = envelope.get("payload").unwrap_or(&empty);
@@ -183,6 +271,14 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
             envelope
                 .get("me")
                 .and_then(|me| me.get("id"))
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+        })
+        // Unconfigured and unknown to the session: the instance it came from.
+        .or_else(|| {
+            original
+                .and_then(|o| o["instanceData"].get("wid"))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
@@ -241,14 +337,95 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
             webhook(after, data)
         }
         "message.edited" => {
+            // A caption's edit names it `caption` (FORMATS.md §4.3).
+            let key = match original_message_data(payload).and_then(|d| d.get("editedMessageData"))
+            {
+                Some(edited)
+                    if edited.get("caption").is_some() && edited.get("textMessage").is_none() =>
+                {
+                    "caption"
+                }
+                _ => "textMessage",
+            };
+            let mut edited = Map::new();
+            edited.insert(key.into(), json!(str_or_empty(payload, "body")));
+            edited.insert(
+                "stanzaId".into(),
+                json!(waha::bare_id(str_or_empty(payload, "editedMessageId"))),
+            );
+            let data = json!({"typeMessage": "editedMessage", "editedMessageData": edited});
+            webhook(payload, data)
+        }
+        "poll.vote" => {
+            let vote = payload.get("vote").cloned().unwrap_or(Value::Null);
+            let poll = payload.get("poll").cloned().unwrap_or(Value::Null);
+            let voter = if waha::from_me(&vote) {
+                own_wid.clone()
+            } else {
+                non_empty(&vote, "participant")
+                    .or_else(|| non_empty(&vote, "from"))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let selected: Vec<Value> = vote
+                .get("selectedOptions")
+                .and_then(Value::as_array)
+                .map(|options| {
+                    options
+                        .iter()
+                        .map(|option| json!({"optionName": option, "optionVoters": [voter]}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // A WAHA vote names neither the poll's question nor the other
+            // voters: the update carries this voter's choice only.
             let data = json!({
-                "typeMessage": "editedMessage",
-                "editedMessageData": {
-                    "textMessage": str_or_empty(payload, "body"),
-                    "stanzaId": waha::bare_id(str_or_empty(payload, "editedMessageId")),
+                "typeMessage": "pollUpdateMessage",
+                "pollMessageData": {
+                    "stanzaId": waha::bare_id(str_or_empty(&poll, "id")),
+                    "name": "",
+                    "votes": selected,
+                    "multipleAnswers": selected.len() > 1,
                 },
             });
-            webhook(payload, data)
+            webhook(&vote, data)
+        }
+        "call.outgoing" => {
+            let mut out = json!({
+                "from": str_or_empty(payload, "to"),
+                "typeWebhook": "outgoingCall",
+                "instanceData": instance_data(&own_wid),
+                "status": str_or_empty(payload, "status"),
+                "timestamp": whole_seconds(payload.get("timestamp")).unwrap_or(envelope_seconds),
+                "idMessage": str_or_empty(payload, "id"),
+                "isVideo": payload.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+            });
+            if let Some(duration) = payload.get("duration").filter(|d| d.is_number()) {
+                out["duration"] = duration.clone();
+            }
+            Encoded::Send(out)
+        }
+        "chat.blocked" => Encoded::Send(json!({
+            "typeWebhook": "incomingBlock",
+            "instanceData": instance_data(&own_wid),
+            "timestamp": whole_seconds(payload.get("timestamp")).unwrap_or(envelope_seconds),
+            "chatId": str_or_empty(payload, "chatId"),
+            "chatState": non_empty(payload, "state").unwrap_or("blocked"),
+        })),
+        "device.info" | "quota.exceeded" => {
+            let (type_webhook, key) = if event == "device.info" {
+                ("deviceInfo", "deviceData")
+            } else {
+                ("quotaExceeded", "quotaData")
+            };
+            let mut data = payload.as_object().cloned().unwrap_or_default();
+            data.shift_remove("_data");
+            Encoded::Send(json!({
+                "typeWebhook": type_webhook,
+                "instanceData": instance_data(&own_wid),
+                "timestamp": envelope_seconds,
+                key: data,
+            }))
         }
         "message.ack" => {
             if !from_me {
@@ -431,6 +608,37 @@ fn data_str<'a>(message: &'a Value, key: &str) -> &'a str {
 /// `messageData` for a WAMessage (§4.3).
 fn message_data(message: &Value) -> Result<Value, String> {
     let body = str_or_empty(message, "body");
+    let original = original_message_data(message);
+    let original_type = original.map_or("", |data| str_or_empty(data, "typeMessage"));
+    // A type wasp does not model goes out as it came, its text following
+    // the event.
+    if let Some(data) = original.filter(|_| !MODELLED_TYPES.contains(&original_type)) {
+        let mut out = data.clone();
+        if let Some((key, field)) = text_field(data) {
+            out[key][field] = json!(body);
+        }
+        return Ok(out);
+    }
+    if let Some(poll) = message.get("poll").filter(|p| p.is_object()) {
+        let options: Vec<Value> = poll
+            .get("options")
+            .and_then(Value::as_array)
+            .map(|options| {
+                options
+                    .iter()
+                    .map(|name| json!({"optionName": name}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(json!({
+            "typeMessage": "pollMessage",
+            "pollMessageData": {
+                "name": str_or_empty(poll, "name"),
+                "options": options,
+                "multipleAnswers": poll.get("multipleAnswers").and_then(Value::as_bool).unwrap_or(false),
+            },
+        }));
+    }
     let forwarded = message
         .get("_data")
         .and_then(|d| d.get("isForwarded"))
@@ -482,11 +690,20 @@ fn message_data(message: &Value) -> Result<Value, String> {
     if message.get("hasMedia").and_then(Value::as_bool) == Some(true) {
         let media = message.get("media").cloned().unwrap_or(Value::Null);
         let mimetype = str_or_empty(&media, "mimetype");
-        let raw_type = message
-            .get("_data")
-            .and_then(|d| d.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        // The kind the message came as: Green-API's type, or the engine's
+        // (whatsapp-web.js names), before the mimetype's.
+        let raw_type = match original_type {
+            "imageMessage" => "image",
+            "videoMessage" => "video",
+            "audioMessage" => "audio",
+            "stickerMessage" => "sticker",
+            "documentMessage" => "document",
+            _ => message
+                .get("_data")
+                .and_then(|d| d.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        };
         let type_message = match (raw_type, mimetype.split('/').next().unwrap_or("")) {
             ("sticker", _) => "stickerMessage",
             ("image", _) => "imageMessage",
@@ -545,7 +762,7 @@ fn message_data(message: &Value) -> Result<Value, String> {
     let data = message.get("_data").cloned().unwrap_or(Value::Null);
     let title = str_or_empty(&data, "title");
     let description = str_or_empty(&data, "description");
-    let preview = str_or_empty(&data, "typeMessage") == "extendedTextMessage";
+    let preview = original_type == "extendedTextMessage";
     if preview || !title.is_empty() || !description.is_empty() {
         return Ok(json!({
             "typeMessage": "extendedTextMessage",
@@ -566,6 +783,70 @@ fn message_data(message: &Value) -> Result<Value, String> {
         );
     }
     Ok(json!({"typeMessage": "textMessage", "textMessageData": {"textMessage": body}}))
+}
+
+/// The `typeMessage`s of messages wasp models field by field; any other
+/// goes out as Green-API sent it (see [`message_data`]).
+const MODELLED_TYPES: [&str; 12] = [
+    "textMessage",
+    "extendedTextMessage",
+    "quotedMessage",
+    "imageMessage",
+    "videoMessage",
+    "audioMessage",
+    "documentMessage",
+    "stickerMessage",
+    "locationMessage",
+    "contactMessage",
+    "contactsArrayMessage",
+    "pollMessage",
+];
+
+/// The names of a poll's `options` (`[{optionName}]`).
+fn option_names(options: Option<&Value>) -> Vec<&str> {
+    options
+        .and_then(Value::as_array)
+        .map(|options| {
+            options
+                .iter()
+                .map(|o| str_or_empty(o, "optionName"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The fields that hold a message's text in the message types wasp does
+/// not model, in the order they are looked for.
+const TEXT_FIELDS: [&str; 7] = [
+    "textMessage",
+    "text",
+    "caption",
+    "contentText",
+    "title",
+    "description",
+    "groupName",
+];
+
+/// Where the text of an unmodelled message sits: the first of
+/// [`TEXT_FIELDS`] with text in a `…Data` object of `messageData`.
+fn text_field(message_data: &Value) -> Option<(&str, &'static str)> {
+    let object = message_data.as_object()?;
+    object
+        .iter()
+        .filter(|(key, value)| key.ends_with("Data") && value.is_object())
+        .find_map(|(key, value)| {
+            TEXT_FIELDS
+                .iter()
+                .find(|field| non_empty(value, field).is_some())
+                .map(|field| (key.as_str(), *field))
+        })
+}
+
+/// The text of a message type wasp does not model, or "".
+fn any_text(message_data: &Value) -> String {
+    text_field(message_data)
+        .map(|(data, field)| str_or_empty(&message_data[data], field).to_owned())
+        .unwrap_or_default()
 }
 
 fn vcard_name(card: &str) -> String {
@@ -658,20 +939,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             } else {
                 Value::Null
             };
-            let mut data = Map::new();
-            data.insert(
-                "notifyName".into(),
-                json!(str_or_empty(sender_data, "senderName")),
-            );
-            if let Some(contact) = sender_data.get("senderContactName") {
-                data.insert("contactName".into(), contact.clone());
-            }
-            // Green-API's chat title (a person's or a group's name), for a
-            // Green-API emit of the same event (issue 19: round trips).
-            if let Some(chat_name) = sender_data.get("chatName").filter(|n| n.is_string()) {
-                data.insert("chatName".into(), chat_name.clone());
-            }
-            let base = |body: &str| {
+            let base = |text: &str| {
                 json!({
                     "id": serialized,
                     "timestamp": seconds,
@@ -680,7 +948,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     "source": source,
                     "to": to,
                     "participant": participant,
-                    "body": body,
+                    "body": text,
                     "hasMedia": false,
                     "media": null,
                     "mediaUrl": null,
@@ -688,7 +956,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     "ackName": "SERVER",
                     "vCards": [],
                     "replyTo": null,
-                    "_data": Value::Object(data.clone()),
+                    "_data": body,
                 })
             };
             let name = if from_me { "message.any" } else { "message" };
@@ -720,15 +988,6 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     let extended =
                         required_object(message_data, "extendedTextMessageData", "messageData.")?;
                     let mut message = base(str_or_empty(extended, "text"));
-                    if type_message == "extendedTextMessage" {
-                        // A link preview: what Green-API sent, for its emit.
-                        message["_data"]["typeMessage"] = json!(type_message);
-                        for key in ["title", "description", "previewType", "jpegThumbnail"] {
-                            if let Some(value) = extended.get(key).filter(|v| v.is_string()) {
-                                message["_data"][key] = value.clone();
-                            }
-                        }
-                    }
                     if let Some(stanza) = quoted("stanzaId") {
                         // WAHA's serialized form, as in its own replyTo.
                         message["replyTo"] = json!({
@@ -750,18 +1009,6 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                         "mimetype": str_or_empty(file, "mimeType"),
                         "filename": str_or_empty(file, "fileName"),
                     });
-                    // whatsapp-web.js's message type, so a file keeps its kind
-                    // without a mimeType; the thumbnail for a Green-API emit.
-                    message["_data"]["type"] = json!(match type_message {
-                        "imageMessage" => "image",
-                        "videoMessage" => "video",
-                        "audioMessage" => "audio",
-                        "stickerMessage" => "sticker",
-                        _ => "document",
-                    });
-                    if let Some(thumbnail) = non_empty(file, "jpegThumbnail") {
-                        message["_data"]["jpegThumbnail"] = json!(thumbnail);
-                    }
                     Ok(event(name, seconds, message))
                 }
                 "locationMessage" => {
@@ -787,6 +1034,21 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     message["vCards"] = json!([str_or_empty(contact, "vcard")]);
                     Ok(event(name, seconds, message))
                 }
+                "contactsArrayMessage" => {
+                    let contacts = message_data
+                        .get("messageData")
+                        .and_then(|d| d.get("contacts"))
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| {
+                            DecodeError("missing field `messageData.messageData.contacts`".into())
+                        })?;
+                    let mut message = base("");
+                    message["vCards"] = contacts
+                        .iter()
+                        .map(|contact| json!(str_or_empty(contact, "vcard")))
+                        .collect();
+                    Ok(event(name, seconds, message))
+                }
                 "reactionMessage" => {
                     let text = message_data
                         .get("extendedTextMessageData")
@@ -807,7 +1069,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                             "to": to,
                             "participant": participant,
                             "reaction": {"text": text, "messageId": target_id(stanza)},
-                            "_data": Value::Object(data.clone()),
+                            "_data": body,
                         }),
                     ))
                 }
@@ -819,19 +1081,83 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                     Ok(event(
                         "message.revoked",
                         seconds,
-                        json!({"revokedMessageId": stanza, "after": base(""), "before": null}),
+                        json!({"revokedMessageId": stanza, "after": base("")}),
                     ))
                 }
                 "editedMessage" => {
                     let edited =
                         required_object(message_data, "editedMessageData", "messageData.")?;
-                    let mut message = base(str_or_empty(edited, "textMessage"));
+                    let text = non_empty(edited, "textMessage")
+                        .or_else(|| non_empty(edited, "caption"))
+                        .unwrap_or("");
+                    let mut message = base(text);
                     message["editedMessageId"] = json!(str_or_empty(edited, "stanzaId"));
                     Ok(event("message.edited", seconds, message))
                 }
-                other => Ok(Decoded::Ignored(format!(
-                    "Green-API message type `{other}` has no canonical equivalent"
-                ))),
+                "pollMessage" => {
+                    let poll = required_object(message_data, "pollMessageData", "messageData.")?;
+                    let mut message = base("");
+                    message["poll"] = json!({
+                        "name": str_or_empty(poll, "name"),
+                        "options": option_names(poll.get("options")),
+                        "multipleAnswers": poll.get("multipleAnswers").and_then(Value::as_bool).unwrap_or(false),
+                    });
+                    Ok(event(name, seconds, message))
+                }
+                "pollUpdateMessage" => {
+                    let poll = required_object(message_data, "pollMessageData", "messageData.")?;
+                    let stanza = required_str(poll, "stanzaId", "messageData.pollMessageData.")?;
+                    // The update carries the whole tally; the vote is what
+                    // its sender has chosen now.
+                    let selected: Vec<&str> = poll
+                        .get("votes")
+                        .and_then(Value::as_array)
+                        .map(|votes| {
+                            votes
+                                .iter()
+                                .filter(|vote| {
+                                    vote.get("optionVoters")
+                                        .and_then(Value::as_array)
+                                        .is_some_and(|voters| {
+                                            voters.iter().any(|v| v.as_str() == Some(sender))
+                                        })
+                                })
+                                .map(|vote| str_or_empty(vote, "optionName"))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    // Green-API does not say who created the poll: wasp takes
+                    // the other side of the vote (the account sends polls,
+                    // contacts vote; a vote of its own is on a contact's poll).
+                    let poll_mine = !from_me;
+                    let poll_id = format!("{poll_mine}_{chat}_{stanza}");
+                    let (poll_from, poll_to) = if poll_mine {
+                        (wid.clone(), chat.to_owned())
+                    } else {
+                        (chat.to_owned(), wid.clone())
+                    };
+                    Ok(event(
+                        "poll.vote",
+                        seconds,
+                        json!({
+                            "vote": {
+                                "id": serialized,
+                                "selectedOptions": selected,
+                                "timestamp": seconds,
+                                "to": to,
+                                "from": from,
+                                "fromMe": from_me,
+                                "participant": participant,
+                            },
+                            "poll": {"id": poll_id, "to": poll_to, "from": poll_from, "fromMe": poll_mine},
+                            "_data": body,
+                        }),
+                    ))
+                }
+                // Types wasp does not model (group invites, buttons, lists,
+                // templates, …) are messages with their text; the original
+                // rides along in `_data` for a Green-API emit.
+                _ => Ok(event(name, seconds, base(&any_text(message_data)))),
             }
         }
         "outgoingMessageStatus" => {
@@ -851,21 +1177,20 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 .get("sendByApi")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            Ok(event(
-                "message.ack",
-                seconds,
-                json!({
-                    "id": chat.map_or_else(|| id.to_owned(), |chat| format!("true_{chat}_{id}")),
-                    "from": wid,
-                    "to": chat,
-                    "participant": null,
-                    "fromMe": true,
-                    "ack": ack,
-                    "ackName": waha::ack_name(Some(ack)),
-                    "source": if send_by_api { "api" } else { "app" },
-                    "_data": {"status": status},
-                }),
-            ))
+            let payload = json!({
+                "id": chat.map_or_else(|| id.to_owned(), |chat| format!("true_{chat}_{id}")),
+                "from": wid,
+                // No chat named (the older shape): WAHA's `to` is required,
+                // and empty says it is unknown.
+                "to": chat.unwrap_or(""),
+                "participant": null,
+                "fromMe": true,
+                "ack": ack,
+                "ackName": waha::ack_name(Some(ack)),
+                "source": if send_by_api { "api" } else { "app" },
+                "_data": body,
+            });
+            Ok(event("message.ack", seconds, payload))
         }
         "stateInstanceChanged" => {
             let seconds = timestamp()?;
@@ -885,7 +1210,7 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             Ok(event(
                 "session.status",
                 seconds,
-                json!({"status": status, "statuses": [{"status": status, "timestamp": seconds * 1000}], "data": null}),
+                json!({"status": status, "statuses": [{"status": status, "timestamp": seconds * 1000}], "data": null, "_data": body}),
             ))
         }
         "statusInstanceChanged" => {
@@ -896,7 +1221,11 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
             } else {
                 "UNPAIRED"
             };
-            Ok(event("state.change", seconds, json!({"state": state})))
+            Ok(event(
+                "state.change",
+                seconds,
+                json!({"state": state, "_data": body}),
+            ))
         }
         "incomingCall" => {
             let seconds = timestamp()?;
@@ -913,11 +1242,63 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 json!({"id": id, "from": from, "timestamp": seconds, "isVideo": false, "isGroup": false, "_data": body}),
             ))
         }
-        "quotaExceeded" | "deviceInfo" | "incomingBlock" | "outgoingCall" => Ok(Decoded::Ignored(
-            format!("Green-API `{type_webhook}` has no canonical equivalent"),
-        )),
+        "outgoingCall" => {
+            let seconds = timestamp()?;
+            Ok(event(
+                "call.outgoing",
+                seconds,
+                json!({
+                    "id": required_str(body, "idMessage", "")?,
+                    "to": required_str(body, "from", "")?,
+                    "timestamp": seconds,
+                    "status": str_or_empty(body, "status"),
+                    "isVideo": body.get("isVideo").and_then(Value::as_bool).unwrap_or(false),
+                    "duration": body.get("duration").cloned().unwrap_or(Value::Null),
+                    "_data": body,
+                }),
+            ))
+        }
+        "incomingBlock" => {
+            let seconds = timestamp()?;
+            Ok(event(
+                "chat.blocked",
+                seconds,
+                json!({
+                    "chatId": required_str(body, "chatId", "")?,
+                    "state": str_or_empty(body, "chatState"),
+                    "timestamp": seconds,
+                    "_data": body,
+                }),
+            ))
+        }
+        "deviceInfo" => {
+            let seconds = timestamp()?;
+            let device = required_object(body, "deviceData", "")?;
+            let mut payload = device.as_object().cloned().unwrap_or_default();
+            payload.insert("_data".into(), body.clone());
+            Ok(event("device.info", seconds, Value::Object(payload)))
+        }
+        "quotaExceeded" => {
+            // Green-API's example has no `timestamp` (FORMATS.md §8.5): the
+            // event then has the time wasp received it.
+            let seconds = match body.get("timestamp") {
+                Some(_) => Some(timestamp()?),
+                None => None,
+            };
+            let quota = required_object(body, "quotaData", "")?;
+            let mut payload = quota.as_object().cloned().unwrap_or_default();
+            payload.insert("_data".into(), body.clone());
+            let mut envelope = json!({"event": "quota.exceeded", "payload": payload});
+            if let Some(seconds) = seconds {
+                envelope["timestamp"] = json!(seconds * 1000);
+            }
+            Ok(Decoded::Event {
+                instance: instance.clone(),
+                envelope,
+            })
+        }
         other => Err(DecodeError(format!(
-            "unknown `typeWebhook` `{other}`; expected incomingMessageReceived, outgoingMessageReceived, outgoingAPIMessageReceived, outgoingMessageStatus, stateInstanceChanged, statusInstanceChanged, incomingCall, …"
+            "unknown `typeWebhook` `{other}`; expected incomingMessageReceived, outgoingMessageReceived, outgoingAPIMessageReceived, outgoingMessageStatus, stateInstanceChanged, statusInstanceChanged, incomingCall, outgoingCall, incomingBlock, deviceInfo or quotaExceeded"
         ))),
     }
 }
@@ -1014,6 +1395,62 @@ mod tests {
             let out = round_trip(&incoming(data.clone()));
             assert_eq!(out["messageData"], data, "{}", out["messageData"]);
         }
+    }
+
+    #[test]
+    fn a_transforms_edit_and_the_endpoints_instance_are_written_over_the_original() {
+        let preview = incoming(json!({"typeMessage": "extendedTextMessage",
+            "extendedTextMessageData": {"text": "see https://x.io", "description": "All about x",
+                "title": "X", "previewType": "None", "jpegThumbnail": "/9j/LNK",
+                "forwardingScore": 0, "isForwarded": false, "unmodelled": 7}}));
+        let Ok(Decoded::Event { mut envelope, .. }) = decode(&preview) else {
+            panic!()
+        };
+        envelope["session"] = json!("green");
+        envelope["payload"]["body"] = json!("see [link]");
+        let settings = Settings::new(2202000002);
+        let Encoded::Send(out) = encode(&envelope, &settings) else {
+            panic!()
+        };
+        let mut expected = preview.clone();
+        expected["messageData"]["extendedTextMessageData"]["text"] = json!("see [link]");
+        expected["instanceData"]["idInstance"] = json!(2202000002u64);
+        assert_eq!(out.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn green_api_only_events_have_a_home_and_come_back() {
+        let cases = [
+            json!({"typeWebhook": "incomingBlock", "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+                "timestamp": 1700000000, "chatId": "79001234568@c.us", "chatState": "blocked"}),
+            json!({"typeWebhook": "deviceInfo", "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+                "timestamp": 1700000000, "deviceData": {"platform": "android", "deviceManufacturer": "x", "deviceModel": "y", "osVersion": "13", "waVersion": "2.23", "battery": 80}}),
+            json!({"typeWebhook": "quotaExceeded", "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
+                "quotaData": {"method": "correspondents", "used": 3, "total": 3, "status": "CORRESPONDENTS_QUOTA_EXCEEDED", "description": "over"}}),
+        ];
+        for (body, name) in cases
+            .iter()
+            .zip(["chat.blocked", "device.info", "quota.exceeded"])
+        {
+            let Ok(Decoded::Event { envelope, .. }) = decode(body) else {
+                panic!("{body}")
+            };
+            assert_eq!(envelope["event"], name);
+            assert_eq!(round_trip(body).to_string(), body.to_string());
+        }
+        // Built from the canonical fields alone (no original), too.
+        let Ok(Decoded::Event { mut envelope, .. }) = decode(&cases[1]) else {
+            panic!()
+        };
+        envelope["payload"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("_data");
+        envelope["me"] = json!({"id": "71234567890@c.us"});
+        let Encoded::Send(out) = encode(&envelope, &Settings::new(1101000002)) else {
+            panic!()
+        };
+        assert_eq!(out.to_string(), cases[1].to_string());
     }
 
     #[test]

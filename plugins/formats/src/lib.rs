@@ -112,11 +112,73 @@ pub(crate) fn whole_seconds(value: Option<&Value>) -> Option<i64> {
         .filter(|seconds| seconds.checked_mul(1000).is_some())
 }
 
+/// A provider's original webhook with what changed since it was decoded.
+///
+/// `base` is what the encoder makes of the original as decoded, `fresh`
+/// what it makes of the event now (after transforms, for this endpoint).
+/// Where the two agree, the original's value stands — every field the
+/// provider sent, in its order, including those wasp does not model; where
+/// they differ, `fresh` wins; a key `base` has and `fresh` dropped is
+/// dropped; a key only `fresh` has is added after the original's.
+/// Objects merge key by key; anything else is replaced whole.
+pub fn rebase(original: &Value, base: &Value, fresh: &Value) -> Value {
+    if base == fresh {
+        return original.clone();
+    }
+    let (Value::Object(original), Value::Object(base), Value::Object(fresh)) =
+        (original, base, fresh)
+    else {
+        return fresh.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in original {
+        match (base.get(key), fresh.get(key)) {
+            (Some(was), Some(now)) => {
+                out.insert(key.clone(), rebase(value, was, now));
+            }
+            (Some(_), None) => {}
+            (None, Some(now)) => {
+                out.insert(key.clone(), now.clone());
+            }
+            (None, None) => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    for (key, now) in fresh {
+        if !original.contains_key(key) && base.get(key) != Some(now) {
+            out.insert(key.clone(), now.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn rebase_keeps_the_original_where_nothing_changed() {
+        let original = json!({"b": 1, "a": {"x": "old", "unmodeled": [1, 2]}, "c": "kept"});
+        let base = json!({"a": {"x": "old", "dropped": 0}, "b": 1, "d": "default"});
+        // Nothing changed: the original, byte for byte.
+        let same = rebase(&original, &base, &base);
+        assert_eq!(same.to_string(), original.to_string());
+        // `a.x` changed, `a.dropped` went, `e` is new, `d` unchanged.
+        let fresh = json!({"a": {"x": "new"}, "b": 1, "d": "default", "e": true});
+        assert_eq!(
+            rebase(&original, &base, &fresh).to_string(),
+            r#"{"b":1,"a":{"x":"new","unmodeled":[1,2]},"c":"kept","e":true}"#
+        );
+        // A value that changed kind is replaced whole.
+        let fresh = json!({"a": "flat", "b": 2, "d": "default"});
+        assert_eq!(
+            rebase(&original, &base, &fresh).to_string(),
+            r#"{"b":2,"a":"flat","c":"kept"}"#
+        );
+    }
 
     #[test]
     fn timestamps_whose_milliseconds_overflow_are_no_timestamps() {

@@ -123,12 +123,19 @@ pub fn is_group(chat: &str) -> bool {
     chat.ends_with("@g.us")
 }
 
-/// The display name of the sender, from the engine's raw data when present.
+/// The display name of the sender, from the engine's raw data when present
+/// (whatsapp-web.js `notifyName`, Baileys `pushName`, or the Green-API
+/// webhook's `senderData.senderName`).
 pub fn sender_name(message: &Value) -> Option<&str> {
     let data = message.get("_data")?;
     ["notifyName", "pushName", "verifiedBizName"]
         .iter()
         .find_map(|key| data.get(*key).and_then(Value::as_str))
+        .or_else(|| {
+            data.get("senderData")
+                .and_then(|sender| sender.get("senderName"))
+                .and_then(Value::as_str)
+        })
         .filter(|name| !name.is_empty())
 }
 
