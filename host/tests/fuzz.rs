@@ -17,25 +17,34 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wasp::event::Event;
 
-/// Seeds: every golden event, and the provider webhook each golden case
-/// expects (what `/ingest/*` decodes).
+/// Seeds: every golden event, the provider webhook each golden case
+/// expects, and the providers' own webhooks of the round-trip fixtures
+/// (what `/ingest/*` decodes).
 fn corpus() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
     let mut seeds = Vec::new();
-    for format in std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()) {
-        if !format.is_dir() {
+    collect(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden"),
+        &mut seeds,
+    );
+    seeds
+}
+
+fn collect(dir: &Path, seeds: &mut Vec<String>) {
+    for path in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        if path.is_dir() {
+            collect(&path, seeds);
             continue;
         }
-        for case in std::fs::read_dir(format).unwrap() {
-            let text = std::fs::read_to_string(case.unwrap().path()).unwrap();
-            let case: Value = serde_json::from_str(&text).unwrap();
-            seeds.push(case["event"].to_string());
-            if let Some(body) = case["expect"].get("body").filter(|b| b.is_object()) {
-                seeds.push(body.to_string());
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for seed in [&case["event"], &case["expect"]["body"], &case["webhook"]] {
+            if seed.is_object() {
+                seeds.push(seed.to_string());
             }
         }
     }
-    seeds
 }
 
 /// Pieces that broke parsers before, spliced in at random.

@@ -198,11 +198,13 @@ async fn green_api_webhooks_are_re_emitted_as_waha() {
     );
     let quota = r#"{"typeWebhook":"quotaExceeded","instanceData":{"idInstance":1101000002,"wid":"","typeInstance":"whatsapp"},"quotaData":{"method":"correspondents","used":3,"total":3,"status":"CORRESPONDENTS_QUOTA_EXCEEDED","description":"x"}}"#;
     let (status, answer) = post(&host, "/ingest/green-api", &auth, quota).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        answer["ignored"],
-        "Green-API `quotaExceeded` has no canonical equivalent"
-    );
+    // Its own event now (issue 19), delivered like any other.
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["id"].as_str().unwrap().starts_with("evt_"));
+    let delivered = receiver.wait_for(2, WAIT).await;
+    let quota_event = delivered[1].json();
+    assert_eq!(quota_event["event"], "quota.exceeded");
+    assert_eq!(quota_event["payload"]["used"], 3);
     host.stop().await;
 }
 

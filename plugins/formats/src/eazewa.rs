@@ -171,7 +171,7 @@ pub fn encode(envelope: &Value, settings: &Settings) -> Encoded {
         "message.ack" => with_data(
             "message_ack",
             &instance,
-            json!({"message": ack_message(payload)}),
+            json!({"message": receipt(payload)}),
         ),
         "message.reaction" => with_data(
             "message_reaction",
@@ -242,7 +242,7 @@ fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encod
             instance,
             payload
                 .get("data")
-                .filter(|d| d.get("percent").is_some())
+                .filter(|d| only_keys(d, &["percent", "message"]))
                 .cloned()
                 .unwrap_or_else(|| json!({"percent": 0, "message": "STARTING"})),
         ),
@@ -275,7 +275,7 @@ fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encod
             instance,
             payload
                 .get("data")
-                .filter(|d| d.get("reason").is_some())
+                .filter(|d| only_keys(d, &["reason"]))
                 .cloned()
                 .unwrap_or_else(|| json!({"reason": "STOPPED"})),
         ),
@@ -283,6 +283,14 @@ fn session_status(payload: &Value, settings: &Settings, instance: &str) -> Encod
             "eazeWA has no webhook for session status `{other}`"
         )),
     }
+}
+
+/// Whether `value` is an object with no keys but `keys` (eazeWA's own
+/// `data` of a status event, which a round trip sends back as it came).
+fn only_keys(value: &Value, keys: &[&str]) -> bool {
+    value
+        .as_object()
+        .is_some_and(|object| object.keys().all(|key| keys.contains(&key.as_str())))
 }
 
 fn serialized_id(id: &str) -> Value {
@@ -510,6 +518,36 @@ fn original_message<'a>(data: &'a Value, id: &str) -> Option<&'a Map<String, Val
     (same && object.contains_key("hasMedia")).then_some(object)
 }
 
+/// WAHA's `message.ack` payload for an eazeWA receipt's `Message`.
+fn ack_payload(message: &Value, id: &str) -> Value {
+    let ack = message.get("ack").and_then(Value::as_i64);
+    json!({
+        "id": id,
+        "from": message.get("from").cloned().unwrap_or(Value::Null),
+        "to": message.get("to").cloned().unwrap_or(Value::Null),
+        "participant": message.get("author").cloned().unwrap_or(Value::Null),
+        "fromMe": message.get("fromMe").and_then(Value::as_bool).unwrap_or(false),
+        "ack": ack,
+        "ackName": waha::ack_name(ack),
+        "_data": message,
+    })
+}
+
+/// The `Message` of a receipt: the one eazeWA sent when it came from
+/// eazeWA, with what changed since written over it.
+fn receipt(payload: &Value) -> Value {
+    let fresh = ack_message(payload);
+    let id = str_or_empty(payload, "id");
+    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
+    match original_message(&data, id) {
+        Some(original) => {
+            let original = Value::Object(original.clone());
+            rebase(&original, &ack_message(&ack_payload(&original, id)), &fresh)
+        }
+        None => fresh,
+    }
+}
+
 /// The `Message` of a receipt: what the ack payload (and the engine's raw
 /// message, when present) tell.
 fn ack_message(payload: &Value) -> Value {
@@ -716,20 +754,10 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 "_serialized",
                 "data.message.id.",
             )?;
-            let ack = message.get("ack").and_then(Value::as_i64);
             Ok(envelope(
                 "message.ack",
                 whole_seconds(message.get("timestamp")),
-                json!({
-                    "id": id,
-                    "from": message.get("from").cloned().unwrap_or(Value::Null),
-                    "to": message.get("to").cloned().unwrap_or(Value::Null),
-                    "participant": message.get("author").cloned().unwrap_or(Value::Null),
-                    "fromMe": message.get("fromMe").and_then(Value::as_bool).unwrap_or(false),
-                    "ack": ack,
-                    "ackName": waha::ack_name(ack),
-                    "_data": message,
-                }),
+                ack_payload(message, id),
             ))
         }
         "message_reaction" => {
@@ -1003,6 +1031,27 @@ mod tests {
             Encoded::Send(out) => out,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_waha_edit_becomes_message_edit() {
+        let edited = json!({"event": "message.edited", "session": "s", "timestamp": 1700000000000u64,
+            "payload": {"id": "true_491111@c.us_EDIT1", "timestamp": 1700000000, "from": "490000@c.us",
+                "fromMe": true, "to": "491111@c.us", "body": "fixed", "editedMessageId": "true_491111@c.us_ORIG1"}});
+        let settings: Settings = serde_json::from_value(json!({"instance_id": "inst"})).unwrap();
+        let Encoded::Send(out) = encode(&edited, &settings) else {
+            panic!()
+        };
+        assert_eq!(out["event"], "message_edit");
+        assert_eq!(out["data"]["newBody"], "fixed");
+        assert!(
+            out["data"].get("prevBody").is_none(),
+            "WAHA does not carry it"
+        );
+        assert_eq!(
+            out["data"]["message"]["id"]["_serialized"],
+            "true_491111@c.us_ORIG1"
+        );
     }
 
     #[test]

@@ -1454,6 +1454,39 @@ mod tests {
     }
 
     #[test]
+    fn a_waha_vote_becomes_a_poll_update() {
+        let vote = json!({"event": "poll.vote", "session": "s", "timestamp": 1700000000000u64,
+            "payload": {"vote": {"id": "false_79001234568@c.us_VOTE1", "selectedOptions": ["Yes"],
+                "timestamp": 1700000000, "to": "71234567890@c.us", "from": "79001234568@c.us", "fromMe": false},
+                "poll": {"id": "true_79001234568@c.us_POLL1", "to": "79001234568@c.us", "from": "71234567890@c.us", "fromMe": true}}});
+        let settings = Settings::new(1101000002);
+        let Encoded::Send(out) = encode(&vote, &settings) else {
+            panic!()
+        };
+        assert_eq!(out["typeWebhook"], "incomingMessageReceived");
+        assert_eq!(out["idMessage"], "VOTE1");
+        assert_eq!(out["senderData"]["chatId"], "79001234568@c.us");
+        assert_eq!(
+            out["messageData"],
+            json!({"typeMessage": "pollUpdateMessage", "pollMessageData": {"stanzaId": "POLL1", "name": "",
+                "votes": [{"optionName": "Yes", "optionVoters": ["79001234568@c.us"]}], "multipleAnswers": false}})
+        );
+        // And Green-API's update decodes to the same vote.
+        let Ok(Decoded::Event { envelope, .. }) = decode(&out) else {
+            panic!()
+        };
+        assert_eq!(envelope["event"], "poll.vote");
+        assert_eq!(
+            envelope["payload"]["vote"]["selectedOptions"],
+            json!(["Yes"])
+        );
+        assert_eq!(
+            envelope["payload"]["poll"]["id"],
+            "true_79001234568@c.us_POLL1"
+        );
+    }
+
+    #[test]
     fn the_older_status_shape_without_a_chat_is_accepted_and_kept() {
         let older = json!({"typeWebhook": "outgoingMessageStatus",
             "instanceData": {"idInstance": 1101000002, "wid": "71234567890@c.us", "typeInstance": "whatsapp"},
