@@ -35,4 +35,5 @@ pub mod session;
 pub mod signature;
 pub mod store;
 pub mod text;
+pub mod ui;
 pub mod watch;

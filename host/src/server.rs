@@ -176,7 +176,7 @@ pub async fn run(
         dispatcher: dispatcher.clone(),
         sender,
     });
-    let mut app = api::router(state.clone());
+    let mut app = api::router(state.clone()).merge(crate::ui::router(state.clone()));
     if config.receiver.enabled {
         let guarded = receiver::routes(receiver).route_layer(axum::middleware::from_fn_with_state(
             state,

@@ -7,6 +7,7 @@ mod authoring;
 mod bridge;
 mod cli;
 mod config;
+mod dashboard;
 mod durability;
 mod foundation;
 mod golden;

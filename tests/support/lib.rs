@@ -2,6 +2,7 @@
 //! what it is sent ([`TestReceiver`]), and a real wasp host on port 0
 //! ([`TestHost`]) started from config text.
 
+pub mod browser;
 pub mod formats;
 pub mod python;
 pub mod samples;

@@ -1,8 +1,10 @@
-//! Green-API's official Python client (`whatsapp-api-client-python` on
-//! PyPI), installed on first use into `target/test-scratch/python`, so the
-//! pull-queue tests can point the real client at wasp. Needs `python3`
-//! (installed with apt-get when missing and allowed); pip is bootstrapped
-//! from PyPI when the interpreter has none.
+//! Python packages from PyPI for the tests, each installed on first use
+//! into `target/test-scratch/python/<package>`: Green-API's official client
+//! (`whatsapp-api-client-python`), so the pull-queue tests can point the
+//! real client at wasp, and `playwright`, which drives Debian's chromium in
+//! the dashboard's browser tests. Needs `python3` (installed with apt-get
+//! when missing and allowed); pip is bootstrapped from PyPI when the
+//! interpreter has none.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +14,11 @@ use crate::scratch_root;
 
 /// The client release the tests run.
 pub const GREEN_API_CLIENT: &str = "whatsapp-api-client-python==0.0.55";
+/// The Playwright release the browser tests run (it drives the system's
+/// chromium; it downloads no browser).
+pub const PLAYWRIGHT: &str = "playwright==1.56.0";
 
-/// A Python with the client importable.
+/// A Python with a package importable.
 #[derive(Debug, Clone)]
 pub struct PythonClient {
     /// The interpreter.
@@ -23,11 +28,19 @@ pub struct PythonClient {
 }
 
 impl PythonClient {
-    /// Run `script` with the client importable; (exit success, stdout, stderr).
+    /// Run `script` with the package importable; (exit success, stdout, stderr).
     pub fn run(&self, script: &str, args: &[&str]) -> (bool, String, String) {
+        self.run_with(&["-c", script], args)
+    }
+
+    /// Run the script file `path` with the package importable.
+    pub fn run_file(&self, path: &Path, args: &[&str]) -> (bool, String, String) {
+        self.run_with(&[path.to_str().expect("a UTF-8 path")], args)
+    }
+
+    fn run_with(&self, script: &[&str], args: &[&str]) -> (bool, String, String) {
         let output = Command::new(&self.python)
-            .arg("-c")
-            .arg(script)
+            .args(script)
             .args(args)
             .env("PYTHONPATH", &self.packages)
             .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -41,10 +54,16 @@ impl PythonClient {
     }
 }
 
-/// The client, installing it the first time.
+/// The Green-API client, installing it the first time.
 pub fn green_api_client() -> PythonClient {
     static CLIENT: OnceLock<PythonClient> = OnceLock::new();
-    CLIENT.get_or_init(install).clone()
+    CLIENT.get_or_init(|| install(GREEN_API_CLIENT)).clone()
+}
+
+/// Playwright, installing it the first time.
+pub fn playwright() -> PythonClient {
+    static CLIENT: OnceLock<PythonClient> = OnceLock::new();
+    CLIENT.get_or_init(|| install(PLAYWRIGHT)).clone()
 }
 
 fn succeeds(command: &mut Command) -> bool {
@@ -71,9 +90,7 @@ pub(crate) fn python() -> PathBuf {
             return python;
         }
     }
-    panic!(
-        "the Green-API client tests need python3: install it (Debian: `apt-get install python3`)"
-    );
+    panic!("these tests need python3: install it (Debian: `apt-get install python3`)");
 }
 
 /// `python -m pip`, or pip run from its wheel fetched from PyPI.
@@ -99,10 +116,10 @@ urllib.request.urlretrieve(wheel, sys.argv[1])
     vec![format!("{}/pip", wheel.display())]
 }
 
-fn install() -> PythonClient {
+fn install(spec: &str) -> PythonClient {
     let python = python();
     let dir = scratch_root().join("python");
-    let packages = dir.join(GREEN_API_CLIENT.replace("==", "-"));
+    let packages = dir.join(spec.replace("==", "-"));
     let marker = packages.join(".installed");
     if !marker.is_file() {
         std::fs::create_dir_all(&dir).unwrap();
@@ -117,16 +134,16 @@ fn install() -> PythonClient {
                 "--target",
             ])
             .arg(&packages)
-            .arg(GREEN_API_CLIENT)
+            .arg(spec)
             .env("PIP_ROOT_USER_ACTION", "ignore")
             .output()
             .expect("pip runs");
         assert!(
             output.status.success(),
-            "cannot install {GREEN_API_CLIENT} from PyPI:\n{}",
+            "cannot install {spec} from PyPI:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        std::fs::write(&marker, GREEN_API_CLIENT).unwrap();
+        std::fs::write(&marker, spec).unwrap();
     }
     PythonClient { python, packages }
 }

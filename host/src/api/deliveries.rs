@@ -27,7 +27,7 @@ fn store_error(error: StoreError) -> ApiError {
     }
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -36,7 +36,7 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(store_error)
 }
 
-fn parse_states(text: Option<&str>) -> Result<Vec<DeliveryState>, ApiError> {
+pub(crate) fn parse_states(text: Option<&str>) -> Result<Vec<DeliveryState>, ApiError> {
     let Some(text) = text else {
         return Ok(Vec::new());
     };
@@ -133,30 +133,49 @@ pub async fn replay(
         Some(states) => parse_states(Some(&states.join(",")))?,
         None => vec![DeliveryState::Dead],
     };
+    let filter = DeliveryFilter {
+        endpoint: Some(name.clone()),
+        states,
+        event_id: request.event,
+        since: request.since,
+        until: request.until,
+        ..DeliveryFilter::default()
+    };
+    let ids = matching_ids(&state, filter).await?;
+    let requeued = requeue(&state, ids).await?;
+    Ok(Json(json!({"endpoint": name, "requeued": requeued})))
+}
+
+/// The ids of every delivery `filter` matches (its `limit` and `before_id`
+/// are ignored), newest first.
+pub(crate) async fn matching_ids(
+    state: &AppState,
+    filter: DeliveryFilter,
+) -> Result<Vec<i64>, ApiError> {
+    const PAGE: usize = 5000;
     let mut ids = Vec::new();
     let mut before = None;
     loop {
         let filter = DeliveryFilter {
-            endpoint: Some(name.clone()),
-            states: states.clone(),
-            event_id: request.event.clone(),
-            since: request.since,
-            until: request.until,
             before_id: before,
-            limit: 5000,
-            ..DeliveryFilter::default()
+            limit: PAGE,
+            ..filter.clone()
         };
         let store = state.store.clone();
         let page = blocking(move || store.deliveries(&filter)).await?;
-        let done = page.len() < 5000;
+        let done = page.len() < PAGE;
         before = page.last().map(|d| d.id);
         ids.extend(page.into_iter().map(|d| d.id));
         if done {
-            break;
+            return Ok(ids);
         }
     }
-    let requeued = state.dispatcher.requeue(ids).await.map_err(store_error)?;
-    Ok(Json(json!({"endpoint": name, "requeued": requeued})))
+}
+
+/// Send these deliveries again, now, with a fresh retry budget; how many
+/// were requeued.
+pub(crate) async fn requeue(state: &AppState, ids: Vec<i64>) -> Result<u64, ApiError> {
+    state.dispatcher.requeue(ids).await.map_err(store_error)
 }
 
 /// The query of `GET /api/deliveries`.
@@ -246,11 +265,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let requeued = state
-        .dispatcher
-        .requeue(vec![id])
-        .await
-        .map_err(store_error)?;
+    let requeued = requeue(&state, vec![id]).await?;
     if requeued == 0 {
         return Err(ApiError::not_found(
             "unknown_delivery",

@@ -434,6 +434,10 @@ pub struct SimulatedConfig {
     /// before the session is WORKING (default 1s).
     #[serde(default = "default_pairing")]
     pub pairing: Span,
+    /// How long the QR code waits for the simulated phone to scan it
+    /// (default: `pairing`); long enough to scan it from the dashboard.
+    #[serde(default)]
+    pub scan: Option<Span>,
 }
 
 fn default_pairing() -> Span {
@@ -447,6 +451,7 @@ impl Default for SimulatedConfig {
             seed: default_seed(),
             limit: None,
             pairing: default_pairing(),
+            scan: None,
         }
     }
 }

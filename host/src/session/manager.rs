@@ -356,7 +356,10 @@ impl SessionManager {
             .sessions
             .entry(name)
             .is_some_and(|e| e.status == Status::Stopped);
-        if !stopped && let Some(transition) = self.sessions.transition(name, None, Status::Stopped)
+        if !stopped
+            && let Some(transition) =
+                self.sessions
+                    .transition(name, None, Status::Stopped, &Value::Null)
         {
             emit(&self.ingest, transition.envelope(Value::Null)).await;
             tracing::info!(session = %name, "session stopped");
@@ -397,7 +400,10 @@ impl Reporter {
     /// Move the session to `status` with `data` in the `session.status`
     /// event; `false` when this engine's run is over (stop, restart).
     pub async fn set(&self, status: Status, data: Value) -> bool {
-        let Some(transition) = self.sessions.transition(&self.name, Some(self.run), status) else {
+        let Some(transition) = self
+            .sessions
+            .transition(&self.name, Some(self.run), status, &data)
+        else {
             return false;
         };
         emit(&self.ingest, transition.envelope(data)).await;

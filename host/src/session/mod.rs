@@ -198,6 +198,8 @@ pub(crate) struct Entry {
     /// Bumped by every start and stop; engines of an older run are ignored.
     pub(crate) run: u64,
     pub(crate) progress: Option<Arc<ReplayProgress>>,
+    /// The `data` of the current status (a SCAN_QR_CODE's `qr`).
+    pub(crate) data: Value,
 }
 
 impl Entry {
@@ -212,6 +214,7 @@ impl Entry {
             history: VecDeque::new(),
             run: 0,
             progress: None,
+            data: Value::Null,
         }
     }
 }
@@ -266,6 +269,8 @@ pub struct Snapshot {
     pub history: Vec<(Status, u64)>,
     /// Replay progress.
     pub progress: Option<Arc<ReplayProgress>>,
+    /// The `data` of the current status (a SCAN_QR_CODE's `qr`).
+    pub data: Value,
 }
 
 /// The sessions wasp knows, and their status.
@@ -406,6 +411,7 @@ impl Sessions {
         name: &str,
         run: Option<u64>,
         status: Status,
+        data: &Value,
     ) -> Option<Transition> {
         let mut entries = self.entries.write().expect("sessions lock");
         let entry = entries.get_mut(name)?;
@@ -414,6 +420,7 @@ impl Sessions {
         }
         let at = crate::clock::now_ms();
         entry.status = status;
+        entry.data = data.clone();
         entry.history.push_back((status, at));
         while entry.history.len() > STATUS_HISTORY {
             entry.history.pop_front();
@@ -435,6 +442,7 @@ fn snapshot(entry: &Entry) -> Snapshot {
         status: entry.status,
         history: entry.history.iter().copied().collect(),
         progress: entry.progress.clone(),
+        data: entry.data.clone(),
     }
 }
 
@@ -506,9 +514,13 @@ mod tests {
         sessions.insert(entry("a", Status::Stopped));
         let run = sessions.next_run("a", None);
         for status in [Status::Starting, Status::ScanQrCode, Status::Working] {
-            sessions.transition("a", Some(run), status).unwrap();
+            sessions
+                .transition("a", Some(run), status, &Value::Null)
+                .unwrap();
         }
-        let stopped = sessions.transition("a", None, Status::Stopped).unwrap();
+        let stopped = sessions
+            .transition("a", None, Status::Stopped, &Value::Null)
+            .unwrap();
         let names: Vec<_> = stopped.history.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(names, ["SCAN_QR_CODE", "WORKING", "STOPPED"]);
         let event = stopped.envelope(Value::Null);
@@ -519,7 +531,7 @@ mod tests {
         sessions.next_run("a", None);
         assert!(
             sessions
-                .transition("a", Some(run), Status::Working)
+                .transition("a", Some(run), Status::Working, &Value::Null)
                 .is_none(),
             "an engine of an earlier run cannot change the status"
         );

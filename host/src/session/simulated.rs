@@ -131,12 +131,13 @@ pub async fn run(
     // Pairing: the QR code to scan (WhatsApp's `ref,publicKey,identityKey,
     // advSecret` shape), then the phone scans it.
     let qr = pairing_qr(settings.seed);
-    for (status, data) in [
-        (Status::ScanQrCode, json!({"qr": qr})),
-        (Status::Working, Value::Null),
+    let scan = settings.scan.map_or(settings.pairing.0, |scan| scan.0);
+    for (status, data, after) in [
+        (Status::ScanQrCode, json!({"qr": qr}), settings.pairing.0),
+        (Status::Working, Value::Null, scan),
     ] {
         tokio::select! {
-            _ = tokio::time::sleep(settings.pairing.0) => {}
+            _ = tokio::time::sleep(after) => {}
             _ = stopped.changed() => return,
         }
         if !reporter.set(status, data).await {

@@ -1,0 +1,89 @@
+//! The endpoints page: each endpoint's state (disabled and why), breaker,
+//! what waits in memory and in the store, its deliveries per state with a
+//! link to each filtered list, and enabling an endpoint a 410 disabled.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+
+use super::UiState;
+use super::auth::{CsrfOnly, Viewer};
+use super::layout::{self, Nav, badge};
+use super::sessions::{Done, encode};
+use crate::api::ApiError;
+
+/// The states a delivery count is shown for, in order.
+pub const STATES: [&str; 4] = ["pending", "delivered", "failed", "dead"];
+
+/// `GET /ui/endpoints`.
+pub async fn page(
+    State(state): State<UiState>,
+    viewer: Viewer,
+    Query(done): Query<Done>,
+) -> Markup {
+    let endpoints = state.app.dispatcher.statuses(&state.app.sender);
+    let body = html! {
+        (layout::flash(done.done()))
+        @if endpoints.is_empty() {
+            p { "No endpoints: add one under " code { "endpoints:" } " in the config." }
+        } @else {
+            div.scroll { table {
+                thead { tr {
+                    th { "Endpoint" } th { "State" } th { "Breaker" } th.num { "Queued" } th.num { "In flight" }
+                    @for state in STATES { th.num { (state) } }
+                    th { "Actions" }
+                } }
+                tbody { @for endpoint in &endpoints { tr {
+                    th scope="row" { (endpoint.name) br; span.muted { (endpoint.format) " · " (endpoint.url) } }
+                    td {
+                        @if let Some(reason) = &endpoint.disabled { (badge("disabled")) " " span.muted { (reason) } }
+                        @else { (badge(endpoint.mode)) }
+                    }
+                    td { (badge(&endpoint.breaker)) }
+                    td.num { (endpoint.queued) @if endpoint.backlog_in_store { "+" } }
+                    td.num { (endpoint.in_flight) }
+                    @for state in STATES {
+                        td.num { a href={"/ui/deliveries?endpoint=" (encode(&endpoint.name)) "&state=" (state)} {
+                            (endpoint.deliveries.get(state).copied().unwrap_or(0))
+                        } }
+                    }
+                    td {
+                        @if endpoint.disabled.is_some() {
+                            form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/enable"} {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                button type="submit" { "Enable" }
+                            }
+                        }
+                        a href={"/ui/deliveries/resend?endpoint=" (encode(&endpoint.name)) "&state=failed%2Cdead"} { "Resend failed…" }
+                    }
+                } } }
+            } }
+        }
+    };
+    layout::page("Endpoints", &viewer, Nav::Endpoints, None, body)
+}
+
+/// `POST /ui/endpoints/{name}/enable`.
+pub async fn enable(
+    State(state): State<UiState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ApiError> {
+    viewer.check(&form.csrf)?;
+    if !state.app.dispatcher.has(&name) {
+        return Err(ApiError::not_found(
+            "unknown_endpoint",
+            format!("unknown endpoint `{name}`"),
+        ));
+    }
+    state
+        .app
+        .dispatcher
+        .enable(&name)
+        .await
+        .map_err(|error| ApiError::internal("cannot enable the endpoint", error))?;
+    let done = encode(&format!("{name} is enabled."));
+    Ok(Redirect::to(&format!("/ui/endpoints?done={done}")).into_response())
+}

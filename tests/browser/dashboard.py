@@ -1,0 +1,91 @@
+"""The dashboard in a real browser (Playwright driving Debian's chromium).
+
+Run by tests/it/dashboard.rs against a real wasp host whose endpoint failed
+until its deliveries went dead and has since been fixed:
+    dashboard.py BASE_URL API_KEY SCREENSHOT_DIR DEAD_COUNT
+
+Signs in, finds the dead letters, sees a pairing session's QR code, resends
+one delivery and sees it delivered, filters the list (and the filter survives
+a reload), then sends the rest again after the confirmation with the count.
+"""
+
+import re
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+base, key, shots, dead = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+
+def reload_until(page, done, tries=100):
+    """Reload until `done(page)` holds: the resend happens after the answer."""
+    for _ in range(tries):
+        if done(page):
+            return
+        page.wait_for_timeout(100)
+        page.reload()
+    raise AssertionError("the page never showed the expected state: " + page.url)
+
+
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+    )
+    page = browser.new_page(viewport={"width": 1200, "height": 820})
+    page.set_default_timeout(15000)
+
+    # Signing in: a wrong key is refused, the right one leads back to the page asked for.
+    page.goto(base + "/ui/dead")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    page.fill("#api_key", "wrong")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("not the API key")
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ui/dead$"))
+    expect(page.locator("h1")).to_have_text("Dead letters")
+    expect(page.locator("table").first.locator("tbody tr")).to_have_count(dead)
+    page.screenshot(path=f"{shots}/dead-letters.png", full_page=True)
+
+    # A session waiting to be paired shows its QR code as an image.
+    page.goto(base + "/ui/sessions")
+    qr = page.get_by_role("img", name=re.compile("QR code to pair session phone"))
+    expect(qr).to_be_visible()
+    assert qr.evaluate("img => img.complete && img.naturalWidth") >= 256
+    page.screenshot(path=f"{shots}/sessions.png", full_page=True)
+
+    # Resend one dead delivery: it is delivered.
+    page.goto(base + "/ui/dead")
+    page.locator("table").first.locator("tbody tr a").first.click()
+    expect(page.locator("h1")).to_have_text(re.compile(r"^Delivery \d+$"))
+    page.get_by_role("button", name="Resend now").click()
+    expect(page.get_by_role("status")).to_contain_text("queued to be sent again")
+    state = page.locator("main p .badge").first
+    reload_until(page, lambda p: p.locator("main p .badge").first.inner_text() == "delivered")
+    expect(state).to_have_text("delivered")
+    expect(page.locator("main table").last).to_contain_text("delivered")
+    page.screenshot(path=f"{shots}/delivery.png", full_page=True)
+
+    # Filter the list; the filter is the URL and survives a reload.
+    page.goto(base + "/ui/deliveries")
+    page.select_option("select[name=state]", "dead")
+    page.click("form.filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"state=dead"))
+    page.reload()
+    expect(page.locator("select[name=state]")).to_have_value("dead")
+    expect(page.locator("main table tbody tr")).to_have_count(dead - 1)
+
+    # Send the rest again: the count first, then the action.
+    page.get_by_role("link", name=re.compile("Send every delivery that matches again")).click()
+    expect(page.locator("main")).to_contain_text(f"{dead - 1} deliveries match")
+    page.get_by_role("button", name=f"Send {dead - 1} again").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{dead - 1} deliveries are queued")
+    expect(page.locator("select[name=state]")).to_have_value("dead")
+    reload_until(page, lambda p: p.get_by_text("No deliveries match.").count() == 1)
+
+    page.goto(base + "/ui")
+    expect(page.locator("h1")).to_have_text("Overview")
+    page.screenshot(path=f"{shots}/overview.png", full_page=True)
+    browser.close()
+
+print("ok")

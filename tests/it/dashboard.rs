@@ -1,0 +1,209 @@
+//! The dashboard (`/ui`): its pages over HTTP, and the whole story in a real
+//! browser (`tests/browser/dashboard.py`: Playwright driving chromium) — an
+//! endpoint fails until its deliveries are dead, it is fixed, and the
+//! operator signs in, sees the dead letters and a pairing session's QR
+//! code, resends one, filters, and sends the rest again.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use wasp_tests::{TestHost, TestReceiver, browser, python, scratch_root};
+
+const KEY: &str = "ui-key";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config(receiver: &TestReceiver) -> String {
+    format!(
+        r#"
+server: {{api_key: {KEY}}}
+sessions:
+  - {{name: shop}}
+  - {{name: phone, engine: simulated, simulated: {{rate: 1, pairing: 50ms, scan: 10m}}}}
+endpoints:
+  - name: crm
+    url: "{}"
+    format: waha
+    retries: {{policy: constant, delay: 20ms, attempts: 2}}
+routes:
+  - {{sessions: [shop], events: [message], to: [crm]}}
+"#,
+        receiver.url("/crm")
+    )
+}
+
+/// A form post with `fields`, urlencoded.
+fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    request
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// `count` messages from session `shop`, each answered 202.
+async fn post_messages(host: &TestHost, count: usize) {
+    for n in 0..count {
+        let event = json!({"event": "message", "session": "shop", "payload": {
+            "id": format!("false_491111@c.us_UI{n}"), "timestamp": 1_700_000_000 + n,
+            "from": "491111@c.us", "fromMe": false, "body": format!("order {n}")}});
+        let status = host
+            .client
+            .post(host.url("/api/events"))
+            .header("X-Api-Key", KEY)
+            .json(&event)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+}
+
+/// The number of deliveries in `state`, read through the API.
+async fn count(host: &TestHost, state: &str) -> usize {
+    let answer: serde_json::Value = host
+        .client
+        .get(host.url(&format!("/api/deliveries?status={state}")))
+        .header("X-Api-Key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["deliveries"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn pages_need_signing_in_and_posts_need_the_forms_token() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&config(&receiver)).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(host.url("/ui/deliveries?state=dead"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(
+        page.headers()["location"],
+        "/ui/login?next=%2Fui%2Fdeliveries%3Fstate%3Ddead"
+    );
+    let wrong = form(
+        client.post(host.url("/ui/login")),
+        &[("api_key", "nope"), ("next", "/ui")],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let signed = form(
+        client.post(host.url("/ui/login")),
+        &[("api_key", KEY), ("next", "https://elsewhere.example/")],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(signed.status(), 303);
+    assert_eq!(signed.headers()["location"], "/ui");
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let token = cookie.split(';').next().unwrap().to_owned();
+    for path in [
+        "/ui",
+        "/ui/sessions",
+        "/ui/deliveries",
+        "/ui/dead",
+        "/ui/endpoints",
+    ] {
+        let page = client
+            .get(host.url(path))
+            .header("cookie", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let html = page.text().await.unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
+        assert!(!html.contains("This dashboard is open"), "{path}");
+    }
+    // A post without the page's token is refused, with a JSON reason.
+    let forged = form(
+        client
+            .post(host.url("/ui/sessions/phone/stop"))
+            .header("cookie", &token),
+        &[("csrf", "forged")],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 403);
+    let reason: serde_json::Value = forged.json().await.unwrap();
+    assert_eq!(reason["error"], "invalid_csrf_token");
+    // Bad filters are named on the page.
+    let page = client
+        .get(host.url("/ui/deliveries?since=yesterday"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("`since` must be a UTC time like 2026-12-04T09:30, got `yesterday`"));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_brings_dead_letters_back_in_a_browser() {
+    let chromium = browser::chromium();
+    let playwright = python::playwright();
+    let receiver = TestReceiver::start().await;
+    receiver.set_status(500);
+    let host = TestHost::start(&config(&receiver)).await;
+    const DEAD: usize = 3;
+    post_messages(&host, DEAD).await;
+    // Two failed attempts each, then dead.
+    receiver.wait_for(2 * DEAD, WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&host, "dead").await < DEAD {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deliveries never went dead"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    receiver.set_status(200);
+
+    let shots = match std::env::var("WASP_UPDATE_SCREENSHOTS") {
+        Ok(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"),
+        Err(_) => scratch_root().join("screenshots"),
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/dashboard.py");
+    let base = host.url("");
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let shots = shots.to_str().unwrap();
+        playwright.run_file(&script, &[&base, KEY, shots, &DEAD.to_string()])
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok,
+        "the browser test failed ({}):\n{stdout}\n{stderr}",
+        chromium.display()
+    );
+    // Every dead delivery reached the fixed endpoint once more.
+    let requests = receiver.wait_for(3 * DEAD, WAIT).await;
+    assert_eq!(requests.len(), 3 * DEAD);
+    assert_eq!(count(&host, "delivered").await, DEAD);
+    host.stop().await;
+}
