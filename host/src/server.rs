@@ -118,7 +118,8 @@ pub async fn run(
     // The deliveries of one ordering key reach the endpoint actors in the
     // order the store commits them (one worker per key, one forwarding
     // task), so ordered endpoints see a chat's events in order.
-    let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone());
+    let tail = pipeline::tail::Tail::default();
+    let (sink, forwarder) = pipeline::forwarder(store.clone(), dispatcher.clone(), tail.clone());
     let pool = WorkerPool::start(workers, engine, metrics.clone(), sink);
     let registry = Arc::new(Sessions::default());
     let ingest = Ingest::new(
@@ -161,10 +162,13 @@ pub async fn run(
     let pruner = tokio::spawn(prune_periodically(store.clone(), reloader.clone(), stopped));
 
     let queues = dispatcher.queues().clone();
+    let watchers = tail.clone();
     let shutdown = async move {
         shutdown.await;
-        // Long polls would hold the graceful shutdown for up to a minute.
+        // Long polls would hold the graceful shutdown for up to a minute,
+        // live tails for ever.
         queues.close();
+        watchers.close();
     };
     let state = AppState::new(api::Services {
         ingest,
@@ -175,6 +179,7 @@ pub async fn run(
         store: store.clone(),
         dispatcher: dispatcher.clone(),
         sender,
+        tail,
     });
     let mut app = api::router(state.clone()).merge(crate::ui::router(state.clone()));
     if config.receiver.enabled {

@@ -6,11 +6,14 @@ until its deliveries went dead and has since been fixed:
 
 Signs in, finds the dead letters, sees a pairing session's QR code, resends
 one delivery and sees it delivered, filters the list (and the filter survives
-a reload), then sends the rest again after the confirmation with the count.
+a reload), sends the rest again after the confirmation with the count, and
+watches a new event arrive in the live tail.
 """
 
+import json
 import re
 import sys
+import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -82,6 +85,21 @@ with sync_playwright() as playwright:
     expect(page.get_by_role("status")).to_contain_text(f"{dead - 1} deliveries are queued")
     expect(page.locator("select[name=state]")).to_have_value("dead")
     reload_until(page, lambda p: p.get_by_text("No deliveries match.").count() == 1)
+
+    # The live tail shows an event as it is stored.
+    page.goto(base + "/ui/tail?session=shop")
+    expect(page.get_by_role("status")).to_contain_text("Live")
+    event = {"event": "message", "session": "shop", "payload": {
+        "id": "false_491111@c.us_TAIL1", "timestamp": 1700000100,
+        "from": "491111@c.us", "fromMe": False, "body": "watch me"}}
+    request = urllib.request.Request(
+        base + "/api/events", data=json.dumps(event).encode(), method="POST",
+        headers={"Content-Type": "application/json", "X-Api-Key": key})
+    assert urllib.request.urlopen(request).status == 202
+    row = page.locator("#tail tr").first
+    expect(row).to_contain_text("message")
+    expect(row).to_contain_text("crm")
+    page.screenshot(path=f"{shots}/tail.png", full_page=True)
 
     page.goto(base + "/ui")
     expect(page.locator("h1")).to_have_text("Overview")

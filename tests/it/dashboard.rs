@@ -2,7 +2,8 @@
 //! browser (`tests/browser/dashboard.py`: Playwright driving chromium) — an
 //! endpoint fails until its deliveries are dead, it is fixed, and the
 //! operator signs in, sees the dead letters and a pairing session's QR
-//! code, resends one, filters, and sends the rest again.
+//! code, resends one, filters, sends the rest again, and watches a new
+//! event in the live tail.
 
 use std::path::Path;
 use std::time::Duration;
@@ -159,7 +160,16 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .await
         .unwrap();
     assert!(page.contains("`since` must be a UTC time like 2026-12-04T09:30, got `yesterday`"));
+    // A live tail that is still open does not hold the shutdown.
+    let stream = client
+        .get(host.url("/ui/tail/events"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
     host.stop().await;
+    drop(stream);
 }
 
 #[tokio::test]
@@ -201,9 +211,10 @@ async fn an_operator_brings_dead_letters_back_in_a_browser() {
         "the browser test failed ({}):\n{stdout}\n{stderr}",
         chromium.display()
     );
-    // Every dead delivery reached the fixed endpoint once more.
-    let requests = receiver.wait_for(3 * DEAD, WAIT).await;
-    assert_eq!(requests.len(), 3 * DEAD);
-    assert_eq!(count(&host, "delivered").await, DEAD);
+    // Every dead delivery reached the fixed endpoint once more, and so did
+    // the event the browser watched in the live tail.
+    let requests = receiver.wait_for(3 * DEAD + 1, WAIT).await;
+    assert_eq!(requests.len(), 3 * DEAD + 1);
+    assert_eq!(count(&host, "delivered").await, DEAD + 1);
     host.stop().await;
 }

@@ -85,6 +85,8 @@ pub struct Services {
     pub dispatcher: Arc<crate::delivery::Dispatcher>,
     /// The HTTP sender (for endpoint URLs).
     pub sender: crate::delivery::HttpSender,
+    /// Events as they are stored, for the dashboard's live tail.
+    pub tail: crate::pipeline::tail::Tail,
 }
 
 /// The API routes, and the OpenAPI document describing them.

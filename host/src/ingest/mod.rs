@@ -382,7 +382,8 @@ routes: [{to: [queue]}]
             tokio::runtime::Handle::current(),
         ));
         dispatcher.configure(pipeline.endpoints().cloned().collect());
-        let (sink, forwarder) = crate::pipeline::forwarder(store.clone(), dispatcher);
+        let (sink, forwarder) =
+            crate::pipeline::forwarder(store.clone(), dispatcher, Default::default());
         let pool = WorkerPool::start(1, engine, metrics.clone(), sink);
         let sessions = Arc::new(Sessions::default());
         let spec = serde_json::from_value(json!({"name": "s"})).unwrap();

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::pool::{Arrival, Entry, Retried, Sink};
+use super::tail::{Tail, Walked};
 use super::worker::Processed;
 use crate::delivery::Dispatcher;
 use crate::store::{AcceptOutcome, Admitted, Routed, Store, StoreError, StoreFuture};
@@ -31,6 +32,8 @@ enum Committing {
         admitted: StoreFuture<Admitted>,
         processed: Processed,
         reply: oneshot::Sender<Result<Admitted, StoreError>>,
+        /// Its walk for the live tail, when someone watches.
+        walked: Option<Walked>,
     },
     /// A recovered event's deliveries.
     Recovered {
@@ -49,12 +52,17 @@ enum Committing {
 /// The workers' sink, and the forwarding task behind it. The task ends once
 /// every clone of the sink is gone (the worker pool has shut down) and what
 /// they submitted is forwarded.
-pub fn forwarder(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> (Sink, JoinHandle<()>) {
+pub fn forwarder(
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+    tail: Tail,
+) -> (Sink, JoinHandle<()>) {
     let (committing, queue) = mpsc::unbounded_channel::<Committing>();
-    let task = tokio::spawn(forward(store.clone(), dispatcher, queue));
+    let task = tokio::spawn(forward(store.clone(), dispatcher, queue, tail.clone()));
     let sink: Sink = Arc::new(move |entry: Entry, processed: Processed| {
         let write = match entry {
             Entry::Arriving(Arrival { record, reply }) => Committing::Arriving {
+                walked: tail.watched().then(|| walked(&record, &processed)),
                 admitted: store.admit_routed(record, rows(&processed)),
                 processed,
                 reply,
@@ -76,10 +84,31 @@ pub fn forwarder(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> (Sink, J
     (sink, task)
 }
 
+/// A new event's walk, for the live tail.
+fn walked(record: &crate::store::NewEvent, processed: &Processed) -> Walked {
+    Walked {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        session: record.session.clone(),
+        at: crate::clock::now_ms(),
+        endpoints: processed
+            .deliveries
+            .iter()
+            .map(|d| d.endpoint.name.clone())
+            .collect(),
+        failures: processed
+            .failures
+            .iter()
+            .map(|f| (f.plugin.clone(), f.outcome.clone()))
+            .collect(),
+    }
+}
+
 async fn forward(
     store: Arc<dyn Store>,
     dispatcher: Arc<Dispatcher>,
     mut queue: mpsc::UnboundedReceiver<Committing>,
+    tail: Tail,
 ) {
     while let Some(committing) = queue.recv().await {
         match committing {
@@ -87,12 +116,16 @@ async fn forward(
                 admitted,
                 processed,
                 reply,
+                walked,
             } => {
                 let admitted = admitted.await;
                 if let Ok(stored) = &admitted
                     && matches!(stored.outcome, AcceptOutcome::Stored(_))
                 {
                     enqueue(&dispatcher, processed, &stored.deliveries);
+                    if let Some(walked) = walked {
+                        tail.publish(walked);
+                    }
                 }
                 // Nobody may be waiting any more (the sender hung up): the
                 // event is stored and routed all the same.

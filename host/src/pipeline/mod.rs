@@ -10,6 +10,7 @@
 mod build;
 mod forward;
 mod pool;
+pub mod tail;
 mod wit_event;
 mod worker;
 

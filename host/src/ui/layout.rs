@@ -16,10 +16,12 @@ pub enum Nav {
     Deliveries,
     Dead,
     Endpoints,
+    Tail,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Overview, "/ui", "Overview"),
+    (Nav::Tail, "/ui/tail", "Live tail"),
     (Nav::Sessions, "/ui/sessions", "Sessions"),
     (Nav::Deliveries, "/ui/deliveries", "Deliveries"),
     (Nav::Dead, "/ui/dead", "Dead letters"),
