@@ -118,8 +118,12 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         "{cookie}"
     );
     let token = cookie.split(';').next().unwrap().to_owned();
+    post_messages(&host, 1).await;
     for path in [
         "/ui",
+        "/ui/tail",
+        "/ui/events",
+        "/ui/events?chat=491111%40c.us&name=message",
         "/ui/sessions",
         "/ui/deliveries",
         "/ui/dead",
@@ -136,6 +140,40 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
         assert!(!html.contains("This dashboard is open"), "{path}");
     }
+    // The event's walk: found by its chat, then its page names its delivery.
+    let events = client
+        .get(host.url("/ui/events?chat=491111%40c.us"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = events
+        .split("href=\"/ui/events/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the event is not listed: {events}"))
+        .to_owned();
+    let walk = client
+        .get(host.url(&format!("/ui/events/{id}")))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(walk.contains("<td>crm</td>"), "{walk}");
+    assert!(walk.contains("order 0"), "the stored envelope is shown");
+    let unknown = client
+        .get(host.url("/ui/events/evt_nope"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
     // A post without the page's token is refused, with a JSON reason.
     let forged = form(
         client

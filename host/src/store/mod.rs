@@ -238,6 +238,44 @@ pub enum AfterAttempt {
     Dead,
 }
 
+/// Which stored events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this session.
+    pub session: Option<String>,
+    /// Only this event name.
+    pub name: Option<String>,
+    /// Only this event id.
+    pub id: Option<String>,
+    /// Only events that name this chat (as a JSON string anywhere in them).
+    pub chat: Option<String>,
+    /// Received at or after, Unix ms.
+    pub since: Option<u64>,
+    /// Received before, Unix ms.
+    pub until: Option<u64>,
+    /// Most rows (newest first).
+    pub limit: usize,
+    /// Only sequence numbers below this (paging backwards).
+    pub before_seq: Option<i64>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    /// Sequence number (arrival order).
+    pub seq: i64,
+    /// `evt_…` id.
+    pub id: String,
+    /// Session.
+    pub session: String,
+    /// Event name.
+    pub name: String,
+    /// When it was received, Unix ms.
+    pub received_at: u64,
+    /// Canonical JSON.
+    pub body: String,
+}
+
 /// Which deliveries to list or replay.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -341,6 +379,9 @@ pub trait Store: Send + Sync {
 
     /// Failed plugin calls, newest first.
     fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError>;
+
+    /// Stored events, newest first.
+    fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
 
     /// Record an attempt and the delivery's new state.
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;

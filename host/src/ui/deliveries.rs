@@ -162,7 +162,7 @@ fn delivery_rows(deliveries: &[DeliveryRecord]) -> Markup {
                             td.num { a href={"/ui/deliveries/" (d.id)} { (d.id) } }
                             td { (time::format(d.created_at)) }
                             td { (d.endpoint) }
-                            td { (d.event_name) br; span.muted { (d.event_id) } }
+                            td { (d.event_name) br; a.muted href={"/ui/events/" (d.event_id)} { (d.event_id) } }
                             td { (d.session) }
                             td { (badge(d.state.as_str())) }
                             td.num { (d.attempts) }

@@ -17,11 +17,13 @@ pub enum Nav {
     Dead,
     Endpoints,
     Tail,
+    Events,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Overview, "/ui", "Overview"),
     (Nav::Tail, "/ui/tail", "Live tail"),
+    (Nav::Events, "/ui/events", "Events"),
     (Nav::Sessions, "/ui/sessions", "Sessions"),
     (Nav::Deliveries, "/ui/deliveries", "Deliveries"),
     (Nav::Dead, "/ui/dead", "Dead letters"),

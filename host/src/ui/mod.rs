@@ -2,7 +2,7 @@
 //! CDN and no JavaScript needed — every page is a plain URL whose filters
 //! live in the query string, every action a form that posts and redirects.
 //!
-//! Pages: overview, a live tail, sessions (with a pairing session's QR code), deliveries
+//! Pages: overview, a live tail, event search and one event's walk, sessions (with a pairing session's QR code), deliveries
 //! (filters, one delivery's attempts, resend one, send a filtered set again
 //! after a confirmation with its count), dead letters and endpoints. Sign-in
 //! and CSRF are in [`auth`]; page shell and styles in [`layout`].
@@ -10,6 +10,7 @@
 mod auth;
 mod deliveries;
 mod endpoints;
+mod events;
 mod layout;
 mod overview;
 mod sessions;
@@ -63,6 +64,8 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/deliveries/{id}", get(deliveries::show))
         .route("/ui/deliveries/{id}/resend", post(deliveries::resend_one))
         .route("/ui/dead", get(deliveries::dead_letters))
+        .route("/ui/events", get(events::list))
+        .route("/ui/events/{id}", get(events::show))
         .route("/ui/tail", get(tail::page))
         .route("/ui/tail/events", get(tail::events))
         .route("/ui/endpoints", get(endpoints::page))

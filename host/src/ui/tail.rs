@@ -58,7 +58,7 @@ const SCRIPT: &str = r#"
     cell(row, new Date(w.at).toISOString().replace('T', ' ').slice(0, 19));
     cell(row, w.name);
     cell(row, w.session);
-    cell(row, w.id, '/ui/deliveries?event=' + encodeURIComponent(w.id));
+    cell(row, w.id, '/ui/events/' + encodeURIComponent(w.id));
     cell(row, w.endpoints.length ? w.endpoints.join(', ') : 'no endpoint (filtered out or unrouted)');
     cell(row, w.failures.map(([plugin, how]) => `${plugin}: ${how}`).join(', '));
     while (body.rows.length > 200) body.deleteRow(-1);

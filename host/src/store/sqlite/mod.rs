@@ -1006,6 +1006,48 @@ impl Store for SqliteStore {
         self.read(|c| select.newest(limit, c, delivery_row))
     }
 
+    fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let mut select = Select::from("seq, id, session, name, received_at, body", "events");
+        if let Some(id) = &filter.id {
+            select.and("id = ?", id.clone());
+        }
+        if let Some(session) = &filter.session {
+            select.and("session = ?", session.clone());
+        }
+        if let Some(name) = &filter.name {
+            select.and("name = ?", name.clone());
+        }
+        if let Some(chat) = &filter.chat {
+            // The chat as a whole JSON string, not part of another id.
+            select.and(
+                "instr(body, ?) > 0",
+                serde_json::to_string(chat).expect("a string serializes"),
+            );
+        }
+        if let Some(since) = filter.since {
+            select.and("received_at >= ?", since as i64);
+        }
+        if let Some(until) = filter.until {
+            select.and("received_at < ?", until as i64);
+        }
+        if let Some(before) = filter.before_seq {
+            select.and("seq < ?", before);
+        }
+        let limit = filter.limit.clamp(1, 10_000);
+        self.read(|c| {
+            select.newest_by("seq", limit, c, |row| {
+                Ok(EventRecord {
+                    seq: row.get(0)?,
+                    id: row.get(1)?,
+                    session: row.get(2)?,
+                    name: row.get(3)?,
+                    received_at: row.get::<_, i64>(4)? as u64,
+                    body: row.get(5)?,
+                })
+            })
+        })
+    }
+
     fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
@@ -1272,6 +1314,62 @@ mod tests {
                 ..DeliveryFilter::default()
             })
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_are_found_by_session_name_id_and_whole_chat_id() {
+        let (store, dir) = store();
+        let chats = ["491111@c.us", "4911112@c.us", "491111@c.us"];
+        for (n, chat) in chats.iter().enumerate() {
+            let mut new = event(&format!("evt_{n}"), None);
+            new.body = format!(r#"{{"id":"evt_{n}","payload":{{"from":"{chat}"}}}}"#);
+            if n == 1 {
+                new.session = "other".into();
+            }
+            store.admit_routed(new, Vec::new().into()).await.unwrap();
+        }
+        let find = |filter: EventFilter| -> Vec<String> {
+            store
+                .events(&EventFilter {
+                    limit: 10,
+                    ..filter
+                })
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(find(EventFilter::default()), ["evt_2", "evt_1", "evt_0"]);
+        // The whole chat id: 491111@c.us is not part of 4911112@c.us.
+        let chat = |c: &str| EventFilter {
+            chat: Some(c.into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(find(chat("491111@c.us")), ["evt_2", "evt_0"]);
+        assert_eq!(find(chat("1111@c.us")), Vec::<String>::new());
+        let session = EventFilter {
+            session: Some("other".into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(find(session), ["evt_1"]);
+        let id = EventFilter {
+            id: Some("evt_0".into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(find(id), ["evt_0"]);
+        let newest = store
+            .events(&EventFilter {
+                limit: 1,
+                ..EventFilter::default()
+            })
+            .unwrap();
+        let older = EventFilter {
+            before_seq: Some(newest[0].seq),
+            ..EventFilter::default()
+        };
+        assert_eq!(find(older), ["evt_1", "evt_0"]);
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

@@ -35,13 +35,25 @@ impl Select {
 
     /// The rows, newest (highest `id`) first, at most `limit`.
     pub(super) fn newest<T>(
+        self,
+        limit: usize,
+        connection: &Connection,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        self.newest_by("id", limit, connection, row)
+    }
+
+    /// The rows, highest `key` (a column in arrival order) first, at most
+    /// `limit`.
+    pub(super) fn newest_by<T>(
         mut self,
+        key: &str,
         limit: usize,
         connection: &Connection,
         row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<Vec<T>> {
         self.sql
-            .push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+            .push_str(&format!(" ORDER BY {key} DESC LIMIT {limit}"));
         connection
             .prepare(&self.sql)?
             .query_map(rusqlite::params_from_iter(self.values), row)?
