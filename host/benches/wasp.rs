@@ -11,7 +11,7 @@
 //!    built for this run.
 //!
 //! `WASP_BENCH_SECONDS` sets each system phase's length (default 10);
-//! `WASP_BENCH_ONLY=plugins,languages,e2e,…` runs some parts only (and writes nothing).
+//! `WASP_BENCH_ONLY=plugins,languages,dashboard,e2e,…` runs some parts only (and writes nothing).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use wasp::pipeline::to_wit_event;
 use wasp::plugin::{InstanceSlot, Limits, PluginEngine, PluginRuntime, PluginSpec, builtin};
 use wasp_plugin_sdk::{Endpoint, Filter, Format, Plugin, Transform};
 
+mod dashboard;
 mod languages;
 
 /// A realistic ~1.7 KB incoming message event.
@@ -352,9 +353,12 @@ fn main() {
         languages::language_costs(&mut report, &root);
         languages::reload_under_load(&mut report, &root, Path::new(env!("CARGO_BIN_EXE_wasp")));
     }
+    if only.is_empty() || only.iter().any(|o| o == "dashboard") {
+        dashboard::pages(&mut report, &root, Path::new(env!("CARGO_BIN_EXE_wasp")));
+    }
     let system: Vec<String> = only
         .iter()
-        .filter(|o| *o != "plugins" && *o != "languages")
+        .filter(|o| *o != "plugins" && *o != "languages" && *o != "dashboard")
         .cloned()
         .collect();
     if only.is_empty() || !system.is_empty() {

@@ -222,6 +222,19 @@ impl Dispatcher {
             .contains_key(endpoint)
     }
 
+    /// Every endpoint's name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .actors
+            .lock()
+            .expect("dispatcher lock")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Every endpoint's state (reads the store; call off the async threads).
     pub fn statuses(&self, sender: &HttpSender) -> Vec<EndpointStatus> {
         let actors = self.actors.lock().expect("dispatcher lock");

@@ -383,6 +383,15 @@ pub trait Store: Send + Sync {
     /// Stored events, newest first.
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
 
+    /// When each delivery created at or after `since` (Unix ms) was created
+    /// and its state, newest first, at most `max`: read from the newest row
+    /// back (deliveries are appended in time order), not by scanning.
+    fn recent_deliveries(
+        &self,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, DeliveryState)>, StoreError>;
+
     /// Record an attempt and the delivery's new state.
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;
 

@@ -120,14 +120,14 @@ const STATE_CHOICES: [(&str, &str); 6] = [
 ];
 
 fn filter_form(state: &UiState, filters: &Filters) -> Markup {
-    let endpoints = state.app.dispatcher.statuses(&state.app.sender);
+    let endpoints = state.app.dispatcher.names();
     html! {
         form.filters method="get" action="/ui/deliveries" role="search" {
             label { "Endpoint"
                 select name="endpoint" {
                     option value="" { "any" }
                     @for endpoint in &endpoints {
-                        option value=(endpoint.name) selected[endpoint.name == filters.endpoint] { (endpoint.name) }
+                        option value=(endpoint) selected[*endpoint == filters.endpoint] { (endpoint) }
                     }
                 }
             }

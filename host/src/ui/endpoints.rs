@@ -22,7 +22,7 @@ pub async fn page(
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Markup {
-    let endpoints = state.app.dispatcher.statuses(&state.app.sender);
+    let endpoints = super::endpoint_statuses(&state).await;
     let body = html! {
         (layout::flash(done.done()))
         @if endpoints.is_empty() {

@@ -41,6 +41,16 @@ impl FromRef<UiState> for AppState {
     }
 }
 
+/// Every endpoint's state, read off the async threads (it counts the
+/// store's deliveries per endpoint).
+async fn endpoint_statuses(state: &UiState) -> Vec<crate::delivery::EndpointStatus> {
+    let dispatcher = state.app.dispatcher.clone();
+    let sender = state.app.sender.clone();
+    tokio::task::spawn_blocking(move || dispatcher.statuses(&sender))
+        .await
+        .unwrap_or_default()
+}
+
 /// The `/ui` routes.
 pub fn router(app: AppState) -> Router {
     let state = UiState {

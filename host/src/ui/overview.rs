@@ -12,7 +12,7 @@ use super::endpoints::STATES;
 use super::layout::{self, Nav, badge};
 use super::time;
 use crate::api::deliveries::blocking;
-use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryState};
+use crate::store::DeliveryState;
 
 /// Minutes the chart covers.
 const MINUTES: usize = 30;
@@ -20,14 +20,14 @@ const MINUTES: usize = 30;
 const CHART_ROWS: usize = 20_000;
 
 /// Deliveries created per minute, and how many of them failed, oldest first.
-fn per_minute(deliveries: &[DeliveryRecord], now_ms: u64) -> Vec<(u64, u64)> {
+fn per_minute(deliveries: &[(u64, DeliveryState)], now_ms: u64) -> Vec<(u64, u64)> {
     let mut buckets = vec![(0u64, 0u64); MINUTES];
-    for delivery in deliveries {
-        let age = now_ms.saturating_sub(delivery.created_at) / 60_000;
+    for (created_at, state) in deliveries {
+        let age = now_ms.saturating_sub(*created_at) / 60_000;
         if let Some(bucket) = usize::try_from(age).ok().filter(|&a| a < MINUTES) {
             let bucket = &mut buckets[MINUTES - 1 - bucket];
             bucket.0 += 1;
-            if matches!(delivery.state, DeliveryState::Failed | DeliveryState::Dead) {
+            if matches!(state, DeliveryState::Failed | DeliveryState::Dead) {
                 bucket.1 += 1;
             }
         }
@@ -65,16 +65,11 @@ fn chart(buckets: &[(u64, u64)]) -> Markup {
 pub async fn page(State(state): State<UiState>, viewer: Viewer) -> Markup {
     let now = crate::clock::now_ms();
     let store = state.app.store.clone();
-    let recent = blocking(move || {
-        store.deliveries(&DeliveryFilter {
-            since: Some(now.saturating_sub(MINUTES as u64 * 60_000)),
-            limit: CHART_ROWS,
-            ..DeliveryFilter::default()
-        })
-    })
-    .await
-    .unwrap_or_default();
-    let endpoints = state.app.dispatcher.statuses(&state.app.sender);
+    let since = now.saturating_sub(MINUTES as u64 * 60_000);
+    let recent = blocking(move || store.recent_deliveries(since, CHART_ROWS))
+        .await
+        .unwrap_or_default();
+    let endpoints = super::endpoint_statuses(&state).await;
     let totals: Vec<(&str, u64)> = STATES
         .iter()
         .map(|s| {
@@ -128,35 +123,14 @@ pub async fn page(State(state): State<UiState>, viewer: Viewer) -> Markup {
 mod tests {
     use super::*;
 
-    fn delivery(created_at: u64, state: DeliveryState) -> DeliveryRecord {
-        DeliveryRecord {
-            id: 1,
-            event_id: "evt".into(),
-            event_name: "message".into(),
-            session: "s".into(),
-            endpoint: "e".into(),
-            ordering_key: String::new(),
-            state,
-            attempts: 1,
-            created_at,
-            next_attempt_at: 0,
-            first_attempt_at: None,
-            last_status: None,
-            last_error: None,
-            headers: Vec::new(),
-            attempt_headers: String::new(),
-            body: Vec::new(),
-        }
-    }
-
     #[test]
     fn deliveries_fall_into_their_minute_newest_last() {
         let now = 10 * 3_600_000;
         let rows = [
-            delivery(now - 1_000, DeliveryState::Delivered),
-            delivery(now - 2_000, DeliveryState::Dead),
-            delivery(now - 61_000, DeliveryState::Delivered),
-            delivery(now - 31 * 60_000, DeliveryState::Delivered),
+            (now - 1_000, DeliveryState::Delivered),
+            (now - 2_000, DeliveryState::Dead),
+            (now - 61_000, DeliveryState::Delivered),
+            (now - 31 * 60_000, DeliveryState::Delivered),
         ];
         let buckets = per_minute(&rows, now);
         assert_eq!(buckets.len(), MINUTES);

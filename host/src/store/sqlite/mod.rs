@@ -1048,6 +1048,33 @@ impl Store for SqliteStore {
         })
     }
 
+    fn recent_deliveries(
+        &self,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, DeliveryState)>, StoreError> {
+        self.read(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT created_at, state FROM deliveries ORDER BY id DESC")?;
+            let mut rows = statement.query([])?;
+            let mut recent = Vec::new();
+            while recent.len() < max
+                && let Some(row) = rows.next()?
+            {
+                let created_at = row.get::<_, i64>(0)? as u64;
+                if created_at < since {
+                    break;
+                }
+                let state: String = row.get(1)?;
+                recent.push((
+                    created_at,
+                    DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+                ));
+            }
+            Ok(recent)
+        })
+    }
+
     fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
