@@ -49,6 +49,7 @@ async fn the_openapi_document_lists_every_route() {
         ("post", "/api/sessions/{name}/restart"),
         ("get", "/api/endpoints"),
         ("post", "/api/endpoints/{name}/enable"),
+        ("post", "/api/endpoints/{name}/disable"),
         ("post", "/api/endpoints/{name}/replay"),
         ("get", "/api/deliveries"),
         ("get", "/api/deliveries/{id}"),

@@ -45,7 +45,12 @@ fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::R
 
 /// `count` messages from session `shop`, each answered 202.
 async fn post_messages(host: &TestHost, count: usize) {
-    for n in 0..count {
+    post_messages_from(host, 0, count).await;
+}
+
+/// `count` messages numbered from `first`.
+async fn post_messages_from(host: &TestHost, first: usize, count: usize) {
+    for n in first..first + count {
         let event = json!({"event": "message", "session": "shop", "payload": {
             "id": format!("false_491111@c.us_UI{n}"), "timestamp": 1_700_000_000 + n,
             "from": "491111@c.us", "fromMe": false, "body": format!("order {n}")}});
@@ -174,6 +179,65 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // Disabling an endpoint from its page holds its deliveries until it
+    // is enabled again.
+    receiver.wait_for(1, WAIT).await;
+    let endpoints = client
+        .get(host.url("/ui/endpoints"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = endpoints
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let disabled = form(
+        client
+            .post(host.url("/ui/endpoints/crm/disable"))
+            .header("cookie", &token),
+        &[("csrf", &csrf)],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(disabled.status(), 303);
+    let status: serde_json::Value = host
+        .client
+        .get(host.url("/api/endpoints"))
+        .header("X-Api-Key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["endpoints"][0]["disabled"],
+        "disabled by hand (dashboard)"
+    );
+    post_messages_from(&host, 1, 1).await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "a disabled endpoint got a request"
+    );
+    let enabled = form(
+        client
+            .post(host.url("/ui/endpoints/crm/enable"))
+            .header("cookie", &token),
+        &[("csrf", &csrf)],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(enabled.status(), 303);
+    assert_eq!(receiver.wait_for(2, WAIT).await.len(), 2);
     // A post without the page's token is refused, with a JSON reason.
     let forged = form(
         client

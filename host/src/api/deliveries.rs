@@ -84,6 +84,44 @@ pub async fn enable(
     Ok(Json(json!({"endpoint": name, "enabled": true})))
 }
 
+/// The body of `POST /api/endpoints/{name}/disable`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableRequest {
+    /// Why (shown with the endpoint's state); default `disabled by hand`.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Stop sending to an endpoint until it is enabled; its deliveries wait.
+#[utoipa::path(post, path = "/api/endpoints/{name}/disable", tag = "deliveries", security(("api_key" = [])),
+    params(("name" = String, Path, description = "Endpoint name")),
+    request_body(content = DisableRequest, description = "Optional: why"),
+    responses(
+        (status = 200, description = "Disabled", body = Value, example = json!({"endpoint": "crm", "disabled": "maintenance"})),
+        (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody),
+    ))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Json<DisableRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| DISABLED_BY_HAND.to_owned());
+    state
+        .dispatcher
+        .disable(&name, reason.clone())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({"endpoint": name, "disabled": reason})))
+}
+
+/// The reason given when none is.
+pub(crate) const DISABLED_BY_HAND: &str = "disabled by hand";
+
 /// The body of `POST /api/endpoints/{name}/replay`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

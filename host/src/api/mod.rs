@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::restart))
         .routes(routes!(deliveries::endpoints))
         .routes(routes!(deliveries::enable))
+        .routes(routes!(deliveries::disable))
         .routes(routes!(deliveries::replay))
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::show))

@@ -86,6 +86,8 @@ pub enum Command {
     Reconfigure(Arc<Endpoint>),
     /// Send again after a `410 Gone` or a manual disable.
     Enable,
+    /// Stop sending (by hand), for this reason (already in the store).
+    Disable(String),
     /// These deliveries were requeued in the store (retry, replay): due now.
     Requeued(Vec<i64>),
     /// Stop starting attempts; answer when those in flight are done.
@@ -220,6 +222,10 @@ impl Actor {
                 if self.disabled.take().is_some() {
                     tracing::info!(endpoint = %self.endpoint.name, "endpoint enabled again");
                 }
+            }
+            Command::Disable(reason) => {
+                tracing::info!(endpoint = %self.endpoint.name, %reason, "endpoint disabled by hand");
+                self.disabled = Some(reason);
             }
             Command::Requeued(ids) => {
                 let now = crate::clock::now_ms();

@@ -195,21 +195,29 @@ impl Dispatcher {
         Ok(count)
     }
 
-    /// Re-enable an endpoint disabled by `410 Gone`.
+    /// Re-enable an endpoint disabled by `410 Gone` or by hand.
     pub async fn enable(&self, endpoint: &str) -> Result<(), StoreError> {
-        if !self
-            .actors
-            .lock()
-            .expect("dispatcher lock")
-            .contains_key(endpoint)
-        {
+        self.set_disabled(endpoint, None).await
+    }
+
+    /// Stop sending to an endpoint until it is enabled: its deliveries
+    /// wait, in order, and count as pending.
+    pub async fn disable(&self, endpoint: &str, reason: String) -> Result<(), StoreError> {
+        self.set_disabled(endpoint, Some(reason)).await
+    }
+
+    async fn set_disabled(&self, endpoint: &str, reason: Option<String>) -> Result<(), StoreError> {
+        if !self.has(endpoint) {
             return Err(StoreError::NotFound(format!("endpoint `{endpoint}`")));
         }
         self.store
-            .set_endpoint_disabled(endpoint.to_owned(), None)
+            .set_endpoint_disabled(endpoint.to_owned(), reason.clone())
             .await?;
         if let Some(handle) = self.actors.lock().expect("dispatcher lock").get(endpoint) {
-            let _ = handle.commands.send(Command::Enable);
+            let _ = handle.commands.send(match reason {
+                Some(reason) => Command::Disable(reason),
+                None => Command::Enable,
+            });
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The endpoints page: each endpoint's state (disabled and why), breaker,
 //! what waits in memory and in the store, its deliveries per state with a
-//! link to each filtered list, and enabling an endpoint a 410 disabled.
+//! link to each filtered list; disabling an endpoint by hand, and enabling
+//! one that was disabled (by hand or by a 410).
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -12,6 +13,7 @@ use super::auth::{CsrfOnly, Viewer};
 use super::layout::{self, Nav, badge};
 use super::sessions::{Done, encode};
 use crate::api::ApiError;
+use crate::api::deliveries::DISABLED_BY_HAND;
 
 /// The states a delivery count is shown for, in order.
 pub const STATES: [&str; 4] = ["pending", "delivered", "failed", "dead"];
@@ -49,12 +51,12 @@ pub async fn page(
                         } }
                     }
                     td {
-                        @if endpoint.disabled.is_some() {
-                            form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/enable"} {
-                                input type="hidden" name="csrf" value=(viewer.csrf);
-                                button type="submit" { "Enable" }
-                            }
+                        @let action = if endpoint.disabled.is_some() { "enable" } else { "disable" };
+                        form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/" (action)} {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            button.secondary[action == "disable"] type="submit" aria-label={(action) " " (endpoint.name)} { (action) }
                         }
+                        " "
                         a href={"/ui/deliveries/resend?endpoint=" (encode(&endpoint.name)) "&state=failed%2Cdead"} { "Resend failed…" }
                     }
                 } } }
@@ -64,11 +66,11 @@ pub async fn page(
     layout::page("Endpoints", &viewer, Nav::Endpoints, None, body)
 }
 
-/// `POST /ui/endpoints/{name}/enable`.
-pub async fn enable(
+/// `POST /ui/endpoints/{name}/{enable|disable}`.
+pub async fn act(
     State(state): State<UiState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    Path((name, action)): Path<(String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, ApiError> {
     viewer.check(&form.csrf)?;
@@ -78,12 +80,23 @@ pub async fn enable(
             format!("unknown endpoint `{name}`"),
         ));
     }
-    state
-        .app
-        .dispatcher
-        .enable(&name)
-        .await
-        .map_err(|error| ApiError::internal("cannot enable the endpoint", error))?;
-    let done = encode(&format!("{name} is enabled."));
-    Ok(Redirect::to(&format!("/ui/endpoints?done={done}")).into_response())
+    let dispatcher = &state.app.dispatcher;
+    let done = match action.as_str() {
+        "enable" => dispatcher
+            .enable(&name)
+            .await
+            .map(|()| format!("{name} is enabled.")),
+        "disable" => dispatcher
+            .disable(&name, format!("{DISABLED_BY_HAND} (dashboard)"))
+            .await
+            .map(|()| format!("{name} is disabled: its deliveries wait until it is enabled.")),
+        other => {
+            return Err(ApiError::not_found(
+                "unknown_action",
+                format!("unknown endpoint action `{other}`; expected enable or disable"),
+            ));
+        }
+    }
+    .map_err(|error| ApiError::internal("cannot change the endpoint", error))?;
+    Ok(Redirect::to(&format!("/ui/endpoints?done={}", encode(&done))).into_response())
 }

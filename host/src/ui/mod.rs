@@ -79,6 +79,6 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/tail", get(tail::page))
         .route("/ui/tail/events", get(tail::events))
         .route("/ui/endpoints", get(endpoints::page))
-        .route("/ui/endpoints/{name}/enable", post(endpoints::enable))
+        .route("/ui/endpoints/{name}/{action}", post(endpoints::act))
         .with_state(state)
 }
