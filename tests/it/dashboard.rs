@@ -133,6 +133,7 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         "/ui/deliveries",
         "/ui/dead",
         "/ui/endpoints",
+        "/ui/plugins",
     ] {
         let page = client
             .get(host.url(path))
@@ -179,6 +180,21 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // The plugins page counts the format's calls.
+    receiver.wait_for(1, WAIT).await;
+    let plugins = client
+        .get(host.url("/ui/plugins"))
+        .header("cookie", &token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        plugins.contains(r#"<th scope="row">waha</th><td>format</td>"#),
+        "{plugins}"
+    );
     // Disabling an endpoint from its page holds its deliveries until it
     // is enabled again.
     receiver.wait_for(1, WAIT).await;

@@ -18,9 +18,10 @@ pub enum Nav {
     Endpoints,
     Tail,
     Events,
+    Plugins,
 }
 
-const NAV: [(Nav, &str, &str); 7] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Overview, "/ui", "Overview"),
     (Nav::Tail, "/ui/tail", "Live tail"),
     (Nav::Events, "/ui/events", "Events"),
@@ -28,6 +29,7 @@ const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Deliveries, "/ui/deliveries", "Deliveries"),
     (Nav::Dead, "/ui/dead", "Dead letters"),
     (Nav::Endpoints, "/ui/endpoints", "Endpoints"),
+    (Nav::Plugins, "/ui/plugins", "Plugins"),
 ];
 
 fn head(title: &str, refresh: Option<u32>) -> Markup {

@@ -4,7 +4,7 @@
 //!
 //! Pages: overview, a live tail, event search and one event's walk, sessions (with a pairing session's QR code), deliveries
 //! (filters, one delivery's attempts, resend one, send a filtered set again
-//! after a confirmation with its count), dead letters and endpoints. Sign-in
+//! after a confirmation with its count), dead letters, endpoints and plugins. Sign-in
 //! and CSRF are in [`auth`]; page shell and styles in [`layout`].
 
 mod auth;
@@ -13,6 +13,7 @@ mod endpoints;
 mod events;
 mod layout;
 mod overview;
+mod plugins;
 mod sessions;
 mod tail;
 mod time;
@@ -76,6 +77,7 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/dead", get(deliveries::dead_letters))
         .route("/ui/events", get(events::list))
         .route("/ui/events/{id}", get(events::show))
+        .route("/ui/plugins", get(plugins::page))
         .route("/ui/tail", get(tail::page))
         .route("/ui/tail/events", get(tail::events))
         .route("/ui/endpoints", get(endpoints::page))
