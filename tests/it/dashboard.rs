@@ -180,6 +180,22 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // A session's deliveries: its own, not another's.
+    let page_of = |path: &'static str| {
+        let request = client.get(host.url(path)).header("cookie", &token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    receiver.wait_for(1, WAIT).await;
+    assert!(
+        page_of("/ui/deliveries?session=shop")
+            .await
+            .contains("<td>shop</td>")
+    );
+    assert!(
+        page_of("/ui/deliveries?session=phone")
+            .await
+            .contains("No deliveries match.")
+    );
     // The plugins page counts the format's calls.
     receiver.wait_for(1, WAIT).await;
     let plugins = client
@@ -207,6 +223,11 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .text()
         .await
         .unwrap();
+    // One attempt, delivered: its share and latency bounds are shown.
+    assert!(
+        endpoints.contains("100.0 %") && endpoints.contains("≤ "),
+        "{endpoints}"
+    );
     let csrf = endpoints
         .split("name=\"csrf\" value=\"")
         .nth(1)

@@ -223,6 +223,8 @@ pub struct ListQuery {
     endpoint: Option<String>,
     /// States, comma-separated: pending, delivered, failed, dead.
     status: Option<String>,
+    /// Only events of this session.
+    session: Option<String>,
     /// Only this event id.
     event: Option<String>,
     /// Only this event name.
@@ -252,6 +254,7 @@ pub async fn list(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let filter = DeliveryFilter {
         endpoint: query.endpoint,
+        session: query.session,
         states: parse_states(query.status.as_deref())?,
         event_id: query.event,
         event_name: query.event_name,

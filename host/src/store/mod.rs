@@ -281,6 +281,8 @@ pub struct EventRecord {
 pub struct DeliveryFilter {
     /// Only this endpoint.
     pub endpoint: Option<String>,
+    /// Only events of this session.
+    pub session: Option<String>,
     /// Only these states.
     pub states: Vec<DeliveryState>,
     /// Only this event id.

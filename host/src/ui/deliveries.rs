@@ -28,6 +28,8 @@ const PAGE: usize = 100;
 pub struct Filters {
     #[serde(default)]
     endpoint: String,
+    #[serde(default)]
+    session: String,
     /// Comma-separated states.
     #[serde(default)]
     state: String,
@@ -69,6 +71,7 @@ impl Filters {
     fn to_store(&self) -> Result<DeliveryFilter, String> {
         Ok(DeliveryFilter {
             endpoint: some(&self.endpoint),
+            session: some(&self.session),
             states: parse_states(some(&self.state).as_deref()).map_err(|e| e.message)?,
             event_id: some(&self.event),
             event_name: some(&self.name),
@@ -84,6 +87,7 @@ impl Filters {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in [
             ("endpoint", &self.endpoint),
+            ("session", &self.session),
             ("state", &self.state),
             ("name", &self.name),
             ("event", &self.event),
@@ -101,6 +105,7 @@ impl Filters {
     fn hidden(&self) -> Markup {
         html! {
             input type="hidden" name="endpoint" value=(self.endpoint);
+            input type="hidden" name="session" value=(self.session);
             input type="hidden" name="state" value=(self.state);
             input type="hidden" name="name" value=(self.name);
             input type="hidden" name="event" value=(self.event);
@@ -131,6 +136,7 @@ fn filter_form(state: &UiState, filters: &Filters) -> Markup {
                     }
                 }
             }
+            label { "Session" input type="text" name="session" value=(filters.session) placeholder="any"; }
             label { "State"
                 select name="state" {
                     @for (value, label) in STATE_CHOICES {
@@ -352,6 +358,7 @@ pub async fn confirm_resend(
                 p {
                     strong { (ids.len()) } " deliveries match"
                     @if !filters.endpoint.trim().is_empty() { " for endpoint " strong { (filters.endpoint) } }
+                    @if !filters.session.trim().is_empty() { " of session " strong { (filters.session) } }
                     @if !filters.state.trim().is_empty() { " in state " strong { (filters.state) } }
                     @if !filters.since.trim().is_empty() { " since " (filters.since) }
                     @if !filters.until.trim().is_empty() { " until " (filters.until) }

@@ -1,5 +1,7 @@
 //! The endpoints page: each endpoint's state (disabled and why), breaker,
-//! what waits in memory and in the store, its deliveries per state with a
+//! what waits in memory and in the store, the share of attempts that
+//! delivered and p50/p99 request latency (bounds of `/metrics`'
+//! histogram buckets, since start), its deliveries per state with a
 //! link to each filtered list; disabling an endpoint by hand, and enabling
 //! one that was disabled (by hand or by a 410).
 
@@ -25,6 +27,7 @@ pub async fn page(
     Query(done): Query<Done>,
 ) -> Markup {
     let endpoints = super::endpoint_statuses(&state).await;
+    let figures = super::metrics_text::endpoints(&state.app.metrics.render());
     let body = html! {
         (layout::flash(done.done()))
         @if endpoints.is_empty() {
@@ -34,6 +37,7 @@ pub async fn page(
                 thead { tr {
                     th { "Endpoint" } th { "State" } th { "Breaker" } th.num { "Queued" } th.num { "In flight" }
                     @for state in STATES { th.num { (state) } }
+                    th.num { "Attempts ok" } th.num { "p50" } th.num { "p99" }
                     th { "Actions" }
                 } }
                 tbody { @for endpoint in &endpoints { tr {
@@ -50,6 +54,10 @@ pub async fn page(
                             (endpoint.deliveries.get(state).copied().unwrap_or(0))
                         } }
                     }
+                    @let figure = figures.get(&endpoint.name);
+                    td.num { (percent(figure.and_then(|f| f.success_rate()))) }
+                    td.num { (latency(figure.and_then(|f| f.quantile(0.5)))) }
+                    td.num { (latency(figure.and_then(|f| f.quantile(0.99)))) }
                     td {
                         @let action = if endpoint.disabled.is_some() { "enable" } else { "disable" };
                         form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/" (action)} {
@@ -64,6 +72,20 @@ pub async fn page(
         }
     };
     layout::page("Endpoints", &viewer, Nav::Endpoints, None, body)
+}
+
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "—".to_owned(), |s| format!("{:.1} %", s * 100.0))
+}
+
+/// A latency bound from the histogram: "≤ 2.4 ms".
+fn latency(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "—".to_owned(),
+        Some(s) if s.is_infinite() => "> 16 s".to_owned(),
+        Some(s) if s < 1.0 => format!("≤ {:.2} ms", s * 1000.0),
+        Some(s) => format!("≤ {s:.1} s"),
+    }
 }
 
 /// `POST /ui/endpoints/{name}/{enable|disable}`.

@@ -12,6 +12,7 @@ mod deliveries;
 mod endpoints;
 mod events;
 mod layout;
+mod metrics_text;
 mod overview;
 mod plugins;
 mod sessions;

@@ -12,6 +12,7 @@ use maud::{Markup, html};
 use super::UiState;
 use super::auth::Viewer;
 use super::layout::{self, Nav, badge};
+use super::metrics_text::sample;
 use super::time;
 
 /// One plugin's calls of one kind.
@@ -23,25 +24,6 @@ struct Calls {
     seconds: f64,
     /// Calls timed.
     timed: u64,
-}
-
-/// A sample line of the OpenMetrics text: its name, labels and value.
-fn sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f64)> {
-    let (series, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let (name, labels) = match series.split_once('{') {
-        Some((name, rest)) => (name, rest.strip_suffix('}')?),
-        None => (series, ""),
-    };
-    let labels = labels
-        .split("\",")
-        .filter(|pair| !pair.is_empty())
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once("=\"")?;
-            Some((key, value.trim_end_matches('"')))
-        })
-        .collect();
-    Some((name, labels, value))
 }
 
 /// Plugin calls by (plugin, kind), from the metrics text.

@@ -56,6 +56,11 @@ fn session_row(snapshot: &Snapshot, viewer: &Viewer, now: u64) -> Markup {
                 @if last == 0 { span.muted { "none yet" } } @else { span title=(time::format(last)) { (time::ago(last, now)) } }
             }
             td {
+                a href={"/ui/deliveries?session=" (encode(name)) "&state=failed%2Cdead"} { "Missed" }
+                " · "
+                a href={"/ui/events?session=" (encode(name))} { "Events" }
+            }
+            td {
                 @for action in ["start", "stop", "restart"] {
                     form.inline method="post" action={"/ui/sessions/" (name) "/" (action)} {
                         input type="hidden" name="csrf" value=(viewer.csrf);
@@ -67,7 +72,7 @@ fn session_row(snapshot: &Snapshot, viewer: &Viewer, now: u64) -> Markup {
         }
         @if qr_of(snapshot).is_some() {
             tr {
-                td colspan="6" {
+                td colspan="7" {
                     div.qr {
                         p { "Scan this code with WhatsApp on the phone to pair " strong { (name) } ":" }
                         img src={"/ui/sessions/" (name) "/qr.svg"} alt={"QR code to pair session " (name)};
@@ -98,7 +103,7 @@ pub async fn page(
         } @else {
             div.scroll {
                 table {
-                    thead { tr { th { "Session" } th { "Status" } th { "Engine" } th { "Recent statuses" } th { "Last event" } th { "Actions" } } }
+                    thead { tr { th { "Session" } th { "Status" } th { "Engine" } th { "Recent statuses" } th { "Last event" } th { "Deliveries" } th { "Actions" } } }
                     tbody { @for snapshot in &snapshots { (session_row(snapshot, &viewer, now)) } }
                 }
             }

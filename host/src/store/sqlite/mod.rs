@@ -979,6 +979,9 @@ impl Store for SqliteStore {
         if let Some(endpoint) = &filter.endpoint {
             select.and("endpoint = ?", endpoint.clone());
         }
+        if let Some(session) = &filter.session {
+            select.and("session = ?", session.clone());
+        }
         if let Some(event_id) = &filter.event_id {
             select.and("event_id = ?", event_id.clone());
         }
