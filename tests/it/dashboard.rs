@@ -43,6 +43,36 @@ fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::R
         .body(body)
 }
 
+/// A browser's requests after signing in: its session cookie on each.
+struct SignedIn {
+    client: reqwest::Client,
+    /// `wasp_ui=<token>`.
+    cookie: String,
+}
+
+impl SignedIn {
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The page's HTML.
+    async fn page(&self, url: &str) -> String {
+        self.get(url).await.text().await.unwrap()
+    }
+
+    async fn post(&self, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        form(self.client.post(url).header("cookie", &self.cookie), fields)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// `count` messages from session `shop`, each answered 202.
 async fn post_messages(host: &TestHost, count: usize) {
     post_messages_from(host, 0, count).await;
@@ -122,7 +152,10 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let token = cookie.split(';').next().unwrap().to_owned();
+    let signed_in = SignedIn {
+        client: client.clone(),
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    };
     post_messages(&host, 1).await;
     for path in [
         "/ui",
@@ -135,94 +168,50 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         "/ui/endpoints",
         "/ui/plugins",
     ] {
-        let page = client
-            .get(host.url(path))
-            .header("cookie", &token)
-            .send()
-            .await
-            .unwrap();
+        let page = signed_in.get(&host.url(path)).await;
         assert_eq!(page.status(), 200, "{path}");
         let html = page.text().await.unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
         assert!(!html.contains("This dashboard is open"), "{path}");
     }
     // The event's walk: found by its chat, then its page names its delivery.
-    let events = client
-        .get(host.url("/ui/events?chat=491111%40c.us"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let events = signed_in
+        .page(&host.url("/ui/events?chat=491111%40c.us"))
+        .await;
     let id = events
         .split("href=\"/ui/events/")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("the event is not listed: {events}"))
         .to_owned();
-    let walk = client
-        .get(host.url(&format!("/ui/events/{id}")))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let walk = signed_in.page(&host.url(&format!("/ui/events/{id}"))).await;
     assert!(walk.contains("<td>crm</td>"), "{walk}");
     assert!(walk.contains("order 0"), "the stored envelope is shown");
-    let unknown = client
-        .get(host.url("/ui/events/evt_nope"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap();
+    let unknown = signed_in.get(&host.url("/ui/events/evt_nope")).await;
     assert_eq!(unknown.status(), 404);
     // A session's deliveries: its own, not another's.
-    let page_of = |path: &'static str| {
-        let request = client.get(host.url(path)).header("cookie", &token);
-        async move { request.send().await.unwrap().text().await.unwrap() }
-    };
     receiver.wait_for(1, WAIT).await;
     assert!(
-        page_of("/ui/deliveries?session=shop")
+        signed_in
+            .page(&host.url("/ui/deliveries?session=shop"))
             .await
             .contains("<td>shop</td>")
     );
     assert!(
-        page_of("/ui/deliveries?session=phone")
+        signed_in
+            .page(&host.url("/ui/deliveries?session=phone"))
             .await
             .contains("No deliveries match.")
     );
     // The plugins page counts the format's calls.
-    receiver.wait_for(1, WAIT).await;
-    let plugins = client
-        .get(host.url("/ui/plugins"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let plugins = signed_in.page(&host.url("/ui/plugins")).await;
     assert!(
         plugins.contains(r#"<th scope="row">waha</th><td>format</td>"#),
         "{plugins}"
     );
     // Disabling an endpoint from its page holds its deliveries until it
     // is enabled again.
-    receiver.wait_for(1, WAIT).await;
-    let endpoints = client
-        .get(host.url("/ui/endpoints"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let endpoints = signed_in.page(&host.url("/ui/endpoints")).await;
     // One attempt, delivered: its share and latency bounds are shown.
     assert!(
         endpoints.contains("100.0 %") && endpoints.contains("≤ "),
@@ -234,15 +223,9 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .and_then(|rest| rest.split('"').next())
         .unwrap()
         .to_owned();
-    let disabled = form(
-        client
-            .post(host.url("/ui/endpoints/crm/disable"))
-            .header("cookie", &token),
-        &[("csrf", &csrf)],
-    )
-    .send()
-    .await
-    .unwrap();
+    let disabled = signed_in
+        .post(&host.url("/ui/endpoints/crm/disable"), &[("csrf", &csrf)])
+        .await;
     assert_eq!(disabled.status(), 303);
     let status: serde_json::Value = host
         .client
@@ -264,48 +247,25 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         1,
         "a disabled endpoint got a request"
     );
-    let enabled = form(
-        client
-            .post(host.url("/ui/endpoints/crm/enable"))
-            .header("cookie", &token),
-        &[("csrf", &csrf)],
-    )
-    .send()
-    .await
-    .unwrap();
+    let enabled = signed_in
+        .post(&host.url("/ui/endpoints/crm/enable"), &[("csrf", &csrf)])
+        .await;
     assert_eq!(enabled.status(), 303);
     assert_eq!(receiver.wait_for(2, WAIT).await.len(), 2);
     // A post without the page's token is refused, with a JSON reason.
-    let forged = form(
-        client
-            .post(host.url("/ui/sessions/phone/stop"))
-            .header("cookie", &token),
-        &[("csrf", "forged")],
-    )
-    .send()
-    .await
-    .unwrap();
+    let forged = signed_in
+        .post(&host.url("/ui/sessions/phone/stop"), &[("csrf", "forged")])
+        .await;
     assert_eq!(forged.status(), 403);
     let reason: serde_json::Value = forged.json().await.unwrap();
     assert_eq!(reason["error"], "invalid_csrf_token");
     // Bad filters are named on the page.
-    let page = client
-        .get(host.url("/ui/deliveries?since=yesterday"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = signed_in
+        .page(&host.url("/ui/deliveries?since=yesterday"))
+        .await;
     assert!(page.contains("`since` must be a UTC time like 2026-12-04T09:30, got `yesterday`"));
     // A live tail that is still open does not hold the shutdown.
-    let stream = client
-        .get(host.url("/ui/tail/events"))
-        .header("cookie", &token)
-        .send()
-        .await
-        .unwrap();
+    let stream = signed_in.get(&host.url("/ui/tail/events")).await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     host.stop().await;
     drop(stream);
