@@ -6,14 +6,14 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::UiState;
 use super::auth::Viewer;
 use super::layout::{self, Nav, badge};
-use super::sessions::encode;
+use super::query::{self, field, instant};
 use super::time;
 use crate::api::ApiError;
 use crate::api::deliveries::{blocking, matching_ids, parse_states, requeue};
@@ -52,29 +52,15 @@ pub struct Filters {
     csrf: String,
 }
 
-fn some(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
-fn instant(field: &str, text: &str) -> Result<Option<u64>, String> {
-    match some(text) {
-        None => Ok(None),
-        Some(text) => time::parse(&text).map(Some).ok_or_else(|| {
-            format!("`{field}` must be a UTC time like 2026-12-04T09:30, got `{text}`")
-        }),
-    }
-}
-
 impl Filters {
     /// The store's filter, or what is wrong with these.
     fn to_store(&self) -> Result<DeliveryFilter, String> {
         Ok(DeliveryFilter {
-            endpoint: some(&self.endpoint),
-            session: some(&self.session),
-            states: parse_states(some(&self.state).as_deref()).map_err(|e| e.message)?,
-            event_id: some(&self.event),
-            event_name: some(&self.name),
+            endpoint: field(&self.endpoint),
+            session: field(&self.session),
+            states: parse_states(field(&self.state).as_deref()).map_err(|e| e.message)?,
+            event_id: field(&self.event),
+            event_name: field(&self.name),
             since: instant("since", &self.since)?,
             until: instant("until", &self.until)?,
             limit: PAGE,
@@ -84,8 +70,7 @@ impl Filters {
 
     /// The query string of these filters (without paging).
     fn query(&self) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
+        query::of(&[
             ("endpoint", &self.endpoint),
             ("session", &self.session),
             ("state", &self.state),
@@ -93,12 +78,7 @@ impl Filters {
             ("event", &self.event),
             ("since", &self.since),
             ("until", &self.until),
-        ] {
-            if !value.trim().is_empty() {
-                query.append_pair(key, value.trim());
-            }
-        }
-        query.finish()
+        ])
     }
 
     /// The filters as hidden fields of a form.
@@ -334,8 +314,10 @@ pub async fn resend_one(
             format!("no delivery {id}"),
         ));
     }
-    let done = encode(&format!("Delivery {id} is queued to be sent again."));
-    Ok(Redirect::to(&format!("/ui/deliveries/{id}?done={done}")).into_response())
+    Ok(query::done(
+        &format!("/ui/deliveries/{id}"),
+        &format!("Delivery {id} is queued to be sent again."),
+    ))
 }
 
 /// `GET /ui/deliveries/resend?…`: how many would go again, and a button.
@@ -393,12 +375,14 @@ pub async fn resend_matching(
     })?;
     let ids = matching_ids(&state.app, filter).await?;
     let requeued = requeue(&state.app, ids).await?;
-    let done = encode(&format!(
-        "{requeued} deliveries are queued to be sent again."
-    ));
-    let query = form.query();
-    let separator = if query.is_empty() { "" } else { "&" };
-    Ok(Redirect::to(&format!("/ui/deliveries?{query}{separator}done={done}")).into_response())
+    let list = match form.query() {
+        query if query.is_empty() => "/ui/deliveries".to_owned(),
+        query => format!("/ui/deliveries?{query}"),
+    };
+    Ok(query::done(
+        &list,
+        &format!("{requeued} deliveries are queued to be sent again."),
+    ))
 }
 
 /// `GET /ui/dead`: deliveries given up on, and events a plugin failed on.

@@ -7,13 +7,13 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 
 use super::UiState;
 use super::auth::{CsrfOnly, Viewer};
 use super::layout::{self, Nav, badge};
-use super::sessions::{Done, encode};
+use super::query::{self, Done, encode};
 use crate::api::ApiError;
 use crate::api::deliveries::DISABLED_BY_HAND;
 
@@ -120,5 +120,5 @@ pub async fn act(
         }
     }
     .map_err(|error| ApiError::internal("cannot change the endpoint", error))?;
-    Ok(Redirect::to(&format!("/ui/endpoints?done={}", encode(&done))).into_response())
+    Ok(query::done("/ui/endpoints", &done))
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::UiState;
 use super::auth::Viewer;
 use super::layout::{self, Nav, badge};
+use super::query::{self, field, instant};
 use super::time;
 use crate::api::ApiError;
 use crate::api::deliveries::blocking;
@@ -37,24 +38,13 @@ pub struct Search {
     before: Option<i64>,
 }
 
-fn some(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
 impl Search {
     fn to_store(&self) -> Result<EventFilter, String> {
-        let instant = |field: &str, text: &str| match some(text) {
-            None => Ok(None),
-            Some(text) => time::parse(&text).map(Some).ok_or_else(|| {
-                format!("`{field}` must be a UTC time like 2026-12-04T09:30, got `{text}`")
-            }),
-        };
         Ok(EventFilter {
-            session: some(&self.session),
-            name: some(&self.name),
-            id: some(&self.id),
-            chat: some(&self.chat),
+            session: field(&self.session),
+            name: field(&self.name),
+            id: field(&self.id),
+            chat: field(&self.chat),
             since: instant("since", &self.since)?,
             until: instant("until", &self.until)?,
             limit: PAGE,
@@ -63,20 +53,14 @@ impl Search {
     }
 
     fn query(&self) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
+        query::of(&[
             ("session", &self.session),
             ("chat", &self.chat),
             ("name", &self.name),
             ("id", &self.id),
             ("since", &self.since),
             ("until", &self.until),
-        ] {
-            if !value.trim().is_empty() {
-                query.append_pair(key, value.trim());
-            }
-        }
-        query.finish()
+        ])
     }
 }
 

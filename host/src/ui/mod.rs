@@ -15,6 +15,7 @@ mod layout;
 mod metrics_text;
 mod overview;
 mod plugins;
+mod query;
 mod sessions;
 mod tail;
 mod time;

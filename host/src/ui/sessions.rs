@@ -7,30 +7,16 @@ use std::sync::atomic::Ordering;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::UiState;
 use super::auth::{CsrfOnly, Viewer};
 use super::layout::{self, Nav, badge};
+use super::query::{self, Done, encode};
 use super::time;
 use crate::api::ApiError;
 use crate::session::{Snapshot, Status};
-
-/// `?done=` after an action.
-#[derive(Debug, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
-
-impl Done {
-    /// The message, if any.
-    pub fn done(&self) -> Option<&str> {
-        self.done.as_deref()
-    }
-}
 
 /// The QR payload of a pairing session.
 fn qr_of(snapshot: &Snapshot) -> Option<&str> {
@@ -186,10 +172,5 @@ pub async fn act(
         Ok(snapshot) => format!("{name}: {action} → {}", snapshot.status.as_str()),
         Err(error) => format!("{name}: {action} failed: {error}"),
     };
-    Ok(Redirect::to(&format!("/ui/sessions?done={}", encode(&message))).into_response())
-}
-
-/// `text` for a query string.
-pub(super) fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    Ok(query::done("/ui/sessions", &message))
 }
