@@ -338,7 +338,7 @@ fn message_type(message: &Value) -> &'static str {
     if message.get("location").is_some_and(Value::is_object) {
         return "location";
     }
-    if message.get("poll").is_some_and(Value::is_object) {
+    if waha::poll_of(message).is_some() {
         return "poll_creation";
     }
     match message
@@ -449,32 +449,17 @@ fn message_fields(payload: &Value, settings: &Settings) -> Value {
         "links".into(),
         data.get("links").cloned().unwrap_or(json!([])),
     );
-    if let Some(poll) = payload.get("poll").filter(|p| p.is_object()) {
+    if let Some(poll) = waha::poll_of(payload) {
         // whatsapp-web.js's poll fields.
         let options: Vec<Value> = poll
-            .get("options")
-            .and_then(Value::as_array)
-            .map(|options| {
-                options
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| json!({"name": name, "localId": i}))
-                    .collect()
-            })
-            .unwrap_or_default();
-        m.insert(
-            "pollName".into(),
-            poll.get("name").cloned().unwrap_or(json!("")),
-        );
+            .options
+            .iter()
+            .enumerate()
+            .map(|(i, name)| json!({"name": name, "localId": i}))
+            .collect();
+        m.insert("pollName".into(), poll.name.cloned().unwrap_or(json!("")));
         m.insert("pollOptions".into(), json!(options));
-        m.insert(
-            "allowMultipleAnswers".into(),
-            json!(
-                poll.get("multipleAnswers")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            ),
-        );
+        m.insert("allowMultipleAnswers".into(), json!(poll.multiple_answers));
     }
     if let Some(location) = payload.get("location").filter(|l| l.is_object()) {
         m.insert(
@@ -999,11 +984,14 @@ fn wa_message(message: &Value, path: &str) -> Result<Value, DecodeError> {
             .and_then(Value::as_array)
             .map(|options| options.iter().map(|o| str_or_empty(o, "name")).collect())
             .unwrap_or_default();
-        payload["poll"] = json!({
-            "name": str_or_empty(message, "pollName"),
-            "options": options,
-            "multipleAnswers": message.get("allowMultipleAnswers").and_then(Value::as_bool).unwrap_or(false),
-        });
+        payload["poll"] = waha::poll(
+            str_or_empty(message, "pollName"),
+            options,
+            message
+                .get("allowMultipleAnswers")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        );
     }
     Ok(payload)
 }

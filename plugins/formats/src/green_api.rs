@@ -619,23 +619,18 @@ fn message_data(message: &Value) -> Result<Value, String> {
         }
         return Ok(out);
     }
-    if let Some(poll) = message.get("poll").filter(|p| p.is_object()) {
+    if let Some(poll) = waha::poll_of(message) {
         let options: Vec<Value> = poll
-            .get("options")
-            .and_then(Value::as_array)
-            .map(|options| {
-                options
-                    .iter()
-                    .map(|name| json!({"optionName": name}))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .options
+            .iter()
+            .map(|name| json!({"optionName": name}))
+            .collect();
         return Ok(json!({
             "typeMessage": "pollMessage",
             "pollMessageData": {
-                "name": str_or_empty(poll, "name"),
+                "name": poll.name.and_then(Value::as_str).unwrap_or(""),
                 "options": options,
-                "multipleAnswers": poll.get("multipleAnswers").and_then(Value::as_bool).unwrap_or(false),
+                "multipleAnswers": poll.multiple_answers,
             },
         }));
     }
@@ -1097,11 +1092,13 @@ pub fn decode(body: &Value) -> Result<Decoded, DecodeError> {
                 "pollMessage" => {
                     let poll = required_object(message_data, "pollMessageData", "messageData.")?;
                     let mut message = base("");
-                    message["poll"] = json!({
-                        "name": str_or_empty(poll, "name"),
-                        "options": option_names(poll.get("options")),
-                        "multipleAnswers": poll.get("multipleAnswers").and_then(Value::as_bool).unwrap_or(false),
-                    });
+                    message["poll"] = waha::poll(
+                        str_or_empty(poll, "name"),
+                        option_names(poll.get("options")),
+                        poll.get("multipleAnswers")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                    );
                     Ok(event(name, seconds, message))
                 }
                 "pollUpdateMessage" => {

@@ -139,6 +139,40 @@ pub fn sender_name(message: &Value) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// A message's poll, as the canonical event carries it:
+/// `poll: {name, options: [text], multipleAnswers}` (wasp's field; WAHA's
+/// message has none).
+#[derive(Debug)]
+pub struct Poll<'a> {
+    /// The question, as sent.
+    pub name: Option<&'a Value>,
+    /// The options' texts, as sent.
+    pub options: &'a [Value],
+    /// Whether a voter may pick several.
+    pub multiple_answers: bool,
+}
+
+/// The poll `message` carries, if any.
+pub fn poll_of(message: &Value) -> Option<Poll<'_>> {
+    let poll = message.get("poll").filter(|p| p.is_object())?;
+    Some(Poll {
+        name: poll.get("name"),
+        options: poll
+            .get("options")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice),
+        multiple_answers: poll
+            .get("multipleAnswers")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// The canonical `poll` of a message.
+pub fn poll(name: &str, options: Vec<&str>, multiple_answers: bool) -> Value {
+    serde_json::json!({"name": name, "options": options, "multipleAnswers": multiple_answers})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
