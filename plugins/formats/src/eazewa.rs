@@ -478,29 +478,39 @@ fn message_fields(payload: &Value, settings: &Settings) -> Value {
 /// eazeWA sent when the event came from eazeWA (every field, in its
 /// order), with what changed since written over it.
 fn message(payload: &Value, settings: &Settings) -> Value {
-    let fresh = message_fields(payload, settings);
-    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
-    let Some(original) = original_message(&data, str_or_empty(payload, "id")) else {
-        return fresh;
-    };
-    let original = Value::Object(original.clone());
-    match wa_message(&original, "") {
-        Ok(decoded) => rebase(&original, &message_fields(&decoded, settings), &fresh),
-        Err(_) => fresh,
-    }
+    onto_original_message(payload, message_fields(payload, settings), |original, _| {
+        wa_message(original, "")
+            .ok()
+            .map(|decoded| message_fields(&decoded, settings))
+    })
 }
 
 /// The whatsapp-web.js `Message` an event carries in `_data` when it came
 /// from eazeWA (or a whatsapp-web.js engine): the same id, and the
 /// Message's own `hasMedia` (the engine's raw model has none).
-fn original_message<'a>(data: &'a Value, id: &str) -> Option<&'a Map<String, Value>> {
-    let object = data.as_object()?;
-    let same = object
+fn original_message<'a>(payload: &'a Value, id: &str) -> Option<&'a Value> {
+    let data = payload.get("_data").filter(|d| d.is_object())?;
+    let same = data
         .get("id")
         .and_then(|i| i.get("_serialized"))
         .and_then(Value::as_str)
         == Some(id);
-    (same && object.contains_key("hasMedia")).then_some(object)
+    (same && data.get("hasMedia").is_some()).then_some(data)
+}
+
+/// `fresh` written over the `Message` eazeWA sent for this event, when it
+/// came from eazeWA ([`rebase`]); `base` is what the encoder makes of that
+/// Message as decoded (given it and the event's id).
+fn onto_original_message(
+    payload: &Value,
+    fresh: Value,
+    base: impl FnOnce(&Value, &str) -> Option<Value>,
+) -> Value {
+    let id = str_or_empty(payload, "id");
+    match original_message(payload, id).and_then(|original| Some((original, base(original, id)?))) {
+        Some((original, base)) => rebase(original, &base, &fresh),
+        None => fresh,
+    }
 }
 
 /// WAHA's `message.ack` payload for an eazeWA receipt's `Message`.
@@ -521,16 +531,9 @@ fn ack_payload(message: &Value, id: &str) -> Value {
 /// The `Message` of a receipt: the one eazeWA sent when it came from
 /// eazeWA, with what changed since written over it.
 fn receipt(payload: &Value) -> Value {
-    let fresh = ack_message(payload);
-    let id = str_or_empty(payload, "id");
-    let data = payload.get("_data").cloned().unwrap_or(Value::Null);
-    match original_message(&data, id) {
-        Some(original) => {
-            let original = Value::Object(original.clone());
-            rebase(&original, &ack_message(&ack_payload(&original, id)), &fresh)
-        }
-        None => fresh,
-    }
+    onto_original_message(payload, ack_message(payload), |original, id| {
+        Some(ack_message(&ack_payload(original, id)))
+    })
 }
 
 /// The `Message` of a receipt: what the ack payload (and the engine's raw
