@@ -242,11 +242,7 @@ pub async fn show(
         blocking(move || Ok((store.delivery(id)?, store.attempts(id)?))).await?;
     let delivery = delivery
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
-    let body_text = String::from_utf8_lossy(&delivery.body);
-    let pretty = serde_json::from_str::<serde_json::Value>(&body_text)
-        .ok()
-        .and_then(|json| serde_json::to_string_pretty(&json).ok())
-        .unwrap_or_else(|| body_text.into_owned());
+    let pretty = layout::readable(&String::from_utf8_lossy(&delivery.body));
     let body = html! {
         (layout::flash(done.done.as_deref()))
         p {

@@ -155,10 +155,7 @@ pub async fn show(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("no stored event `{id}`")))?;
-    let pretty = serde_json::from_str::<serde_json::Value>(&event.body)
-        .ok()
-        .and_then(|json| serde_json::to_string_pretty(&json).ok())
-        .unwrap_or_else(|| event.body.clone());
+    let pretty = layout::readable(&event.body);
     let body = html! {
         p { (event.name) " · session " (event.session) " · received " (time::format(event.received_at)) " UTC" }
         h2 { "Deliveries" }

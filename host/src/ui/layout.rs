@@ -107,6 +107,14 @@ pub fn flash(message: Option<&str>) -> Markup {
     }
 }
 
+/// A body to show: JSON indented, anything else as it is.
+pub fn readable(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|json| serde_json::to_string_pretty(&json).ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
 /// A badge for a state or status.
 pub fn badge(text: &str) -> Markup {
     let tone = match text {
