@@ -108,6 +108,8 @@ pub async fn run(
     let pipelines = Arc::new(Pipelines::new(pipeline));
 
     let sender = HttpSender::new(format!("http://{}", loopback(addr)));
+    // Before anything is delivered: the first session statuses go out at boot.
+    sender.set_local_key(config.server.api_key.clone());
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),
         sender.clone(),
@@ -135,7 +137,6 @@ pub async fn run(
     let sessions = Arc::new(SessionManager::new(registry, ingest.clone(), store.clone()));
     sessions.boot(&config.sessions).await;
     let receiver = Receiver::new(config.receiver.limits(), config.receiver.secret.clone());
-    sender.set_local_key(config.server.api_key.clone());
 
     let source = match &loaded.path {
         Some(path) => reload::Source::File(path.clone()),
@@ -180,6 +181,7 @@ pub async fn run(
         dispatcher: dispatcher.clone(),
         sender,
         tail,
+        receiver: config.receiver.enabled.then(|| receiver.clone()),
     });
     let mut app = api::router(state.clone()).merge(crate::ui::router(state.clone()));
     if config.receiver.enabled {

@@ -87,6 +87,8 @@ pub struct Services {
     pub sender: crate::delivery::HttpSender,
     /// Events as they are stored, for the dashboard's live tail.
     pub tail: crate::pipeline::tail::Tail,
+    /// The built-in receiver, when `receiver.enabled` serves it.
+    pub receiver: Option<Arc<crate::receiver::Receiver>>,
 }
 
 /// The API routes, and the OpenAPI document describing them.

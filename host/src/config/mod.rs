@@ -391,6 +391,29 @@ mod tests {
     }
 
     #[test]
+    fn a_simulated_phone_scans_after_a_duration_or_by_hand() {
+        let session = |scan: &str| {
+            format!(
+                "sessions:\n  - name: p\n    engine: simulated\n    simulated: {{scan: {scan}}}\n"
+            )
+        };
+        let scan_of = |loaded: Loaded| loaded.config.sessions[0].simulated.scan;
+        assert_eq!(
+            scan_of(parse_text(&session("manual")).unwrap()),
+            Some(Scan::Manual)
+        );
+        assert_eq!(
+            scan_of(parse_text(&session("30s")).unwrap()),
+            Some(Scan::After(units::Span(std::time::Duration::from_secs(30))))
+        );
+        let error = parse_text(&session("later")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "wasp.yaml:4:23: sessions[0].simulated.scan: `later` is not a duration such as `250ms`, `2s`, `5m`, `24h` or `7d`, or `manual` (scanned from the dashboard)"
+        );
+    }
+
+    #[test]
     fn unset_variables_are_errors_with_positions() {
         let error = parse_text("server:\n  listen: ${NOPE}\n").unwrap_err();
         assert_eq!(

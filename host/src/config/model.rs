@@ -434,10 +434,41 @@ pub struct SimulatedConfig {
     /// before the session is WORKING (default 1s).
     #[serde(default = "default_pairing")]
     pub pairing: Span,
-    /// How long the QR code waits for the simulated phone to scan it
-    /// (default: `pairing`); long enough to scan it from the dashboard.
+    /// When the simulated phone scans the QR code (default: after
+    /// `pairing`): after a duration, or `manual` — only when someone scans
+    /// it from the dashboard. Either way it can be scanned there first.
     #[serde(default)]
-    pub scan: Option<Span>,
+    pub scan: Option<Scan>,
+}
+
+/// `scan:` of a simulated session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// The simulated phone scans the code after this long.
+    After(Span),
+    /// Only a scan from the dashboard pairs the session.
+    Manual,
+}
+
+impl<'de> Deserialize<'de> for Scan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScanVisitor;
+        impl serde::de::Visitor<'_> for ScanVisitor {
+            type Value = Scan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as `30s`, or `manual`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Scan, E> {
+                if text.trim() == "manual" {
+                    return Ok(Scan::Manual);
+                }
+                Span::parse(text).map(Scan::After).map_err(|error| {
+                    E::custom(format!("{error}, or `manual` (scanned from the dashboard)"))
+                })
+            }
+        }
+        deserializer.deserialize_str(ScanVisitor)
+    }
 }
 
 fn default_pairing() -> Span {

@@ -31,6 +31,10 @@ pub struct EndpointStatus {
     pub format: String,
     /// Where requests go.
     pub url: String,
+    /// The name of wasp's own receiver it delivers to (`/receiver/{name}`
+    /// on wasp's listener), if it does.
+    #[serde(skip)]
+    pub own_receiver: Option<String>,
     /// `closed`, `open` or `half-open`.
     pub breaker: String,
     /// Why it is disabled, if it is.
@@ -48,6 +52,16 @@ pub struct EndpointStatus {
     /// Pull endpoints: notifications waiting to be received and deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<u64>,
+}
+
+/// The receiver name of a target on wasp's own `/receiver/{name}`.
+fn own_receiver(target: &Target) -> Option<String> {
+    let Target::Local(path) = target else {
+        return None;
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let name = path.strip_prefix("/receiver/")?;
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
 }
 
 /// Endpoint actors.
@@ -261,6 +275,7 @@ impl Dispatcher {
                     name: name.clone(),
                     format: handle.endpoint.format.clone(),
                     url: sender.url(&handle.endpoint),
+                    own_receiver: own_receiver(&handle.endpoint.target),
                     breaker: breaker.as_str().to_owned(),
                     disabled,
                     queued: handle.stats.queued.load(Atomic::Relaxed),
@@ -280,6 +295,7 @@ impl Dispatcher {
                     "/waInstance{}/receiveNotification/{{apiTokenInstance}}",
                     queue.instance
                 ),
+                own_receiver: None,
                 breaker: "closed".to_owned(),
                 disabled: None,
                 queued: 0,
@@ -356,5 +372,28 @@ impl Dispatcher {
                 grace.as_secs()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Target, own_receiver};
+
+    #[test]
+    fn an_endpoint_on_wasps_own_receiver_is_named() {
+        let local = |path: &str| Target::Local(path.to_owned());
+        assert_eq!(
+            own_receiver(&local("/receiver/demo")).as_deref(),
+            Some("demo")
+        );
+        assert_eq!(
+            own_receiver(&local("/receiver/crm?x=1")).as_deref(),
+            Some("crm")
+        );
+        assert_eq!(own_receiver(&local("/receiver/")), None);
+        assert_eq!(own_receiver(&local("/receiver/a/b")), None);
+        assert_eq!(own_receiver(&local("/hooks/demo")), None);
+        let url = url::Url::parse("http://example.com/receiver/demo").unwrap();
+        assert_eq!(own_receiver(&Target::Url(url)), None);
     }
 }

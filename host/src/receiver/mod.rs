@@ -220,7 +220,8 @@ impl Receiver {
         Ok(())
     }
 
-    fn status_for(&self, name: &str) -> u16 {
+    /// The status deliveries for `name` are answered with (200 unless set).
+    pub fn status_for(&self, name: &str) -> u16 {
         self.status
             .lock()
             .expect("receiver lock")

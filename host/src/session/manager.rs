@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::{Entry, Origin, ReplayProgress, Sessions, Snapshot, Status};
+use super::{Entry, Origin, ReplayProgress, Sessions, Snapshot, Status, pairing_code};
 use crate::config::{EngineKind, SessionConfig, validate};
 use crate::ingest::{Admission, Ingest};
 use crate::store::{Store, StoreError};
@@ -72,6 +72,8 @@ enum Change {
 struct Engine {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// A simulated engine's phone, told to scan the QR code.
+    scanner: Option<Arc<Notify>>,
 }
 
 /// Starts, stops and reconciles sessions (see the module docs).
@@ -202,6 +204,40 @@ impl SessionManager {
         Ok(self.sessions.snapshot(name).expect("known"))
     }
 
+    /// The simulated phone scans `name`'s QR code: the session pairs now.
+    /// `code` is the code's [`pairing_code`] as shown; a stale one (the
+    /// session restarted since) is refused.
+    pub fn scan(&self, name: &str, code: &str) -> Result<(), SessionError> {
+        let entry = self.known(name)?;
+        let current = self
+            .sessions
+            .snapshot(name)
+            .and_then(|snapshot| snapshot.qr().map(pairing_code));
+        let Some(current) = current else {
+            return Err(SessionError::Invalid(format!(
+                "session `{name}` is {}, not waiting for its QR code to be scanned",
+                entry.status.as_str()
+            )));
+        };
+        if current != code {
+            return Err(SessionError::Invalid(format!(
+                "that QR code of session `{name}` is no longer shown; scan the current one"
+            )));
+        }
+        let engines = self.engines.lock().expect("engines lock");
+        let scanner = engines.get(name).and_then(|engine| engine.scanner.as_ref());
+        match scanner {
+            Some(scanner) => {
+                scanner.notify_one();
+                Ok(())
+            }
+            None => Err(SessionError::Invalid(format!(
+                "session `{name}` runs the {} engine: scan its code with WhatsApp on the phone",
+                entry.spec.engine.as_str()
+            ))),
+        }
+    }
+
     /// Stop and forget an API session.
     pub async fn delete(&self, name: &str) -> Result<(), SessionError> {
         let _serial = self.lifecycle.lock().await;
@@ -315,6 +351,7 @@ impl SessionManager {
         reporter.set(Status::Starting, Value::Null).await;
         tracing::info!(session = %name, engine = entry.spec.engine.as_str(), "session starting");
         let (stop, stopped) = watch::channel(false);
+        let mut scanner = None;
         let task = match entry.spec.engine {
             EngineKind::Http => {
                 reporter.set(Status::Working, Value::Null).await;
@@ -323,7 +360,11 @@ impl SessionManager {
             EngineKind::Simulated => {
                 let settings = entry.spec.simulated.clone();
                 let me = entry.spec.me.as_ref().map(|m| m.id.clone());
-                tokio::spawn(super::simulated::run(reporter, settings, me, stopped))
+                let phone = Arc::new(Notify::new());
+                scanner = Some(phone.clone());
+                tokio::spawn(super::simulated::run(
+                    reporter, settings, me, phone, stopped,
+                ))
             }
             EngineKind::Replay => {
                 let settings = entry
@@ -335,12 +376,14 @@ impl SessionManager {
                 tokio::spawn(super::replay::run(reporter, settings, progress, stopped))
             }
         };
-        if let Some(previous) = self
-            .engines
-            .lock()
-            .expect("engines lock")
-            .insert(name.to_owned(), Engine { stop, task })
-        {
+        if let Some(previous) = self.engines.lock().expect("engines lock").insert(
+            name.to_owned(),
+            Engine {
+                stop,
+                task,
+                scanner,
+            },
+        ) {
             let _ = previous.stop.send(true);
         }
     }

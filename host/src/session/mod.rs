@@ -273,6 +273,22 @@ pub struct Snapshot {
     pub data: Value,
 }
 
+impl Snapshot {
+    /// The QR code to scan, while the session waits for it (SCAN_QR_CODE).
+    pub fn qr(&self) -> Option<&str> {
+        (self.status == Status::ScanQrCode)
+            .then(|| self.data.get("qr").and_then(Value::as_str))
+            .flatten()
+    }
+}
+
+/// A short name for one QR code (hex, URL-safe): a scan from the dashboard
+/// names the code it scanned, so a code shown before a restart is refused.
+pub fn pairing_code(qr: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(qr.as_bytes())[..8])
+}
+
 /// The sessions wasp knows, and their status.
 #[derive(Debug, Default)]
 pub struct Sessions {

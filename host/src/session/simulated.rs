@@ -11,14 +11,15 @@
 //! something to do.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::Status;
 use super::manager::Reporter;
 use super::produce::{Pacer, Producer};
-use crate::config::SimulatedConfig;
+use crate::config::{Scan, SimulatedConfig};
 use crate::ingest::Admission;
 
 /// People the account chats with: (chat id, push name).
@@ -122,27 +123,45 @@ pub struct Simulator {
 }
 
 /// Run the engine for `reporter`'s session until `stopped` (or the limit).
+/// `scanned` is the simulated phone scanning the QR code from the
+/// dashboard: it pairs the session at once, whatever `scan` says.
 pub async fn run(
     reporter: Reporter,
     settings: SimulatedConfig,
     me: Option<String>,
+    scanned: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
     // Pairing: the QR code to scan (WhatsApp's `ref,publicKey,identityKey,
     // advSecret` shape), then the phone scans it.
+    tokio::select! {
+        _ = tokio::time::sleep(settings.pairing.0) => {}
+        _ = stopped.changed() => return,
+    }
     let qr = pairing_qr(settings.seed);
-    let scan = settings.scan.map_or(settings.pairing.0, |scan| scan.0);
-    for (status, data, after) in [
-        (Status::ScanQrCode, json!({"qr": qr}), settings.pairing.0),
-        (Status::Working, Value::Null, scan),
-    ] {
-        tokio::select! {
-            _ = tokio::time::sleep(after) => {}
-            _ = stopped.changed() => return,
+    if !reporter.set(Status::ScanQrCode, json!({"qr": qr})).await {
+        return;
+    }
+    let scan_after = match settings.scan {
+        None => Some(settings.pairing.0),
+        Some(Scan::After(span)) => Some(span.0),
+        Some(Scan::Manual) => None,
+    };
+    let by_itself = async {
+        match scan_after {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
         }
-        if !reporter.set(status, data).await {
-            return;
+    };
+    tokio::select! {
+        _ = by_itself => {}
+        _ = scanned.notified() => {
+            tracing::info!(session = %reporter.name(), "QR code scanned from the dashboard");
         }
+        _ = stopped.changed() => return,
+    }
+    if !reporter.set(Status::Working, Value::Null).await {
+        return;
     }
     let name = reporter.name().to_owned();
     tracing::info!(session = %name, rate = settings.rate, "simulated traffic started");

@@ -4,6 +4,11 @@
 //! histogram buckets, since start), its deliveries per state with a
 //! link to each filtered list; disabling an endpoint by hand, and enabling
 //! one that was disabled (by hand or by a 410).
+//!
+//! An endpoint that delivers to wasp's own demo receiver can be made to
+//! fail (the receiver answers 503: retried), to reject (400: not retried)
+//! and be fixed again (200) from here, to see retries, the breaker and dead
+//! letters at work without another server.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -41,10 +46,31 @@ pub async fn page(
                     th { "Actions" }
                 } }
                 tbody { @for endpoint in &endpoints { tr {
-                    th scope="row" { (endpoint.name) br; span.muted { (endpoint.format) " · " (endpoint.url) } }
+                    @let receiver = state.app.receiver.as_ref().zip(endpoint.own_receiver.as_ref());
+                    th scope="row" {
+                        (endpoint.name) br;
+                        span.muted { (endpoint.format) " · " @if let Some((_, own)) = receiver { "/receiver/" (own) } @else { (endpoint.url) } }
+                    }
                     td {
                         @if let Some(reason) = &endpoint.disabled { (badge("disabled")) " " span.muted { (reason) } }
                         @else { (badge(endpoint.mode)) }
+                        @if let Some((receiver, own)) = receiver {
+                            @let answer = receiver.status_for(own);
+                            @let actions: &[(&str, &str, &str)] = if answer < 300 {
+                                &[("fail", "make it fail", "answer 503: retried"), ("reject", "make it reject", "answer 400: not retried")]
+                            } else {
+                                &[("fix", "fix it", "answer 200")]
+                            };
+                            br;
+                            span.muted.nowrap { "wasp's receiver answers " (answer) }
+                            @for (action, label, what) in actions {
+                                br;
+                                form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/" (action)} {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    button.secondary type="submit" aria-label={(label) ": " (endpoint.name)} title=(what) { (label) }
+                                }
+                            }
+                        }
                     }
                     td { (badge(&endpoint.breaker)) }
                     td.num { (endpoint.queued) @if endpoint.backlog_in_store { "+" } }
@@ -66,6 +92,7 @@ pub async fn page(
                         }
                         " "
                         a href={"/ui/deliveries/resend?endpoint=" (encode(&endpoint.name)) "&state=failed%2Cdead"} { "Resend failed…" }
+
                     }
                 } } }
             } }
@@ -88,7 +115,43 @@ fn latency(seconds: Option<f64>) -> String {
     }
 }
 
-/// `POST /ui/endpoints/{name}/{enable|disable}`.
+/// Make the own receiver `endpoint` delivers to answer `status`.
+async fn answer_with(state: &UiState, endpoint: &str, status: u16) -> Result<String, ApiError> {
+    let statuses = super::endpoint_statuses(state).await;
+    let own = statuses
+        .into_iter()
+        .find(|status| status.name == endpoint)
+        .and_then(|status| status.own_receiver);
+    let (Some(receiver), Some(own)) = (&state.app.receiver, own) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_own_receiver",
+            format!(
+                "endpoint `{endpoint}` does not deliver to wasp's own receiver (`url: /receiver/<name>` with `receiver.enabled`); make its own server fail instead"
+            ),
+        ));
+    };
+    receiver.set_status(&own, status).map_err(|error| {
+        ApiError::new(
+            axum::http::StatusCode::INSUFFICIENT_STORAGE,
+            "receiver_full",
+            error.to_string(),
+        )
+    })?;
+    Ok(match status {
+        200..300 => format!(
+            "{endpoint}'s receiver answers {status} again: retries succeed; send its dead letters again to bring them back."
+        ),
+        500.. => format!(
+            "{endpoint}'s receiver answers {status} now, as a server that is down: its deliveries fail and are retried (the breaker may open and hold them); after their last attempt they are dead letters."
+        ),
+        _ => format!(
+            "{endpoint}'s receiver answers {status} now, as a handler that rejects what it gets: each delivery fails once, is not retried, and is a dead letter."
+        ),
+    })
+}
+
+/// `POST /ui/endpoints/{name}/{enable|disable|fail|reject|fix}`.
 pub async fn act(
     State(state): State<UiState>,
     viewer: Viewer,
@@ -101,6 +164,16 @@ pub async fn act(
             "unknown_endpoint",
             format!("unknown endpoint `{name}`"),
         ));
+    }
+    let answer = match action.as_str() {
+        "fail" => Some(503),
+        "reject" => Some(400),
+        "fix" => Some(200),
+        _ => None,
+    };
+    if let Some(status) = answer {
+        let done = answer_with(&state, &name, status).await?;
+        return Ok(query::done("/ui/endpoints", &done));
     }
     let dispatcher = &state.app.dispatcher;
     let done = match action.as_str() {
@@ -115,7 +188,7 @@ pub async fn act(
         other => {
             return Err(ApiError::not_found(
                 "unknown_action",
-                format!("unknown endpoint action `{other}`; expected enable or disable"),
+                format!("unknown endpoint action `{other}`; expected enable, disable, fail, reject or fix"),
             ));
         }
     }

@@ -169,6 +169,7 @@ pre{background:var(--soft);padding:.6rem;overflow:auto;max-height:28rem;font-siz
 .card .value{font-size:1.6rem;font-weight:600}
 .qr img{width:16rem;height:16rem;image-rendering:pixelated;border:1px solid var(--line)}
 .muted{color:var(--muted)}
+.nowrap{white-space:nowrap}
 svg.chart{width:100%;height:7rem;border:1px solid var(--line);background:#fff}
 "#;
 

@@ -68,6 +68,10 @@ pub fn router(app: AppState) -> Router {
         .route("/ui/style.css", get(layout::stylesheet))
         .route("/ui/sessions", get(sessions::page))
         .route("/ui/sessions/{name}/qr.svg", get(sessions::qr))
+        .route(
+            "/ui/sessions/{name}/scan",
+            get(sessions::scan_page).post(sessions::scan),
+        )
         .route("/ui/sessions/{name}/{action}", post(sessions::act))
         .route("/ui/deliveries", get(deliveries::list))
         .route(
