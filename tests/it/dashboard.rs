@@ -21,13 +21,15 @@ server: {{api_key: {KEY}}}
 sessions:
   - {{name: shop}}
   - {{name: phone, engine: simulated, simulated: {{rate: 1, pairing: 50ms, scan: 10m}}}}
+plugins:
+  - {{name: orders-only, builtin: keyword-filter, config: {{keywords: [order]}}}}
 endpoints:
   - name: crm
     url: "{}"
     format: waha
     retries: {{policy: constant, delay: 20ms, attempts: 2}}
 routes:
-  - {{sessions: [shop], events: [message], to: [crm]}}
+  - {{name: to-crm, sessions: [shop], events: [message], chain: [orders-only], to: [crm]}}
 "#,
         receiver.url("/crm")
     )
@@ -186,6 +188,13 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .to_owned();
     let walk = signed_in.page(&host.url(&format!("/ui/events/{id}"))).await;
     assert!(walk.contains("<td>crm</td>"), "{walk}");
+    // Which route took it, what its filter said, what its endpoint got.
+    for step in [
+        r#"<td>to-crm</td><td>plugin <strong>orders-only</strong></td><td><span class="badge good">kept</span>"#,
+        r#"<td>to-crm</td><td>endpoint <strong>crm</strong></td><td><span class="badge good">sent</span></td><td>waha, "#,
+    ] {
+        assert!(walk.contains(step), "{step} is not in {walk}");
+    }
     assert!(walk.contains("order 0"), "the stored envelope is shown");
     let unknown = signed_in.get(&host.url("/ui/events/evt_nope")).await;
     assert_eq!(unknown.status(), 404);

@@ -196,6 +196,7 @@ fn rows(processed: &Processed) -> Routed {
     Routed {
         deliveries: processed.deliveries.iter().map(|d| d.to_new()).collect(),
         failures: processed.failures.clone(),
+        walk: Some(processed.walk.to_json()),
     }
 }
 

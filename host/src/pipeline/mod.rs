@@ -11,6 +11,7 @@ mod build;
 mod forward;
 mod pool;
 pub mod tail;
+pub mod walk;
 mod wit_event;
 mod worker;
 

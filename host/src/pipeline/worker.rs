@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use super::walk::{EndpointVerdict, PluginVerdict, Walk};
 use super::{Pipeline, Route, Step, to_wit_event};
 use crate::delivery::Delivery;
 use crate::event::Event;
@@ -33,6 +34,8 @@ pub struct Processed {
     pub deliveries: Vec<Delivery>,
     /// Plugin calls that failed.
     pub failures: Vec<NewFailure>,
+    /// What each route and plugin did with it.
+    pub walk: Walk,
 }
 
 /// Part of a pipeline to run an event through again (a retry).
@@ -105,43 +108,6 @@ pub struct Worker {
     generations: Vec<Instances>,
 }
 
-/// A one-line story of an event's walk, built only when someone will read it.
-struct Walk(Option<String>);
-
-impl Walk {
-    fn new(enabled: bool, event: &Event) -> Self {
-        Walk(enabled.then(|| {
-            let fields = event.fields();
-            let mut line = format!("{} {} (session {}", fields.id, fields.name, fields.session);
-            if let Some(chat) = &fields.chat_id {
-                line.push_str(", chat ");
-                line.push_str(chat);
-            }
-            line.push(')');
-            line
-        }))
-    }
-
-    fn note(&mut self, text: impl FnOnce() -> String) {
-        if let Some(line) = &mut self.0 {
-            line.push_str(&text());
-        }
-    }
-
-    fn finish(self, info: bool) {
-        if let Some(mut line) = self.0 {
-            if line.ends_with(';') {
-                line.pop();
-            }
-            if info {
-                tracing::info!("{line}");
-            } else {
-                tracing::debug!("{line}");
-            }
-        }
-    }
-}
-
 /// The event as it moves along a chain: canonical and as a WIT record.
 struct Current {
     event: Event,
@@ -202,10 +168,7 @@ impl Worker {
         let metrics = self.metrics.clone();
         let slots = self.slots(pipeline);
         let event_id = event.id().to_owned();
-        let mut walk = Walk::new(
-            pipeline.log_events || tracing::enabled!(tracing::Level::DEBUG),
-            &event,
-        );
+        let mut walk = Walk::default();
         let wit = to_wit_event(&event);
         let original = Current { event, wit };
         let mut deliveries = Vec::new();
@@ -219,7 +182,7 @@ impl Worker {
             {
                 continue;
             }
-            walk.note(|| format!(" → route {}:", route.name));
+            walk.route(&route.name);
             let chain = run_chain(route, slots, &metrics, &original, &mut walk, skip);
             let current = match chain {
                 Chain::Passed(current) => current,
@@ -236,6 +199,7 @@ impl Worker {
                     i.route(&current.wit)
                 }) {
                     Ok(names) => {
+                        walk.routed(slots[router].name(), names.clone());
                         for name in names {
                             match pipeline.endpoint_index.get(&name) {
                                 Some(index) => targets.push(*index),
@@ -247,6 +211,7 @@ impl Worker {
                         }
                     }
                     Err(error) => {
+                        walk.plugin(slots[router].name(), PluginVerdict::Failed);
                         let failed = Failed {
                             event: &original.event,
                             route: &route.name,
@@ -268,20 +233,16 @@ impl Worker {
                     continue;
                 }
                 if !endpoint.events.matches(current.event.name()) {
-                    walk.note(|| format!(" {name} not subscribed;"));
+                    walk.endpoint(name, EndpointVerdict::NotSubscribed, None);
                     continue;
                 }
                 match call(&mut slots[endpoint.format], &metrics, Kind::Format, |i| {
                     i.format(&current.wit, name)
                 }) {
                     Ok(Formatted::Send(request)) => {
-                        walk.note(|| {
-                            format!(
-                                " → {name} ({}, {} bytes);",
-                                endpoint.endpoint.format,
-                                request.body.len()
-                            )
-                        });
+                        let detail =
+                            format!("{}, {} bytes", endpoint.endpoint.format, request.body.len());
+                        walk.endpoint(name, EndpointVerdict::Sent, Some(detail));
                         let fields = current.event.fields();
                         deliveries.push(Delivery {
                             event_id: fields.id.clone(),
@@ -302,10 +263,10 @@ impl Worker {
                                 endpoint: name.clone(),
                             })
                             .inc();
-                        walk.note(|| format!(" {name} skipped by its format ({reason});"));
+                        walk.endpoint(name, EndpointVerdict::Skipped, Some(reason));
                     }
                     Err(error) => {
-                        walk.note(|| format!(" {name} failed;"));
+                        walk.endpoint(name, EndpointVerdict::Failed, None);
                         let failed = Failed {
                             event: &original.event,
                             route: &route.name,
@@ -317,15 +278,17 @@ impl Worker {
                 }
             }
         }
-        if deliveries.is_empty() {
-            walk.note(|| " delivered nowhere".to_owned());
+        if pipeline.log_events {
+            tracing::info!("{}", walk.line(&original.event));
+        } else if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!("{}", walk.line(&original.event));
         }
-        walk.finish(pipeline.log_events);
         Processed {
             event_id,
             generation: pipeline.generation,
             deliveries,
             failures,
+            walk,
         }
     }
 }
@@ -354,7 +317,7 @@ fn run_chain(
         let current = replaced.as_ref().unwrap_or(original);
         let slot = &mut slots[*plugin];
         if Some(&**slot.name()) == skip {
-            walk.note(|| format!(" {} skipped (retry);", slot.name()));
+            walk.plugin(slot.name(), PluginVerdict::Skipped);
             continue;
         }
         let outcome = match kind {
@@ -378,12 +341,15 @@ fn run_chain(
             }),
         };
         match outcome {
-            Ok(Some(None)) => walk.note(|| match kind {
-                Kind::Filter => format!(" {} kept it;", slot.name()),
-                _ => format!(" {} left it as is;", slot.name()),
-            }),
+            Ok(Some(None)) => walk.plugin(
+                slot.name(),
+                match kind {
+                    Kind::Filter => PluginVerdict::Kept,
+                    _ => PluginVerdict::Unchanged,
+                },
+            ),
             Ok(Some(Some(event))) => {
-                walk.note(|| format!(" {} rewrote it;", slot.name()));
+                walk.plugin(slot.name(), PluginVerdict::Changed);
                 let wit = to_wit_event(&event);
                 replaced = Some(Current { event, wit });
             }
@@ -395,11 +361,11 @@ fn run_chain(
                         kind: kind.as_str().to_owned(),
                     })
                     .inc();
-                walk.note(|| format!(" dropped by {};", slot.name()));
+                walk.plugin(slot.name(), PluginVerdict::Dropped);
                 return Chain::Dropped;
             }
             Err(error) => {
-                walk.note(|| format!(" failed in {};", slot.name()));
+                walk.plugin(slot.name(), PluginVerdict::Failed);
                 let failed = Failed {
                     event: &original.event,
                     route: &route.name,

@@ -18,6 +18,9 @@ pub struct Routed {
     pub deliveries: Vec<NewDelivery>,
     /// Plugin calls that failed.
     pub failures: Vec<NewFailure>,
+    /// What each route and plugin did with the event (JSON, see
+    /// `pipeline::walk`), kept with the event; `None` keeps what is there.
+    pub walk: Option<String>,
 }
 
 impl FromIterator<NewDelivery> for Routed {
@@ -31,6 +34,7 @@ impl From<Vec<NewDelivery>> for Routed {
         Self {
             deliveries,
             failures: Vec::new(),
+            walk: None,
         }
     }
 }

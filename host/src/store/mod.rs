@@ -274,6 +274,9 @@ pub struct EventRecord {
     pub received_at: u64,
     /// Canonical JSON.
     pub body: String,
+    /// What each route and plugin did with it (JSON, `pipeline::walk`),
+    /// once it was routed.
+    pub walk: Option<String>,
 }
 
 /// Which deliveries to list or replay.

@@ -14,6 +14,7 @@ use super::query::{self, field, instant};
 use super::time;
 use crate::api::ApiError;
 use crate::api::deliveries::blocking;
+use crate::pipeline::walk::Walk;
 use crate::store::{DeliveryFilter, EventFilter, EventRecord, FailureFilter};
 
 /// Rows per page.
@@ -123,6 +124,38 @@ pub async fn list(
     layout::page("Events", &viewer, Nav::Events, None, body)
 }
 
+/// What each route and plugin did with the event, as stored with it.
+fn walk_table(walk: Option<&str>) -> Markup {
+    let Some(walk) = walk.and_then(|text| serde_json::from_str::<Walk>(text).ok()) else {
+        return html! { p.muted { "Not recorded: the event is not routed yet, or was stored by a wasp before this record was kept." } };
+    };
+    if walk.routes.is_empty() {
+        return html! { p { "No route took it: no route's sessions and events match it." } };
+    }
+    html! {
+        div.scroll { table {
+            thead { tr { th { "Route" } th { "Step" } th { "Verdict" } th { "Detail" } } }
+            tbody { @for route in &walk.routes {
+                @for step in &route.plugins { tr {
+                    td { (route.route) }
+                    td { "plugin " strong { (step.plugin) } }
+                    td { (badge(step.verdict.as_str())) }
+                    td { @if !step.added.is_empty() { "added " (step.added.join(", ")) } }
+                } }
+                @for step in &route.endpoints { tr {
+                    td { (route.route) }
+                    td { "endpoint " strong { (step.endpoint) } }
+                    td { (badge(step.verdict.as_str())) }
+                    td { @if let Some(detail) = &step.detail { (detail) } }
+                } }
+                @if route.plugins.is_empty() && route.endpoints.is_empty() { tr {
+                    td { (route.route) } td colspan="3" { span.muted { "no plugins, no endpoints" } }
+                } }
+            } }
+        } }
+    }
+}
+
 /// `GET /ui/events/{id}`: one event's walk.
 pub async fn show(
     State(state): State<UiState>,
@@ -158,6 +191,8 @@ pub async fn show(
     let pretty = layout::readable(&event.body);
     let body = html! {
         p { (event.name) " · session " (event.session) " · received " (time::format(event.received_at)) " UTC" }
+        h2 { "Its walk" }
+        (walk_table(event.walk.as_deref()))
         h2 { "Deliveries" }
         @if deliveries.is_empty() {
             p { "None: no route sent it to an endpoint (a filter dropped it, no route matched, or a plugin failed)." }

@@ -118,8 +118,9 @@ pub fn readable(text: &str) -> String {
 /// A badge for a state or status.
 pub fn badge(text: &str) -> Markup {
     let tone = match text {
-        "delivered" | "WORKING" | "closed" | "applied" | "push" | "ok" => "good",
-        "dead" | "failed" | "FAILED" | "open" | "rejected" | "disabled" | "read-only" => "bad",
+        "delivered" | "WORKING" | "closed" | "applied" | "push" | "ok" | "sent" | "kept" => "good",
+        "dead" | "failed" | "FAILED" | "open" | "rejected" | "disabled" | "read-only"
+        | "format failed" => "bad",
         _ => "neutral",
     };
     html! { span class={"badge " (tone)} { (text) } }

@@ -567,10 +567,10 @@ fn fail(write: Write, error: StoreError) {
 }
 
 const INSERT_EVENT: &str =
-    "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint, routed)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING";
+    "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint, routed, walk)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO NOTHING";
 
-const MARK_ROUTED: &str = "UPDATE events SET routed = 1 WHERE seq = ?1";
+const MARK_ROUTED: &str = "UPDATE events SET routed = 1, walk = COALESCE(?2, walk) WHERE seq = ?1";
 
 /// Why storing an event failed, and what it left in the transaction.
 enum Unfinished {
@@ -589,8 +589,7 @@ fn accept(
     now: u64,
     state: &mut WriterState,
 ) -> Result<(AcceptOutcome, Vec<i64>), Unfinished> {
-    let outcome =
-        insert_event(tx, event, routed.is_some(), now, state).map_err(Unfinished::Nothing)?;
+    let outcome = insert_event(tx, event, routed, now, state).map_err(Unfinished::Nothing)?;
     let (AcceptOutcome::Stored(seq), Some(routed)) = (&outcome, routed) else {
         return Ok((outcome, Vec::new()));
     };
@@ -601,7 +600,7 @@ fn accept(
 fn insert_event(
     tx: &Connection,
     event: &NewEvent,
-    routed: bool,
+    routed: Option<&Routed>,
     now: u64,
     state: &mut WriterState,
 ) -> rusqlite::Result<AcceptOutcome> {
@@ -632,7 +631,8 @@ fn insert_event(
         event.body,
         event.generation as i64,
         event.fingerprint,
-        routed
+        routed.is_some(),
+        routed.and_then(|routed| routed.walk.as_deref()),
     ])?;
     if inserted == 0 {
         return same_as_stored(tx, &event.id, &event.body).map(|same| {
@@ -673,7 +673,8 @@ fn same_as_stored(tx: &Connection, id: &str, body: &str) -> rusqlite::Result<boo
 
 fn complete(tx: &Connection, seq: i64, routed: &Routed, now: u64) -> rusqlite::Result<Vec<i64>> {
     let ids = failures::insert_routed(tx, seq, routed, now)?;
-    tx.prepare_cached(MARK_ROUTED)?.execute(params![seq])?;
+    tx.prepare_cached(MARK_ROUTED)?
+        .execute(params![seq, routed.walk.as_deref()])?;
     Ok(ids)
 }
 
@@ -1010,7 +1011,7 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let mut select = Select::from("seq, id, session, name, received_at, body", "events");
+        let mut select = Select::from("seq, id, session, name, received_at, body, walk", "events");
         if let Some(id) = &filter.id {
             select.and("id = ?", id.clone());
         }
@@ -1046,6 +1047,7 @@ impl Store for SqliteStore {
                     name: row.get(3)?,
                     received_at: row.get::<_, i64>(4)? as u64,
                     body: row.get(5)?,
+                    walk: row.get(6)?,
                 })
             })
         })

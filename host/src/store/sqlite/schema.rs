@@ -140,6 +140,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX plugin_failures_plugin ON plugin_failures(plugin, id);
     ",
+    // 7: each event's walk: what every route and plugin did with it
+    // (`pipeline::walk`), for the dashboard's event page.
+    "
+    ALTER TABLE events ADD COLUMN walk TEXT;
+    ",
 ];
 
 /// The schema version this binary writes.
