@@ -397,6 +397,10 @@ pub trait Store: Send + Sync {
         max: usize,
     ) -> Result<Vec<(u64, DeliveryState)>, StoreError>;
 
+    /// When each event received at or after `since` (Unix ms) arrived,
+    /// newest first, at most `max`: read from the newest row back.
+    fn recent_events(&self, since: u64, max: usize) -> Result<Vec<u64>, StoreError>;
+
     /// Record an attempt and the delivery's new state.
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;
 

@@ -106,7 +106,7 @@ fn percent(share: Option<f64>) -> String {
 }
 
 /// A latency bound from the histogram: "≤ 2.4 ms".
-fn latency(seconds: Option<f64>) -> String {
+pub(super) fn latency(seconds: Option<f64>) -> String {
     match seconds {
         None => "—".to_owned(),
         Some(s) if s.is_infinite() => "> 16 s".to_owned(),

@@ -1,7 +1,8 @@
-//! The overview: what wasp is doing right now — deliveries per minute over
-//! the last half hour (an SVG drawn here), deliveries per state, sessions
-//! per status, the running config's generation and last reload, and
-//! whether the store takes writes.
+//! The overview: what wasp is doing right now — events in and deliveries
+//! out per minute over the last half hour (SVGs drawn here, failures in
+//! red), deliveries per state (dead letters among them), the slowest
+//! endpoints, sessions per status, the running config's generation and
+//! last reload, and whether the store takes writes.
 
 use axum::extract::State;
 use maud::{Markup, html};
@@ -19,29 +20,28 @@ const MINUTES: usize = 30;
 /// Deliveries read for the chart at most.
 const CHART_ROWS: usize = 20_000;
 
-/// Deliveries created per minute, and how many of them failed, oldest first.
-fn per_minute(deliveries: &[(u64, DeliveryState)], now_ms: u64) -> Vec<(u64, u64)> {
+/// Things per minute, and how many of them failed, oldest first: each
+/// thing is (when, whether it failed).
+fn per_minute(things: impl IntoIterator<Item = (u64, bool)>, now_ms: u64) -> Vec<(u64, u64)> {
     let mut buckets = vec![(0u64, 0u64); MINUTES];
-    for (created_at, state) in deliveries {
-        let age = now_ms.saturating_sub(*created_at) / 60_000;
+    for (at, failed) in things {
+        let age = now_ms.saturating_sub(at) / 60_000;
         if let Some(bucket) = usize::try_from(age).ok().filter(|&a| a < MINUTES) {
             let bucket = &mut buckets[MINUTES - 1 - bucket];
             bucket.0 += 1;
-            if matches!(state, DeliveryState::Failed | DeliveryState::Dead) {
-                bucket.1 += 1;
-            }
+            bucket.1 += u64::from(failed);
         }
     }
     buckets
 }
 
-/// Bars per minute: all deliveries, failed ones over them.
-fn chart(buckets: &[(u64, u64)]) -> Markup {
+/// Bars per minute of `what`: all, failed ones over them.
+fn chart(what: &str, buckets: &[(u64, u64)]) -> Markup {
     let top = buckets.iter().map(|b| b.0).max().unwrap_or(0).max(1) as f64;
     let width = 10.0;
     let height = 100.0;
     let label = format!(
-        "Deliveries per minute over the last {MINUTES} minutes: {} in all, {} failed",
+        "{what} per minute over the last {MINUTES} minutes: {} in all, {} failed",
         buckets.iter().map(|b| b.0).sum::<u64>(),
         buckets.iter().map(|b| b.1).sum::<u64>()
     );
@@ -66,9 +66,31 @@ pub async fn page(State(state): State<UiState>, viewer: Viewer) -> Markup {
     let now = crate::clock::now_ms();
     let store = state.app.store.clone();
     let since = now.saturating_sub(MINUTES as u64 * 60_000);
-    let recent = blocking(move || store.recent_deliveries(since, CHART_ROWS))
-        .await
-        .unwrap_or_default();
+    let (events, deliveries) = blocking(move || {
+        Ok((
+            store.recent_events(since, CHART_ROWS)?,
+            store.recent_deliveries(since, CHART_ROWS)?,
+        ))
+    })
+    .await
+    .unwrap_or_default();
+    let events_in = per_minute(events.into_iter().map(|at| (at, false)), now);
+    let deliveries_out = per_minute(
+        deliveries.into_iter().map(|(at, state)| {
+            (
+                at,
+                matches!(state, DeliveryState::Failed | DeliveryState::Dead),
+            )
+        }),
+        now,
+    );
+    let figures = super::metrics_text::endpoints(&state.app.metrics.render());
+    let mut slowest: Vec<(&String, f64)> = figures
+        .iter()
+        .filter_map(|(name, figure)| Some((name, figure.quantile(0.99)?)))
+        .collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    slowest.truncate(3);
     let endpoints = super::endpoint_statuses(&state).await;
     let totals: Vec<(&str, u64)> = STATES
         .iter()
@@ -83,9 +105,11 @@ pub async fn page(State(state): State<UiState>, viewer: Viewer) -> Markup {
     let config = state.app.reloader.status();
     let writable = state.app.store.writable();
     let body = html! {
-        h2 { "Deliveries per minute" }
-        (chart(&per_minute(&recent, now)))
-        p.muted { "Blue: deliveries created each minute; red: those that failed or went dead. Last " (MINUTES) " minutes, newest on the right." }
+        h2 { "Events in per minute" }
+        (chart("Events", &events_in))
+        h2 { "Deliveries out per minute" }
+        (chart("Deliveries", &deliveries_out))
+        p.muted { "Blue: events stored and deliveries created each minute; red: deliveries that failed or went dead. Last " (MINUTES) " minutes, newest on the right." }
         div.cards {
             @for (name, count) in &totals {
                 a.card href={"/ui/deliveries?state=" (name)} {
@@ -96,6 +120,12 @@ pub async fn page(State(state): State<UiState>, viewer: Viewer) -> Markup {
                 @let disabled = endpoints.iter().filter(|e| e.disabled.is_some()).count();
                 @if disabled > 0 { (badge("disabled")) " " (disabled) }
             }
+        }
+        h2 { "Slowest endpoints" }
+        @if slowest.is_empty() { p.muted { "No requests yet." } } @else {
+            p { @for (name, p99) in &slowest {
+                a href={"/ui/deliveries?endpoint=" (super::query::encode(name))} { (name) } " p99 " (super::endpoints::latency(Some(*p99))) " · "
+            } a href="/ui/endpoints" { "All endpoints" } }
         }
         h2 { "Sessions" }
         p {
@@ -127,17 +157,20 @@ mod tests {
     fn deliveries_fall_into_their_minute_newest_last() {
         let now = 10 * 3_600_000;
         let rows = [
-            (now - 1_000, DeliveryState::Delivered),
-            (now - 2_000, DeliveryState::Dead),
-            (now - 61_000, DeliveryState::Delivered),
-            (now - 31 * 60_000, DeliveryState::Delivered),
+            (now - 1_000, false),
+            (now - 2_000, true),
+            (now - 61_000, false),
+            (now - 31 * 60_000, false),
         ];
-        let buckets = per_minute(&rows, now);
+        let buckets = per_minute(rows, now);
         assert_eq!(buckets.len(), MINUTES);
         assert_eq!(buckets[MINUTES - 1], (2, 1));
         assert_eq!(buckets[MINUTES - 2], (1, 0));
         assert_eq!(buckets.iter().map(|b| b.0).sum::<u64>(), 3);
-        let svg = chart(&buckets).into_string();
-        assert!(svg.contains("3 in all, 1 failed"), "{svg}");
+        let svg = chart("Deliveries", &buckets).into_string();
+        assert!(
+            svg.contains("Deliveries per minute over the last 30 minutes: 3 in all, 1 failed"),
+            "{svg}"
+        );
     }
 }

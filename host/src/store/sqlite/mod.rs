@@ -1053,6 +1053,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn recent_events(&self, since: u64, max: usize) -> Result<Vec<u64>, StoreError> {
+        self.read(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT received_at FROM events ORDER BY seq DESC")?;
+            let mut rows = statement.query([])?;
+            let mut recent = Vec::new();
+            while recent.len() < max
+                && let Some(row) = rows.next()?
+            {
+                let received_at = row.get::<_, i64>(0)? as u64;
+                if received_at < since {
+                    break;
+                }
+                recent.push(received_at);
+            }
+            Ok(recent)
+        })
+    }
+
     fn recent_deliveries(
         &self,
         since: u64,
@@ -1334,6 +1353,48 @@ mod tests {
         assert!(tokio::time::timeout(pending, &mut durable).await.is_err());
         shut(false);
         tokio::time::timeout(wait, durable).await.unwrap().unwrap();
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first() {
+        let (store, dir) = store();
+        let routed = Routed {
+            walk: Some(r#"{"routes":[]}"#.into()),
+            ..Routed::default()
+        };
+        let before = crate::clock::now_ms();
+        store.admit_routed(event("evt_a", None), routed).await.unwrap();
+        let Admitted { outcome, .. } = store.admit(event("evt_b", None)).await.unwrap();
+        let AcceptOutcome::Stored(seq) = outcome else {
+            panic!("stored: {outcome:?}")
+        };
+        let walk_of = |id: &str| {
+            store
+                .events(&EventFilter {
+                    id: Some(id.into()),
+                    limit: 1,
+                    ..EventFilter::default()
+                })
+                .unwrap()[0]
+                .walk
+                .clone()
+        };
+        assert_eq!(walk_of("evt_a").as_deref(), Some(r#"{"routes":[]}"#));
+        assert_eq!(walk_of("evt_b"), None, "not routed yet");
+        let walk = r#"{"routes":[{"route":"r"}]}"#;
+        let routed = Routed {
+            walk: Some(walk.into()),
+            ..Routed::default()
+        };
+        store.complete(seq, routed).await.unwrap();
+        assert_eq!(walk_of("evt_b").as_deref(), Some(walk));
+        let recent = store.recent_events(before, 10).unwrap();
+        assert_eq!(recent.len(), 2);
+        assert!(recent[0] >= recent[1] && recent[1] >= before);
+        assert_eq!(store.recent_events(before, 1).unwrap().len(), 1);
+        assert!(store.recent_events(u64::MAX, 10).unwrap().is_empty());
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
