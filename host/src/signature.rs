@@ -199,6 +199,33 @@ pub fn verify_wahooks(
     )
 }
 
+/// Check Meta's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body
+/// keyed with the app secret>`.
+pub fn verify_meta(
+    headers: &[(String, String)],
+    body: &[u8],
+    secret: Option<&str>,
+) -> Verification {
+    let Some(signature) = header(headers, "X-Hub-Signature-256") else {
+        return Verification::failed("the X-Hub-Signature-256 header is missing");
+    };
+    let Some(secret) = secret else {
+        return Verification::unchecked(
+            "signed, but no app secret is configured to check X-Hub-Signature-256",
+        );
+    };
+    let Some(hex_signature) = signature.strip_prefix("sha256=") else {
+        return Verification::failed("X-Hub-Signature-256 does not start with `sha256=`");
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    verdict(
+        mac,
+        hex_signature,
+        "X-Hub-Signature-256 (HMAC-SHA256 of the body with the app secret)",
+    )
+}
+
 /// Check an `Authorization` token (Green-API's `webhookUrlToken`); accepts
 /// `Bearer <token>`, `Basic <token>` or the bare token.
 pub fn verify_bearer(headers: &[(String, String)], token: Option<&str>) -> Verification {

@@ -13,6 +13,7 @@ mod foundation;
 mod golden;
 mod hardening;
 mod ingest;
+mod meta;
 mod pull;
 mod receive;
 mod reload;

@@ -93,6 +93,18 @@ fn accepted_body(accepted: &crate::ingest::Accepted) -> Value {
     }
 }
 
+/// What became of a provider webhook: `{"id": …}`, `{"ignored": reason}`,
+/// or for a webhook carrying several `{"events": [each of those]}`.
+fn outcome_body(outcome: &ProviderOutcome) -> Value {
+    match outcome {
+        ProviderOutcome::Accepted(accepted) => accepted_body(accepted),
+        ProviderOutcome::Ignored(reason) => json!({"ignored": reason}),
+        ProviderOutcome::Many(outcomes) => {
+            json!({"events": outcomes.iter().map(outcome_body).collect::<Vec<_>>()})
+        }
+    }
+}
+
 fn invalid_event(error: EventError) -> ApiError {
     ingest_error(IngestError::Invalid(error))
 }
@@ -267,6 +279,73 @@ pub async fn ingest_green_api(
     ingest_provider(&state, Source::GreenApi, &headers, body, None).await
 }
 
+/// A Meta Cloud API webhook (checked with the session's
+/// `ingest.meta.app_secret`); one carrying several messages or statuses
+/// is answered `{"events": [...]}`, one entry each.
+#[utoipa::path(post, path = "/ingest/meta", tag = "events",
+    request_body(content = Value, description = "A Meta WhatsApp Cloud API webhook body"),
+    responses(ProviderAnswers))]
+pub async fn ingest_meta(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_provider(&state, Source::Meta, &headers, body, None).await
+}
+
+/// Meta's subscription handshake (`hub.*` query parameters).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct Handshake {
+    /// Must be `subscribe`.
+    #[serde(rename = "hub.mode", default)]
+    #[param(rename = "hub.mode")]
+    mode: String,
+    /// A session's `ingest.meta.verify_token`.
+    #[serde(rename = "hub.verify_token", default)]
+    #[param(rename = "hub.verify_token")]
+    verify_token: String,
+    /// Echoed back when the token matches.
+    #[serde(rename = "hub.challenge", default)]
+    #[param(rename = "hub.challenge")]
+    challenge: String,
+}
+
+/// Meta's webhook subscription handshake: the challenge back (200,
+/// text/plain) when `hub.verify_token` is a session's
+/// `ingest.meta.verify_token`, 403 otherwise.
+#[utoipa::path(get, path = "/ingest/meta", tag = "events", params(Handshake),
+    responses(
+        (status = 200, description = "The `hub.challenge`, as sent", content_type = "text/plain", body = String),
+        (status = 403, description = "Not `subscribe`, or the verify token matches no session's", body = ErrorBody),
+    ))]
+pub async fn meta_handshake(
+    State(state): State<AppState>,
+    Query(handshake): Query<Handshake>,
+) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
+    let forbidden =
+        |message: &str| ApiError::new(StatusCode::FORBIDDEN, "verification_failed", message);
+    if handshake.mode != "subscribe" {
+        return Err(forbidden("`hub.mode` must be `subscribe`"));
+    }
+    if handshake.verify_token.is_empty()
+        || !state
+            .sessions
+            .sessions()
+            .meta_verify_token_matches(&handshake.verify_token)
+    {
+        return Err(forbidden(
+            "`hub.verify_token` matches no session's `ingest.meta.verify_token`",
+        ));
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        handshake.challenge,
+    ))
+}
+
 /// The answers of the provider webhook routes, for the OpenAPI document.
 #[derive(utoipa::IntoResponses)]
 #[allow(
@@ -316,8 +395,7 @@ async fn ingest_provider(
         .accept_provider(source, &headers, &body, value, token, caller)
         .await
     {
-        Ok(ProviderOutcome::Accepted(accepted)) => Ok(Json(accepted_body(&accepted))),
-        Ok(ProviderOutcome::Ignored(reason)) => Ok(Json(json!({"ignored": reason}))),
+        Ok(outcome) => Ok(Json(outcome_body(&outcome))),
         Err(error @ ProviderError::Unauthorized(_)) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",

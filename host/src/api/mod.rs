@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(events::ingest_eazewa))
         .routes(routes!(events::ingest_eazewa_token))
         .routes(routes!(events::ingest_green_api))
+        .routes(routes!(events::ingest_meta, events::meta_handshake))
         .routes(routes!(pull::receive_notification))
         .routes(routes!(pull::delete_notification))
         .routes(routes!(pull::webhooks_count))

@@ -308,6 +308,25 @@ pub struct IngestConfig {
     /// Green-API: which `idInstance` is this session, and the token.
     #[serde(default)]
     pub green_api: Option<GreenApiIngest>,
+    /// Meta's Cloud API: which phone number is this session, its app
+    /// secret and the subscription's verify token.
+    #[serde(default)]
+    pub meta: Option<MetaIngest>,
+}
+
+/// `ingest.meta:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaIngest {
+    /// The business number's `phone_number_id` (`metadata.phone_number_id`).
+    pub phone_number_id: String,
+    /// The app secret: `X-Hub-Signature-256` is checked with it.
+    #[serde(default)]
+    pub app_secret: Option<String>,
+    /// What Meta's subscription handshake (`GET /ingest/meta?hub.mode=
+    /// subscribe&hub.verify_token=…`) must bring.
+    #[serde(default)]
+    pub verify_token: Option<String>,
 }
 
 /// `ingest.waha:`.

@@ -8,6 +8,7 @@
 //! | wahooks   | 2xx         | anything else                      | 5 attempts: gaps 5, 10, 20, 40 s         |
 //! | eazewa    | 2xx         | timeouts / no response only        | every 3 s, no limit (capped at 24 h)     |
 //! | green-api | exactly 200 | anything else                      | every 60 s for up to 24 h                |
+//! | meta      | exactly 200 | anything else                      | gaps growing 15 s → 8 h, for up to 7 days |
 //! | other     | 2xx         | network errors, timeouts, 5xx, 429 | exponential from 2 s, 10 attempts        |
 //!
 //! On top of every policy: `Retry-After` on 429/503 is honoured (capped),
@@ -119,6 +120,32 @@ impl RetryPolicy {
                 schedule: Schedule::Constant(Duration::from_secs(60)),
                 attempts: None,
                 max_age: DAY,
+                retry_on: RetryOn::AnyFailure,
+                any_2xx: false,
+            },
+            // Meta: "retried with decreasing frequency until the request
+            // succeeds, for up to 7 days" (WhatsApp webhooks overview).
+            "meta" => Self {
+                schedule: Schedule::Gaps(
+                    [
+                        15,
+                        30,
+                        60,
+                        120,
+                        300,
+                        600,
+                        1800,
+                        3600,
+                        2 * 3600,
+                        4 * 3600,
+                        8 * 3600,
+                    ]
+                    .into_iter()
+                    .map(Duration::from_secs)
+                    .collect(),
+                ),
+                attempts: None,
+                max_age: 7 * DAY,
                 retry_on: RetryOn::AnyFailure,
                 any_2xx: false,
             },

@@ -13,6 +13,12 @@
 //! - Green-API: `instanceData.idInstance` picks the session
 //!   (`ingest.green_api.id_instance`); a configured `token` must come as
 //!   `Authorization: Bearer <token>`.
+//! - Meta's Cloud API: each message's or status's
+//!   `metadata.phone_number_id` picks its session (`ingest.meta.
+//!   phone_number_id`); a configured `app_secret` checks
+//!   `X-Hub-Signature-256`. One webhook may carry several messages and
+//!   statuses: each is its own canonical event (deduplicated like any
+//!   other), and all are checked before any is ingested.
 //!
 //! Who may post (the rule for every route that creates events): a webhook
 //! for a session with a provider secret set (`ingest.waha.hmac_key`,
@@ -31,11 +37,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use wasp_formats::{Decoded, eazewa, green_api};
+use wasp_formats::{Decoded, eazewa, green_api, meta};
 
 use super::{Accepted, Ingest, IngestError};
 use crate::session::{Provider, Session};
-use crate::signature::{Verification, verify_bearer, verify_waha, verify_wahooks};
+use crate::signature::{Verification, verify_bearer, verify_meta, verify_waha, verify_wahooks};
 
 /// Default WAHooks replay window (WAHooks suggests 300 s).
 const WAHOOKS_TOLERANCE: Duration = Duration::from_secs(300);
@@ -51,6 +57,8 @@ pub enum Source {
     Eazewa,
     /// `/ingest/green-api`.
     GreenApi,
+    /// `/ingest/meta`.
+    Meta,
 }
 
 /// What the caller showed besides a provider signature.
@@ -88,6 +96,8 @@ pub enum ProviderOutcome {
     Accepted(Accepted),
     /// Valid but without a canonical equivalent.
     Ignored(String),
+    /// A webhook carrying several (Meta): what became of each, in order.
+    Many(Vec<ProviderOutcome>),
 }
 
 /// Why a provider webhook was refused.
@@ -174,7 +184,58 @@ impl Ingest {
                 let decoded = green_api::decode(&value).map_err(|e| ProviderError::Shape(e.0))?;
                 self.accept_decoded(decoded, &session).await
             }
+            Source::Meta => self.accept_meta(headers, body, &value, caller).await,
         }
+    }
+
+    /// A Meta webhook: every item's session found and its signature
+    /// checked first, then each item ingested in order.
+    async fn accept_meta(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        value: &Value,
+        caller: Caller,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        let decoded = meta::decode(value).map_err(|e| ProviderError::Shape(e.0))?;
+        let mut items = Vec::with_capacity(decoded.len());
+        let mut checked: Vec<String> = Vec::new();
+        for item in decoded {
+            let session = match &item {
+                Decoded::Event { instance, .. } => {
+                    let session = self.session_for(Provider::Meta, instance, caller)?;
+                    if !checked.contains(&session.name) {
+                        let secret = session
+                            .ingest
+                            .meta
+                            .as_ref()
+                            .and_then(|m| m.app_secret.as_deref());
+                        let verified =
+                            secret.map(|secret| verify_meta(headers, body, Some(secret)));
+                        authorize(verified, caller, &session.name, "ingest.meta.app_secret")?;
+                        checked.push(session.name.clone());
+                    }
+                    Some(session)
+                }
+                Decoded::Ignored(_) => None,
+            };
+            items.push((item, session));
+        }
+        if items.iter().all(|(_, session)| session.is_none()) && !caller.may_post_unsigned() {
+            return Err(needs_key("this webhook names no known phone number"));
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (item, session) in items {
+            outcomes.push(match (item, session) {
+                (Decoded::Ignored(reason), _) => ProviderOutcome::Ignored(reason),
+                (item, Some(session)) => self.accept_decoded(item, &session).await?,
+                (Decoded::Event { .. }, None) => unreachable!("every event has its session"),
+            });
+        }
+        Ok(match <[ProviderOutcome; 1]>::try_from(outcomes) {
+            Ok([one]) => one,
+            Err(many) => ProviderOutcome::Many(many),
+        })
     }
 
     async fn accept_waha_shaped(
@@ -253,10 +314,12 @@ impl Ingest {
                     provider: match provider {
                         Provider::Eazewa => "eazeWA",
                         Provider::GreenApi => "Green-API",
+                        Provider::Meta => "Meta",
                     },
                     key: match provider {
                         Provider::Eazewa => "eazewa.instance_id",
                         Provider::GreenApi => "green_api.id_instance",
+                        Provider::Meta => "meta.phone_number_id",
                     },
                     instance: instance.to_owned(),
                 }

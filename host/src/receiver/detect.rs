@@ -1,4 +1,4 @@
-//! Recognizing an incoming webhook: which of the four provider formats it
+//! Recognizing an incoming webhook: which of the five provider formats it
 //! is (by headers and body shape), which event it carries, and whether its
 //! signature or token checks out against a secret.
 
@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::signature::{
-    StandardSecret, verify_bearer, verify_standard, verify_waha, verify_wahooks,
+    StandardSecret, verify_bearer, verify_meta, verify_standard, verify_waha, verify_wahooks,
 };
 pub use crate::signature::{Verification, header};
 
@@ -22,7 +22,10 @@ pub enum Provider {
     Eazewa,
     /// Green-API (`typeWebhook` + `instanceData`).
     GreenApi,
-    /// None of the four.
+    /// Meta's WhatsApp Cloud API (`object: whatsapp_business_account`,
+    /// `X-Hub-Signature-256`).
+    Meta,
+    /// None of the five.
     Unknown,
 }
 
@@ -82,6 +85,30 @@ fn detect_provider(headers: &[(String, String)], body: &[u8], secret: Option<&st
             provider: Provider::Waha,
             event: text("event"),
             verification: verify_waha(headers, body, secret),
+            standard_webhooks: None,
+        };
+    }
+    if header(headers, "X-Hub-Signature-256").is_some()
+        || json
+            .as_ref()
+            .and_then(|j| j.get("object"))
+            .and_then(Value::as_str)
+            == Some("whatsapp_business_account")
+    {
+        // The first change's field, or a message's or status's kind.
+        let event = json.as_ref().and_then(|j| {
+            let value = j.pointer("/entry/0/changes/0/value")?;
+            value
+                .pointer("/messages/0/type")
+                .or_else(|| value.pointer("/statuses/0/status"))
+                .or_else(|| j.pointer("/entry/0/changes/0/field"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        return Detected {
+            provider: Provider::Meta,
+            event,
+            verification: verify_meta(headers, body, secret),
             standard_webhooks: None,
         };
     }

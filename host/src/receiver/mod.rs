@@ -254,7 +254,8 @@ impl Received {
                 Provider::Wahooks => "WAHooks",
                 Provider::Eazewa => "eazeWA",
                 Provider::GreenApi => "Green-API",
-                Provider::Unknown => "unknown (not one of WAHA, WAHooks, eazeWA, Green-API)",
+                Provider::Meta => "Meta Cloud API",
+                Provider::Unknown => "unknown (not one of WAHA, WAHooks, eazeWA, Green-API, Meta)",
             },
             self.detected
                 .event

@@ -162,6 +162,8 @@ pub enum Provider {
     Eazewa,
     /// Green-API (`instanceData.idInstance`).
     GreenApi,
+    /// Meta's Cloud API (`metadata.phone_number_id`).
+    Meta,
 }
 
 /// Why the registry refuses an event.
@@ -331,11 +333,32 @@ impl Sessions {
                     .green_api
                     .as_ref()
                     .is_some_and(|g| g.id_instance.to_string() == instance),
+                Provider::Meta => ingest
+                    .meta
+                    .as_ref()
+                    .is_some_and(|m| m.phone_number_id == instance),
             }
         });
         configured
             .or_else(|| entries.get(instance))
             .map(|e| e.profile.clone())
+    }
+
+    /// Whether any session's `ingest.meta.verify_token` is `token` (Meta's
+    /// subscription handshake).
+    pub fn meta_verify_token_matches(&self, token: &str) -> bool {
+        let entries = self.entries.read().expect("sessions lock");
+        entries.values().any(|entry| {
+            entry
+                .profile
+                .ingest
+                .meta
+                .as_ref()
+                .and_then(|meta| meta.verify_token.as_deref())
+                .is_some_and(|expected| {
+                    crate::signature::constant_time_eq(expected.as_bytes(), token.as_bytes())
+                })
+        })
     }
 
     /// All session names.

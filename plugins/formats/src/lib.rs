@@ -6,10 +6,11 @@
 //! mapping tables (FORMATS.md §5).
 //!
 //! wasp's canonical event is a WAHA webhook envelope, so the `waha` module
-//! only has helpers; `eazewa` and `green_api` encode and decode.
+//! only has helpers; `eazewa`, `green_api` and `meta` encode and decode.
 
 pub mod eazewa;
 pub mod green_api;
+pub mod meta;
 pub mod waha;
 
 use serde_json::Value;

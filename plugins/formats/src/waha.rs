@@ -124,8 +124,9 @@ pub fn is_group(chat: &str) -> bool {
 }
 
 /// The display name of the sender, from the engine's raw data when present
-/// (whatsapp-web.js `notifyName`, Baileys `pushName`, or the Green-API
-/// webhook's `senderData.senderName`).
+/// (whatsapp-web.js `notifyName`, Baileys `pushName`, the Green-API
+/// webhook's `senderData.senderName`, or a Meta webhook's contact profile
+/// name).
 pub fn sender_name(message: &Value) -> Option<&str> {
     let data = message.get("_data")?;
     ["notifyName", "pushName", "verifiedBizName"]
@@ -134,6 +135,11 @@ pub fn sender_name(message: &Value) -> Option<&str> {
         .or_else(|| {
             data.get("senderData")
                 .and_then(|sender| sender.get("senderName"))
+                .and_then(Value::as_str)
+        })
+        // A Meta webhook: its sender's profile name.
+        .or_else(|| {
+            data.pointer("/entry/0/changes/0/value/contacts/0/profile/name")
                 .and_then(Value::as_str)
         })
         .filter(|name| !name.is_empty())

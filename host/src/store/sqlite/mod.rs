@@ -1365,7 +1365,10 @@ mod tests {
             ..Routed::default()
         };
         let before = crate::clock::now_ms();
-        store.admit_routed(event("evt_a", None), routed).await.unwrap();
+        store
+            .admit_routed(event("evt_a", None), routed)
+            .await
+            .unwrap();
         let Admitted { outcome, .. } = store.admit(event("evt_b", None)).await.unwrap();
         let AcceptOutcome::Stored(seq) = outcome else {
             panic!("stored: {outcome:?}")
