@@ -39,6 +39,8 @@ async fn the_openapi_document_lists_every_route() {
         ("post", "/ingest/eazewa"),
         ("post", "/ingest/eazewa/{token}"),
         ("post", "/ingest/green-api"),
+        ("post", "/ingest/meta"),
+        ("get", "/ingest/meta"),
         ("get", "/api/sessions"),
         ("post", "/api/sessions"),
         ("get", "/api/sessions/{name}"),

@@ -88,7 +88,7 @@ fn the_examples_and_the_default_config_are_valid() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
     files.push(repo().join("config/wasp.yaml"));
     for file in files {
         let outcome = check(config::load(Some(&file), &HashMap::<String, String>::new()));

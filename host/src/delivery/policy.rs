@@ -357,6 +357,30 @@ mod tests {
     }
 
     #[test]
+    fn meta_retries_less_and_less_often_for_seven_days() {
+        let meta = RetryPolicy::for_format("meta");
+        assert_eq!(
+            meta.judge(AttemptResult::Status(204, None)),
+            Verdict::Retry(None)
+        );
+        assert_eq!(
+            meta.judge(AttemptResult::Status(200, None)),
+            Verdict::Delivered
+        );
+        assert_eq!(meta.next_delay(2, secs(0), 0.5), Some(secs(15)));
+        assert_eq!(meta.next_delay(12, secs(3600), 0.5), Some(secs(8 * 3600)));
+        assert_eq!(meta.next_delay(40, 7 * DAY - secs(60), 0.5), None);
+        let mut age = Duration::ZERO;
+        let mut attempts = 1;
+        while let Some(delay) = meta.next_delay(attempts + 1, age, 0.5) {
+            age += delay;
+            attempts += 1;
+        }
+        assert!(age <= 7 * DAY && age > 6 * DAY, "{age:?}");
+        assert_eq!(attempts, 31, "attempts in 7 days");
+    }
+
+    #[test]
     fn verdicts() {
         let waha = RetryPolicy::for_format("waha");
         assert_eq!(

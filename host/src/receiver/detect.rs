@@ -220,4 +220,28 @@ mod tests {
         assert_eq!(detect(&[], eaze, None).provider, Provider::Eazewa);
         assert_eq!(detect(&[], b"[]", None).provider, Provider::Unknown);
     }
+
+    #[test]
+    fn meta_by_shape_checked_with_the_app_secret() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messages":[{"type":"text"}]},"field":"messages"}]}]}"#;
+        // sha256= HMAC-SHA256 of the body with "app-secret".
+        let signature = {
+            use hmac::{Hmac, Mac};
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"app-secret").unwrap();
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        };
+        let h = headers(&[("X-Hub-Signature-256", &signature)]);
+        let detected = detect(&h, body, Some("app-secret"));
+        assert_eq!(detected.provider, Provider::Meta);
+        assert_eq!(detected.event.as_deref(), Some("text"));
+        assert_eq!(detected.verification.verified, Some(true));
+        assert_eq!(
+            detect(&h, body, Some("other")).verification.verified,
+            Some(false)
+        );
+        let unsigned = detect(&[], body, Some("app-secret"));
+        assert_eq!(unsigned.provider, Provider::Meta);
+        assert_eq!(unsigned.verification.verified, Some(false));
+    }
 }

@@ -289,7 +289,11 @@ fn decode_message(
     path: &str,
 ) -> Result<Value, DecodeError> {
     let id = required_str(message, "id", path)?;
-    let from = required_str(message, "from", path)?;
+    // Users with a username only (2026) come with `from_user_id`.
+    let from = match message.get("from_user_id").and_then(Value::as_str) {
+        Some(user) if message.get("from").is_none() => user,
+        _ => required_str(message, "from", path)?,
+    };
     let kind = required_str(message, "type", path)?;
     let seconds = seconds(message.get("timestamp"), &format!("{path}timestamp"))?;
     let envelope = |name: &str, payload: Value| json!({"timestamp": seconds * 1000, "event": name, "payload": payload});
