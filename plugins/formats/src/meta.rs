@@ -245,10 +245,12 @@ fn vcard(contact: &Value) -> String {
         str_or_empty(name, "last_name"),
         str_or_empty(name, "first_name"),
     );
-    if let Some(company) = contact.get("org").map(|org| str_or_empty(org, "company")) {
-        if !company.is_empty() {
-            card.push_str(&format!("ORG:{company};\n"));
-        }
+    if let Some(company) = contact
+        .get("org")
+        .map(|org| str_or_empty(org, "company"))
+        .filter(|company| !company.is_empty())
+    {
+        card.push_str(&format!("ORG:{company};\n"));
     }
     for phone in array(contact, "phones") {
         let kind = str_or_empty(phone, "type");
@@ -629,11 +631,9 @@ fn message_part(payload: &Value) -> (&'static str, Value) {
         if let Some(filename) = media
             .get("filename")
             .and_then(Value::as_str)
-            .filter(|f| !f.is_empty())
+            .filter(|f| !f.is_empty() && kind == "document")
         {
-            if kind == "document" {
-                part.insert("filename".into(), json!(filename));
-            }
+            part.insert("filename".into(), json!(filename));
         }
         part.insert("mime_type".into(), json!(mimetype));
         if let Some(url) = media
