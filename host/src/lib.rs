@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
+pub mod providers;
 pub mod receiver;
 pub mod reload;
 pub mod server;

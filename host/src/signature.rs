@@ -1,13 +1,11 @@
-//! Webhook signatures, both ways: computing them (delivery) and checking
-//! them (the receiver and `/ingest/*`). One place for every scheme:
-//!
-//! - WAHA: `X-Webhook-Hmac` = hex HMAC-SHA512 of the body (FORMATS.md §1.6);
-//! - WAHooks: `X-WAHooks-Signature` = `sha256=` + hex HMAC-SHA256 of
-//!   `"<X-WAHooks-Timestamp>.<body>"` (§2.4);
-//! - Green-API: `Authorization: Bearer <webhookUrlToken>` (§4.4);
-//! - Standard Webhooks (standardwebhooks.com): `webhook-signature` =
-//!   `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`
-//!   keyed with the decoded `whsec_` secret, one per secret (rotation).
+//! Signature building blocks: the outcome of a check ([`Verification`]),
+//! header lookup, constant-time comparison, the timestamped HMAC a format
+//! asks the host to compute per attempt (WAHooks'), and Standard Webhooks
+//! (standardwebhooks.com: `webhook-signature` = `v1,<base64 HMAC-SHA256 of
+//! "<webhook-id>.<webhook-timestamp>.<body>">` keyed with the decoded
+//! `whsec_` secret, one per secret, for rotation), which any endpoint can
+//! add. Each provider's own scheme is checked in its module under
+//! `providers/`.
 //!
 //! Comparisons of secrets and signatures take constant time.
 
@@ -15,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Sha256, Sha512};
+use sha2::Sha256;
 
 /// The result of checking a signature or token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,14 +25,16 @@ pub struct Verification {
 }
 
 impl Verification {
-    fn unchecked(detail: impl Into<String>) -> Self {
+    /// Nothing to check it against.
+    pub(crate) fn unchecked(detail: impl Into<String>) -> Self {
         Self {
             verified: None,
             detail: detail.into(),
         }
     }
 
-    fn failed(detail: impl Into<String>) -> Self {
+    /// It does not check out.
+    pub(crate) fn failed(detail: impl Into<String>) -> Self {
         Self {
             verified: Some(false),
             detail: detail.into(),
@@ -48,14 +48,6 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.as_str())
-}
-
-/// Lower-case hex HMAC-SHA512 of `body` keyed with `key`'s UTF-8 bytes (WAHA).
-pub fn hmac_sha512_hex(key: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha512>::new_from_slice(key.as_bytes()).expect("HMAC accepts any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Lower-case hex HMAC-SHA256 of `"{seconds}.{body}"`, keyed with `key`'s
@@ -133,128 +125,6 @@ pub fn standard_signatures(
         .join(" ")
 }
 
-/// Check WAHA's `X-Webhook-Hmac`.
-pub fn verify_waha(headers: &[(String, String)], body: &[u8], key: Option<&str>) -> Verification {
-    let Some(signature) = header(headers, "X-Webhook-Hmac") else {
-        return Verification::unchecked("unsigned (no X-Webhook-Hmac)");
-    };
-    let Some(key) = key else {
-        return Verification::unchecked(
-            "signed, but no secret is configured to check X-Webhook-Hmac",
-        );
-    };
-    let algorithm = header(headers, "X-Webhook-Hmac-Algorithm").unwrap_or("sha512");
-    if !algorithm.eq_ignore_ascii_case("sha512") {
-        return Verification::failed(format!(
-            "unsupported X-Webhook-Hmac-Algorithm `{algorithm}`"
-        ));
-    }
-    let mut mac = Hmac::<Sha512>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(body);
-    verdict(mac, signature, "X-Webhook-Hmac (HMAC-SHA512 of the body)")
-}
-
-/// Check WAHooks' `X-WAHooks-Signature`, and that its timestamp is within
-/// `tolerance` of `now_s` (when given).
-pub fn verify_wahooks(
-    headers: &[(String, String)],
-    body: &[u8],
-    key: Option<&str>,
-    tolerance: Option<(u64, std::time::Duration)>,
-) -> Verification {
-    let (Some(signature), Some(timestamp)) = (
-        header(headers, "X-WAHooks-Signature"),
-        header(headers, "X-WAHooks-Timestamp"),
-    ) else {
-        return Verification::failed("X-WAHooks-Signature or X-WAHooks-Timestamp is missing");
-    };
-    let Some(key) = key else {
-        return Verification::unchecked(
-            "signed, but no secret is configured to check X-WAHooks-Signature",
-        );
-    };
-    let Some(hex_signature) = signature.strip_prefix("sha256=") else {
-        return Verification::failed("X-WAHooks-Signature does not start with `sha256=`");
-    };
-    if let Some((now_s, window)) = tolerance {
-        match timestamp.parse::<u64>() {
-            Ok(seconds) if now_s.abs_diff(seconds) <= window.as_secs() => {}
-            Ok(seconds) => {
-                return Verification::failed(format!(
-                    "X-WAHooks-Timestamp {seconds} is more than {} s from now",
-                    window.as_secs()
-                ));
-            }
-            Err(_) => return Verification::failed("X-WAHooks-Timestamp is not a number"),
-        }
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    verdict(
-        mac,
-        hex_signature,
-        "X-WAHooks-Signature (HMAC-SHA256 of timestamp.body)",
-    )
-}
-
-/// Check Meta's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body
-/// keyed with the app secret>`.
-pub fn verify_meta(
-    headers: &[(String, String)],
-    body: &[u8],
-    secret: Option<&str>,
-) -> Verification {
-    let Some(signature) = header(headers, "X-Hub-Signature-256") else {
-        return Verification::failed("the X-Hub-Signature-256 header is missing");
-    };
-    let Some(secret) = secret else {
-        return Verification::unchecked(
-            "signed, but no app secret is configured to check X-Hub-Signature-256",
-        );
-    };
-    let Some(hex_signature) = signature.strip_prefix("sha256=") else {
-        return Verification::failed("X-Hub-Signature-256 does not start with `sha256=`");
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    verdict(
-        mac,
-        hex_signature,
-        "X-Hub-Signature-256 (HMAC-SHA256 of the body with the app secret)",
-    )
-}
-
-/// Check an `Authorization` token (Green-API's `webhookUrlToken`); accepts
-/// `Bearer <token>`, `Basic <token>` or the bare token.
-pub fn verify_bearer(headers: &[(String, String)], token: Option<&str>) -> Verification {
-    let presented = header(headers, "Authorization").map(|value| {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("Basic "))
-            .unwrap_or(value)
-            .trim()
-    });
-    match (presented, token) {
-        (None, None) => Verification::unchecked("no Authorization header (no webhookUrlToken set)"),
-        (None, Some(_)) => Verification::failed("the Authorization header is missing"),
-        (Some(_), None) => Verification::unchecked(
-            "Authorization present, but no secret is configured to check it",
-        ),
-        (Some(presented), Some(token)) => {
-            let ok = constant_time_eq(presented.as_bytes(), token.as_bytes());
-            Verification {
-                verified: Some(ok),
-                detail: format!(
-                    "Authorization token {}",
-                    if ok { "matches" } else { "does not match" }
-                ),
-            }
-        }
-    }
-}
-
 /// Check Standard Webhooks headers against any of `secrets`.
 pub fn verify_standard(
     headers: &[(String, String)],
@@ -294,7 +164,8 @@ pub fn verify_standard(
     }
 }
 
-fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
+/// Whether `mac` is the hex signature `signature_hex`, in words about `what`.
+pub(crate) fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verification {
     let ok = hex::decode(signature_hex.trim())
         .is_ok_and(|signature| mac.verify_slice(&signature).is_ok());
     Verification {
@@ -339,54 +210,6 @@ mod tests {
             .collect()
     }
 
-    /// FORMATS.md §1.6 and §1.7 example A.
-    #[test]
-    fn waha_vectors() {
-        assert_eq!(
-            hmac_sha512_hex(
-                "my-secret-key",
-                br#"{"event":"message","session":"default","engine":"WEBJS"}"#
-            ),
-            "208f8a55dde9e05519e898b10b89bf0d0b3b0fdf11fdbf09b6b90476301b98d8097c462b2b17a6ce93b6b47a136cf2e78a33a63f6752c2c1631777076153fa89"
-        );
-    }
-
-    /// FORMATS.md §2.7 examples A and B: secret `my-secret-key`, ts 1710000000.
-    #[test]
-    fn wahooks_vectors() {
-        let body = r#"{"event":"message","session":"default","payload":{"id":"false_1234567890@s.whatsapp.net_3A...","timestamp":1710000000,"from":"1234567890@s.whatsapp.net","body":"Hello!","hasMedia":false}}"#;
-        assert_eq!(
-            timestamped_hmac_sha256_hex("my-secret-key", 1_710_000_000, body.as_bytes()),
-            "fe1c65cf1dd936823fa596ebe01301e6ce80a83ef10253d08bd7b0e515fc58e4"
-        );
-        let test = r#"{"event":"test","session":"test","payload":{"message":"This is a test webhook event from WAHooks","timestamp":"2026-03-14T10:00:00.000Z"}}"#;
-        assert_eq!(
-            timestamped_hmac_sha256_hex("my-secret-key", 1_710_000_000, test.as_bytes()),
-            "09cb321849f92331688bd3b0f0b01bf4492dbac39310642cecce11bd304e060b"
-        );
-        let h = headers(&[
-            ("X-WAHooks-Timestamp", "1710000000"),
-            (
-                "X-WAHooks-Signature",
-                "sha256=09cb321849f92331688bd3b0f0b01bf4492dbac39310642cecce11bd304e060b",
-            ),
-        ]);
-        assert_eq!(
-            verify_wahooks(&h, test.as_bytes(), Some("my-secret-key"), None).verified,
-            Some(true)
-        );
-        let window = Some((1_710_000_100, std::time::Duration::from_secs(300)));
-        assert_eq!(
-            verify_wahooks(&h, test.as_bytes(), Some("my-secret-key"), window).verified,
-            Some(true)
-        );
-        let late = Some((1_710_001_000, std::time::Duration::from_secs(300)));
-        assert_eq!(
-            verify_wahooks(&h, test.as_bytes(), Some("my-secret-key"), late).verified,
-            Some(false)
-        );
-    }
-
     /// The Standard Webhooks specification's example.
     #[test]
     fn standard_webhooks_vector() {
@@ -419,14 +242,5 @@ mod tests {
         );
         assert!(StandardSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
         assert!(StandardSecret::parse("whsec_!!!").is_err());
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        let h = headers(&[("Authorization", "Bearer tok")]);
-        assert_eq!(verify_bearer(&h, Some("tok")).verified, Some(true));
-        assert_eq!(verify_bearer(&h, Some("nope")).verified, Some(false));
-        assert_eq!(verify_bearer(&[], Some("tok")).verified, Some(false));
-        assert_eq!(verify_bearer(&[], None).verified, None);
     }
 }

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState, header_pairs, ingest_error};
 use crate::event::{Envelope, EventError};
-use crate::ingest::{Admission, Caller, IngestError, ProviderError, ProviderOutcome, Source};
+use crate::ingest::{Admission, Caller, IngestError, ProviderError, ProviderOutcome};
+use crate::providers::{Provider, Webhook};
 
 /// Bodies larger than this are read (parsed and checked) on the blocking
 /// pool, at most [`HEAVY_READS`] at a time, so that big bodies never hold
@@ -217,142 +218,13 @@ pub async fn post_event(
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
-/// A WAHA webhook (checked with the session's `ingest.waha.hmac_key`).
-#[utoipa::path(post, path = "/ingest/waha", tag = "events",
-    request_body(content = Value, description = "A WAHA webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_waha(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::Waha, &headers, body, None).await
-}
-
-/// A WAHooks webhook (checked with the session's `ingest.wahooks.signing_secret`).
-#[utoipa::path(post, path = "/ingest/wahooks", tag = "events",
-    request_body(content = Value, description = "A WAHooks webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_wahooks(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::Wahooks, &headers, body, None).await
-}
-
-/// An eazeWA webhook for a session without a URL token.
-#[utoipa::path(post, path = "/ingest/eazewa", tag = "events",
-    request_body(content = Value, description = "An eazeWA webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_eazewa(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::Eazewa, &headers, body, None).await
-}
-
-/// An eazeWA webhook with the session's `ingest.eazewa.token` in the URL.
-#[utoipa::path(post, path = "/ingest/eazewa/{token}", tag = "events",
-    params(("token" = String, Path, description = "The session's ingest.eazewa.token")),
-    request_body(content = Value, description = "An eazeWA webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_eazewa_token(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::Eazewa, &headers, body, Some(&token)).await
-}
-
-/// A Green-API webhook (checked with the session's `ingest.green_api.token`).
-#[utoipa::path(post, path = "/ingest/green-api", tag = "events",
-    request_body(content = Value, description = "A Green-API webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_green_api(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::GreenApi, &headers, body, None).await
-}
-
-/// A Meta Cloud API webhook (checked with the session's
-/// `ingest.meta.app_secret`); one carrying several messages or statuses
-/// is answered `{"events": [...]}`, one entry each.
-#[utoipa::path(post, path = "/ingest/meta", tag = "events",
-    request_body(content = Value, description = "A Meta WhatsApp Cloud API webhook body"),
-    responses(ProviderAnswers))]
-pub async fn ingest_meta(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    ingest_provider(&state, Source::Meta, &headers, body, None).await
-}
-
-/// Meta's subscription handshake (`hub.*` query parameters).
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-pub struct Handshake {
-    /// Must be `subscribe`.
-    #[serde(rename = "hub.mode", default)]
-    #[param(rename = "hub.mode")]
-    mode: String,
-    /// A session's `ingest.meta.verify_token`.
-    #[serde(rename = "hub.verify_token", default)]
-    #[param(rename = "hub.verify_token")]
-    verify_token: String,
-    /// Echoed back when the token matches.
-    #[serde(rename = "hub.challenge", default)]
-    #[param(rename = "hub.challenge")]
-    challenge: String,
-}
-
-/// Meta's webhook subscription handshake: the challenge back (200,
-/// text/plain) when `hub.verify_token` is a session's
-/// `ingest.meta.verify_token`, 403 otherwise.
-#[utoipa::path(get, path = "/ingest/meta", tag = "events", params(Handshake),
-    responses(
-        (status = 200, description = "The `hub.challenge`, as sent", content_type = "text/plain", body = String),
-        (status = 403, description = "Not `subscribe`, or the verify token matches no session's", body = ErrorBody),
-    ))]
-pub async fn meta_handshake(
-    State(state): State<AppState>,
-    Query(handshake): Query<Handshake>,
-) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
-    let forbidden =
-        |message: &str| ApiError::new(StatusCode::FORBIDDEN, "verification_failed", message);
-    if handshake.mode != "subscribe" {
-        return Err(forbidden("`hub.mode` must be `subscribe`"));
-    }
-    if handshake.verify_token.is_empty()
-        || !state
-            .sessions
-            .sessions()
-            .meta_verify_token_matches(&handshake.verify_token)
-    {
-        return Err(forbidden(
-            "`hub.verify_token` matches no session's `ingest.meta.verify_token`",
-        ));
-    }
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        handshake.challenge,
-    ))
-}
-
 /// The answers of the provider webhook routes, for the OpenAPI document.
 #[derive(utoipa::IntoResponses)]
 #[allow(
     dead_code,
     reason = "describes responses in the OpenAPI document; never built"
 )]
-enum ProviderAnswers {
+pub(crate) enum ProviderAnswers {
     /// Accepted (`{"id": …}`), or a valid webhook with no canonical event (`{"ignored": reason}`).
     #[response(status = 200)]
     Accepted(Value),
@@ -376,23 +248,30 @@ enum ProviderAnswers {
     Unavailable(ErrorBody),
 }
 
-/// Providers treat 2xx (Green-API: exactly 200) as delivered, so an accepted
-/// provider webhook is answered 200 with the canonical event's id.
-async fn ingest_provider(
+/// `POST /ingest/{provider}[/{token}]`, for every provider's route
+/// (`providers/`). Providers treat 2xx (Green-API, Meta: exactly 200) as
+/// delivered, so an accepted webhook is answered 200 with the canonical
+/// event's id (ids, for several).
+pub(crate) async fn ingest_provider(
     state: &AppState,
-    source: Source,
+    provider: &dyn Provider,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    token: Option<&str>,
+    url_token: Option<&str>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(ApiError::from_body_rejection)?;
     let caller = super::caller(state, headers);
     let headers = header_pairs(headers);
     let (value, body) = read_body(body, read_webhook).await;
     let value = value?;
+    let webhook = Webhook {
+        headers: &headers,
+        body: &body,
+        url_token,
+    };
     match state
         .ingest
-        .accept_provider(source, &headers, &body, value, token, caller)
+        .accept_provider(provider, &webhook, value, caller)
         .await
     {
         Ok(outcome) => Ok(Json(outcome_body(&outcome))),

@@ -127,12 +127,6 @@ pub fn router(state: AppState) -> Router {
     let open = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
-        .routes(routes!(events::ingest_waha))
-        .routes(routes!(events::ingest_wahooks))
-        .routes(routes!(events::ingest_eazewa))
-        .routes(routes!(events::ingest_eazewa_token))
-        .routes(routes!(events::ingest_green_api))
-        .routes(routes!(events::ingest_meta, events::meta_handshake))
         .routes(routes!(pull::receive_notification))
         .routes(routes!(pull::delete_notification))
         .routes(routes!(pull::webhooks_count))
@@ -141,6 +135,9 @@ pub fn router(state: AppState) -> Router {
             "/{instance}/deleteNotification/{token}",
             axum::routing::delete(pull::missing_receipt),
         );
+    let open = crate::providers::ALL
+        .iter()
+        .fold(open, |open, provider| open.merge(provider.routes()));
     let (routes, document) = OpenApiRouter::with_openapi(openapi::base())
         .merge(protected)
         .merge(metrics)

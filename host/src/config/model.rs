@@ -298,77 +298,20 @@ fn default_replay_rate() -> f64 {
 pub struct IngestConfig {
     /// WAHA: `X-Webhook-Hmac` is checked with this key.
     #[serde(default)]
-    pub waha: Option<WahaIngest>,
+    pub waha: Option<crate::providers::waha::WahaIngest>,
     /// WAHooks: `X-WAHooks-Signature` is checked with this secret.
     #[serde(default)]
-    pub wahooks: Option<WahooksIngest>,
+    pub wahooks: Option<crate::providers::wahooks::WahooksIngest>,
     /// eazeWA: which `instanceId` is this session, and the URL token.
     #[serde(default)]
-    pub eazewa: Option<EazewaIngest>,
+    pub eazewa: Option<crate::providers::eazewa::EazewaIngest>,
     /// Green-API: which `idInstance` is this session, and the token.
     #[serde(default)]
-    pub green_api: Option<GreenApiIngest>,
+    pub green_api: Option<crate::providers::green_api::GreenApiIngest>,
     /// Meta's Cloud API: which phone number is this session, its app
     /// secret and the subscription's verify token.
     #[serde(default)]
-    pub meta: Option<MetaIngest>,
-}
-
-/// `ingest.meta:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetaIngest {
-    /// The business number's `phone_number_id` (`metadata.phone_number_id`).
-    pub phone_number_id: String,
-    /// The app secret: `X-Hub-Signature-256` is checked with it.
-    #[serde(default)]
-    pub app_secret: Option<String>,
-    /// What Meta's subscription handshake (`GET /ingest/meta?hub.mode=
-    /// subscribe&hub.verify_token=…`) must bring.
-    #[serde(default)]
-    pub verify_token: Option<String>,
-}
-
-/// `ingest.waha:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WahaIngest {
-    /// The WAHA webhook's `hmac.key`.
-    pub hmac_key: String,
-}
-
-/// `ingest.wahooks:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WahooksIngest {
-    /// The WAHooks webhook's signing secret.
-    pub signing_secret: String,
-    /// Reject signatures older than this (default 5m; WAHooks suggests 300 s).
-    #[serde(default)]
-    pub tolerance: Option<Span>,
-}
-
-/// `ingest.eazewa:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EazewaIngest {
-    /// The eazeWA `instanceId` of this session (default: the session name).
-    #[serde(default)]
-    pub instance_id: Option<String>,
-    /// Required in the URL (`/ingest/eazewa/{token}`), as eazeWA's docs advise.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// `ingest.green_api:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GreenApiIngest {
-    /// The Green-API `idInstance` of this session.
-    pub id_instance: u64,
-    /// The `webhookUrlToken`, checked against `Authorization`.
-    #[serde(default)]
-    pub token: Option<String>,
+    pub meta: Option<crate::providers::meta::MetaIngest>,
 }
 
 /// `engine:` of a session.

@@ -1,6 +1,7 @@
 //! Retry policies: when to try again, and whether an answer counts as
-//! delivered, as each provider does it (FORMATS.md §5.5), overridable per
-//! endpoint. Small pure functions; the dispatcher applies them.
+//! delivered, as each provider does it (FORMATS.md §5.5; each provider's
+//! own is in its module under `providers/`), overridable per endpoint.
+//! Small pure functions; the dispatcher applies them.
 //!
 //! | format    | success     | retried on                         | schedule                                 |
 //! |-----------|-------------|------------------------------------|------------------------------------------|
@@ -84,81 +85,29 @@ pub struct RetryPolicy {
     pub any_2xx: bool,
 }
 
-const DAY: Duration = Duration::from_secs(24 * 3600);
+/// A day, the longest most providers keep retrying.
+pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl RetryPolicy {
-    /// The provider's own behaviour for built-in format `format`.
+    /// The provider's own behaviour for built-in format `format`
+    /// ([`Provider::retry_policy`](crate::providers::Provider::retry_policy)),
+    /// else [`generic`](Self::generic).
     pub fn for_format(format: &str) -> Self {
-        match format {
-            "waha" => Self {
-                schedule: Schedule::Constant(Duration::from_secs(2)),
-                attempts: Some(15),
-                max_age: DAY,
-                retry_on: RetryOn::TransientErrors,
-                any_2xx: true,
+        crate::providers::by_name(format).map_or_else(Self::generic, |p| p.retry_policy())
+    }
+
+    /// Any other format: exponential from 2 s (±20 %), 10 attempts, on
+    /// network errors, timeouts, 5xx and 429.
+    pub fn generic() -> Self {
+        Self {
+            schedule: Schedule::Exponential {
+                delay: Duration::from_secs(2),
+                jitter: 0.2,
             },
-            "wahooks" => Self {
-                schedule: Schedule::Gaps(
-                    vec![5, 10, 20, 40]
-                        .into_iter()
-                        .map(Duration::from_secs)
-                        .collect(),
-                ),
-                attempts: Some(5),
-                max_age: DAY,
-                retry_on: RetryOn::AnyFailure,
-                any_2xx: true,
-            },
-            "eazewa" => Self {
-                schedule: Schedule::Constant(Duration::from_secs(3)),
-                attempts: None,
-                max_age: DAY,
-                retry_on: RetryOn::NoResponseOnly,
-                any_2xx: true,
-            },
-            "green-api" => Self {
-                schedule: Schedule::Constant(Duration::from_secs(60)),
-                attempts: None,
-                max_age: DAY,
-                retry_on: RetryOn::AnyFailure,
-                any_2xx: false,
-            },
-            // Meta: "retried with decreasing frequency until the request
-            // succeeds, for up to 7 days" (WhatsApp webhooks overview).
-            "meta" => Self {
-                schedule: Schedule::Gaps(
-                    [
-                        15,
-                        30,
-                        60,
-                        120,
-                        300,
-                        600,
-                        1800,
-                        3600,
-                        2 * 3600,
-                        4 * 3600,
-                        8 * 3600,
-                    ]
-                    .into_iter()
-                    .map(Duration::from_secs)
-                    .collect(),
-                ),
-                attempts: None,
-                max_age: 7 * DAY,
-                retry_on: RetryOn::AnyFailure,
-                any_2xx: false,
-            },
-            _ => Self {
-                schedule: Schedule::Exponential {
-                    delay: Duration::from_secs(2),
-                    jitter: 0.2,
-                },
-                attempts: Some(10),
-                max_age: DAY,
-                retry_on: RetryOn::TransientErrors,
-                any_2xx: true,
-            },
+            attempts: Some(10),
+            max_age: DAY,
+            retry_on: RetryOn::TransientErrors,
+            any_2xx: true,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::pipeline::{Arrival, Entry, Job, Pipeline, Pipelines, Retried, Scope, 
 use crate::session::{Refusal, Sessions, Status};
 use crate::store::{AcceptOutcome, NewEvent, StoreError};
 
-pub use providers::{Caller, ProviderError, ProviderOutcome, Source};
+pub use providers::{Caller, ProviderError, ProviderOutcome};
 
 /// An accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,6 @@
 //! With `server.api_key` set, every receiver route needs the key, and
 //! wasp's deliveries to its own listener bring it.
 
-pub mod detect;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +22,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use detect::{Detected, Provider, Verification, detect};
+pub use crate::providers::{Detected, detect};
+pub use crate::signature::Verification;
 
 /// One webhook received.
 #[derive(Debug, Clone, Serialize)]
@@ -249,14 +248,7 @@ impl Received {
             seconds / 60 % 60,
             seconds % 60,
             self.received_at % 1000,
-            match self.detected.provider {
-                Provider::Waha => "WAHA",
-                Provider::Wahooks => "WAHooks",
-                Provider::Eazewa => "eazeWA",
-                Provider::GreenApi => "Green-API",
-                Provider::Meta => "Meta Cloud API",
-                Provider::Unknown => "unknown (not one of WAHA, WAHooks, eazeWA, Green-API, Meta)",
-            },
+            self.detected.label(),
             self.detected
                 .event
                 .as_deref()
@@ -406,9 +398,9 @@ async fn receive(
         .and_then(Value::as_str)
         .unwrap_or("-");
     if detected.verification.verified == Some(false) {
-        tracing::warn!(receiver = %name, format = ?detected.provider, %event, %id, "received webhook: {check}: {}", detected.verification.detail);
+        tracing::warn!(receiver = %name, format = %detected.provider, %event, %id, "received webhook: {check}: {}", detected.verification.detail);
     } else {
-        tracing::info!(receiver = %name, format = ?detected.provider, %event, %id, "received webhook ({check})");
+        tracing::info!(receiver = %name, format = %detected.provider, %event, %id, "received webhook ({check})");
     }
     let status = StatusCode::from_u16(receiver.status_for(&name)).unwrap_or(StatusCode::OK);
     (

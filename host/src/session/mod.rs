@@ -155,17 +155,6 @@ fn environment(engine: &str) -> Value {
     })
 }
 
-/// Providers whose webhooks name an instance rather than a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// eazeWA (`instanceId`).
-    Eazewa,
-    /// Green-API (`instanceData.idInstance`).
-    GreenApi,
-    /// Meta's Cloud API (`metadata.phone_number_id`).
-    Meta,
-}
-
 /// Why the registry refuses an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -317,48 +306,26 @@ impl Sessions {
             .map(|e| e.profile.clone())
     }
 
-    /// The session a provider instance id belongs to: the one whose
-    /// `ingest` config names it, else the session named like it.
-    pub fn by_instance(&self, provider: Provider, instance: &str) -> Option<Arc<Session>> {
+    /// The session provider account `instance` belongs to: the one whose
+    /// `ingest` config claims it, else the session named like it.
+    pub fn by_instance(
+        &self,
+        provider: &dyn crate::providers::Provider,
+        instance: &str,
+    ) -> Option<Arc<Session>> {
         let entries = self.entries.read().expect("sessions lock");
-        let configured = entries.values().find(|entry| {
-            let ingest = &entry.profile.ingest;
-            match provider {
-                Provider::Eazewa => ingest
-                    .eazewa
-                    .as_ref()
-                    .and_then(|e| e.instance_id.as_deref())
-                    .is_some_and(|id| id == instance),
-                Provider::GreenApi => ingest
-                    .green_api
-                    .as_ref()
-                    .is_some_and(|g| g.id_instance.to_string() == instance),
-                Provider::Meta => ingest
-                    .meta
-                    .as_ref()
-                    .is_some_and(|m| m.phone_number_id == instance),
-            }
-        });
+        let configured = entries
+            .values()
+            .find(|entry| provider.owns_instance(&entry.profile.ingest, instance));
         configured
             .or_else(|| entries.get(instance))
             .map(|e| e.profile.clone())
     }
 
-    /// Whether any session's `ingest.meta.verify_token` is `token` (Meta's
-    /// subscription handshake).
-    pub fn meta_verify_token_matches(&self, token: &str) -> bool {
+    /// Whether any session's `ingest:` settings satisfy `test`.
+    pub fn any_ingest(&self, test: impl Fn(&IngestConfig) -> bool) -> bool {
         let entries = self.entries.read().expect("sessions lock");
-        entries.values().any(|entry| {
-            entry
-                .profile
-                .ingest
-                .meta
-                .as_ref()
-                .and_then(|meta| meta.verify_token.as_deref())
-                .is_some_and(|expected| {
-                    crate::signature::constant_time_eq(expected.as_bytes(), token.as_bytes())
-                })
-        })
+        entries.values().any(|entry| test(&entry.profile.ingest))
     }
 
     /// All session names.
