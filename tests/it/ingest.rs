@@ -182,7 +182,7 @@ async fn green_api_webhooks_are_re_emitted_as_waha() {
     )
     .await;
     assert_eq!(status, 422);
-    assert_eq!(answer["message"], "missing field `instanceData.idInstance`");
+    assert_eq!(answer["message"], "missing field `instanceData`");
     let no_sender = body.replace(r#""senderData":{"chatId":"79001234568@c.us","sender":"79001234568@c.us","chatName":"John","senderName":"John","senderContactName":"John Doe"},"#, "");
     let (status, answer) = post(&host, "/ingest/green-api", &auth, &no_sender).await;
     assert_eq!(
