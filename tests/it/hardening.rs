@@ -60,8 +60,8 @@ async fn every_documented_route_refuses_a_missing_wrong_or_empty_key() {
             let open = ["/health", "/ready"].contains(&path.as_str());
             // The pull queue's URLs carry their own token; Meta's
             // subscription handshake brings its verify token (403 without).
-            let own_token = path.starts_with("/{instance}/")
-                || (method == "get" && path == "/ingest/meta");
+            let own_token =
+                path.starts_with("/{instance}/") || (method == "get" && path == "/ingest/meta");
             for key in [None, Some("wrong"), Some("")] {
                 let (status, body) = send(&host, method, &concrete, key).await;
                 if open {

@@ -14,7 +14,6 @@ mod locate;
 pub mod model;
 pub mod units;
 pub mod validate;
-pub mod waha_env;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -240,7 +239,9 @@ pub fn parse_lenient(
         }
     }
     let mut diagnostics = Diagnostics::new(file, &positions);
-    waha_env::apply(&mut config, env, &mut diagnostics);
+    for provider in crate::providers::ALL {
+        provider.apply_env(&mut config, env, &mut diagnostics);
+    }
     validate::check(&config, &mut diagnostics);
     let problems = diagnostics.errors;
     let hash = {

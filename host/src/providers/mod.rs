@@ -24,7 +24,7 @@ use wasp_formats::{DecodeError, Decoded};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::api::AppState;
-use crate::config::IngestConfig;
+use crate::config::{Config, Diagnostics, Environment, IngestConfig};
 use crate::delivery::RetryPolicy;
 use crate::signature::{StandardSecret, Verification, verify_standard};
 
@@ -114,6 +114,16 @@ pub trait Provider: Send + Sync + 'static {
     /// Its HTTP routes (`POST /ingest/{name}`, and whatever else it needs),
     /// documented for the OpenAPI document.
     fn routes(&self) -> OpenApiRouter<AppState>;
+
+    /// What the provider's own environment variables add to a loaded
+    /// config (WAHA's `WHATSAPP_HOOK_*`), problems into `diagnostics`.
+    fn apply_env(
+        &self,
+        _config: &mut Config,
+        _env: &dyn Environment,
+        _diagnostics: &mut Diagnostics<'_>,
+    ) {
+    }
 }
 
 /// Every provider, in detection order (ties go to the first).

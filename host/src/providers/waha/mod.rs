@@ -23,7 +23,7 @@ use sha2::Sha512;
 use wasp_formats::{DecodeError, Decoded};
 
 use super::{Headers, Locate, Match, Provider, Webhook, header, text};
-use crate::config::IngestConfig;
+use crate::config::{Config, Diagnostics, Environment, IngestConfig};
 use crate::delivery::policy::{RetryOn, RetryPolicy, Schedule};
 use crate::signature::{Verification, verdict};
 
@@ -34,6 +34,8 @@ pub struct WahaIngest {
     /// The WAHA webhook's `hmac.key`.
     pub hmac_key: String,
 }
+
+pub mod env;
 
 /// WAHA.
 pub struct Waha;
@@ -137,6 +139,15 @@ impl Provider for Waha {
 
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new().routes(routes!(ingest))
+    }
+
+    fn apply_env(
+        &self,
+        config: &mut Config,
+        environment: &dyn Environment,
+        diagnostics: &mut Diagnostics<'_>,
+    ) {
+        env::apply(config, environment, diagnostics);
     }
 }
 

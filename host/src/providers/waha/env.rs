@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::model::*;
-use super::units::Span;
-use super::{Diagnostics, Environment};
+use crate::config::units::Span;
+use crate::config::{
+    BreakerSettings, Config, Diagnostics, EndpointConfig, EndpointMode, Environment, Ordering,
+    RetriesConfig, RetryPolicyKind, RouteConfig,
+};
 
 /// Name of the endpoint and route created from the environment.
 pub const NAME: &str = "waha-env";
