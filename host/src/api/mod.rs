@@ -7,7 +7,8 @@
 //! - [`sessions`]: WAHA's session API under `/api/sessions`
 //! - [`deliveries`]: endpoints, the outbox, dead letters, retry and replay
 //! - [`failures`]: the pipeline's dead letters (failed plugin calls), retry
-//! - [`pull`]: Green-API's pull queue (`receiveNotification`, `deleteNotification`)
+//! - every provider's own routes (`/ingest/{provider}`, Green-API's pull
+//!   queue): `providers/`
 //!
 //! Who may call what, when `server.api_key` is set (without it, all is
 //! open):
@@ -26,7 +27,6 @@ pub mod error;
 pub mod events;
 pub mod failures;
 pub mod openapi;
-pub mod pull;
 pub mod sessions;
 pub mod system;
 
@@ -126,15 +126,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let open = OpenApiRouter::new()
         .routes(routes!(system::health))
-        .routes(routes!(system::ready))
-        .routes(routes!(pull::receive_notification))
-        .routes(routes!(pull::delete_notification))
-        .routes(routes!(pull::webhooks_count))
-        .route("/{instance}/receiveNotification", get(pull::missing_token))
-        .route(
-            "/{instance}/deleteNotification/{token}",
-            axum::routing::delete(pull::missing_receipt),
-        );
+        .routes(routes!(system::ready));
     let open = crate::providers::ALL
         .iter()
         .fold(open, |open, provider| open.merge(provider.routes()));

@@ -271,9 +271,10 @@ fn check_url(path: &str, url: &str, diagnostics: &mut Diagnostics<'_>) {
     }
 }
 
-/// The Green-API instance a pull endpoint's queue serves (`settings.id_instance`).
-pub fn pull_instance(endpoint: &EndpointConfig) -> Option<u64> {
-    endpoint.settings.as_ref()?.get("id_instance")?.as_u64()
+/// The queue a pull endpoint fills, as its format's provider names it
+/// from the endpoint's settings (Green-API: `settings.id_instance`).
+pub fn pull_queue(endpoint: &EndpointConfig) -> Option<String> {
+    crate::providers::by_name(&endpoint.format)?.pull_queue(endpoint.settings.as_ref())
 }
 
 fn check_pull(
@@ -283,16 +284,24 @@ fn check_pull(
     diagnostics: &mut Diagnostics<'_>,
 ) {
     let path = format!("endpoints[{i}]");
-    if endpoint.format != "green-api" {
+    let provider = crate::providers::by_name(&endpoint.format)
+        .filter(|provider| !provider.pull_setting().is_empty());
+    let Some(provider) = provider else {
+        let pulled: Vec<&str> = crate::providers::ALL
+            .iter()
+            .filter(|provider| !provider.pull_setting().is_empty())
+            .map(|provider| provider.name())
+            .collect();
         diagnostics.at(
             &format!("{path}.format"),
             format!(
-                "`mode: pull` is Green-API's HTTP API technology and needs `format: green-api` (got `{}`)",
+                "`mode: pull` is a provider's HTTP API technology and needs a format that has one: {} (got `{}`)",
+                pulled.join(", "),
                 endpoint.format
             ),
         );
         return;
-    }
+    };
     match &endpoint.pull {
         None => diagnostics.at(
             &path,
@@ -308,16 +317,18 @@ fn check_pull(
         ),
         Some(_) => {}
     }
-    let Some(instance) = pull_instance(endpoint) else {
-        // The format's own settings check names the missing id_instance.
+    let Some(queue) = pull_queue(endpoint) else {
+        // The format's own settings check names the missing setting.
         return;
     };
     if let Some((j, _)) = config.endpoints[..i].iter().enumerate().find(|(_, other)| {
-        other.mode == EndpointMode::Pull && pull_instance(other) == Some(instance)
+        other.mode == EndpointMode::Pull && pull_queue(other).as_ref() == Some(&queue)
     }) {
         diagnostics.at(
-            &format!("{path}.settings.id_instance"),
-            format!("instance {instance} already has a pull queue (endpoints[{j}]); one queue per instance"),
+            &format!("{path}.{}", provider.pull_setting()),
+            format!(
+                "instance {queue} already has a pull queue (endpoints[{j}]); one queue per instance"
+            ),
         );
     }
 }

@@ -290,11 +290,10 @@ impl Dispatcher {
         for queue in self.queues.all() {
             statuses.push(EndpointStatus {
                 name: queue.endpoint.clone(),
-                format: "green-api".to_owned(),
-                url: format!(
-                    "/waInstance{}/receiveNotification/{{apiTokenInstance}}",
-                    queue.instance
-                ),
+                format: queue.format.clone(),
+                url: crate::providers::by_name(&queue.format)
+                    .map(|provider| provider.pull_url(&queue.instance))
+                    .unwrap_or_default(),
                 own_receiver: None,
                 breaker: "closed".to_owned(),
                 disabled: None,

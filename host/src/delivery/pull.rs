@@ -23,7 +23,9 @@ use crate::store::{Notification, Store, StoreError};
 pub struct PullQueue {
     /// The endpoint that fills it.
     pub endpoint: String,
-    /// Green-API's `idInstance`.
+    /// That endpoint's format, whose provider serves the queue.
+    pub format: String,
+    /// The queue's name (Green-API's `idInstance`).
     pub instance: String,
     /// `deleteNotification` answers carry `reason`.
     pub delete_reason: bool,
@@ -73,6 +75,7 @@ impl PullQueues {
             let queue = match queues.remove(instance) {
                 Some(queue)
                     if queue.endpoint == endpoint.name
+                        && queue.format == endpoint.format
                         && &queue.token == token
                         && queue.delete_reason == *delete_reason =>
                 {
@@ -80,6 +83,7 @@ impl PullQueues {
                 }
                 _ => Arc::new(PullQueue {
                     endpoint: endpoint.name.clone(),
+                    format: endpoint.format.clone(),
                     instance: instance.clone(),
                     delete_reason: *delete_reason,
                     token: token.clone(),

@@ -388,9 +388,7 @@ fn locate_start_error(
 fn target(endpoint: &crate::config::EndpointConfig) -> Target {
     match (&endpoint.pull, &endpoint.url) {
         (Some(pull), _) if endpoint.mode == crate::config::EndpointMode::Pull => Target::Queue {
-            instance: crate::config::validate::pull_instance(endpoint)
-                .expect("validated")
-                .to_string(),
+            instance: crate::config::validate::pull_queue(endpoint).expect("validated"),
             token: pull.api_token.clone(),
             keep: pull.retention.0,
             delete_reason: pull.delete_reason,

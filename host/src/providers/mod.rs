@@ -115,6 +115,24 @@ pub trait Provider: Send + Sync + 'static {
     /// documented for the OpenAPI document.
     fn routes(&self) -> OpenApiRouter<AppState>;
 
+    /// The queue a `mode: pull` endpoint of this format fills, named by its
+    /// `settings`; `None` when the provider has no pull technology, or the
+    /// settings name no queue (the format's own check says why).
+    fn pull_queue(&self, _settings: Option<&Value>) -> Option<String> {
+        None
+    }
+
+    /// The endpoint setting that names the queue (`settings.id_instance`);
+    /// empty when the provider has no pull technology.
+    fn pull_setting(&self) -> &'static str {
+        ""
+    }
+
+    /// Where consumers poll queue `queue`, for the endpoints' status.
+    fn pull_url(&self, _queue: &str) -> String {
+        String::new()
+    }
+
     /// What the provider's own environment variables add to a loaded
     /// config (WAHA's `WHATSAPP_HOOK_*`), problems into `diagnostics`.
     fn apply_env(

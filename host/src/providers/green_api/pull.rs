@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::openapi::ErrorBody;
-use super::{ApiError, AppState};
+use crate::api::openapi::ErrorBody;
+use crate::api::{ApiError, AppState};
 use crate::delivery::PullQueue;
 use crate::store::{Notification, StoreError};
 

@@ -3,8 +3,9 @@
 //! id_instance`, else the session of that name), with the instance's
 //! `webhookUrlToken` in `Authorization` (FORMATS.md §4.4), checked with
 //! `ingest.green_api.token`. It counts only 200 as delivered and retries
-//! anything else every 60 s for up to 24 h. Its pull queue (a delivery
-//! target, not a source) is `delivery::pull` and `api::pull`.
+//! anything else every 60 s for up to 24 h. A `mode: pull` endpoint keeps
+//! its webhooks in a queue (`delivery::pull`) that Green-API's client
+//! libraries poll over its "HTTP API technology" ([`pull`]).
 
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct GreenApiIngest {
     #[serde(default)]
     pub token: Option<String>,
 }
+
+pub mod pull;
 
 /// Green-API.
 pub struct GreenApi;
@@ -131,7 +134,34 @@ impl Provider for GreenApi {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        OpenApiRouter::new().routes(routes!(ingest))
+        OpenApiRouter::new()
+            .routes(routes!(ingest))
+            .routes(routes!(pull::receive_notification))
+            .routes(routes!(pull::delete_notification))
+            .routes(routes!(pull::webhooks_count))
+            .route(
+                "/{instance}/receiveNotification",
+                axum::routing::get(pull::missing_token),
+            )
+            .route(
+                "/{instance}/deleteNotification/{token}",
+                axum::routing::delete(pull::missing_receipt),
+            )
+    }
+
+    fn pull_queue(&self, settings: Option<&Value>) -> Option<String> {
+        settings?
+            .get("id_instance")?
+            .as_u64()
+            .map(|id| id.to_string())
+    }
+
+    fn pull_setting(&self) -> &'static str {
+        "settings.id_instance"
+    }
+
+    fn pull_url(&self, queue: &str) -> String {
+        format!("/waInstance{queue}/receiveNotification/{{apiTokenInstance}}")
     }
 }
 
