@@ -91,6 +91,13 @@ async fn the_openapi_document_lists_every_route() {
         "no undocumented extras: {:?}",
         paths.keys()
     );
+    // Each provider's routes bring their own tags (Green-API's pull queue).
+    let tags = document["tags"].as_array().unwrap();
+    assert!(
+        tags.iter()
+            .any(|t| t["name"] == "green-api" && t["description"].is_string()),
+        "{tags:?}"
+    );
     assert!(document["components"]["securitySchemes"]["api_key"].is_object());
     assert!(document["components"]["schemas"]["ErrorBody"].is_object());
     assert!(document["components"]["schemas"]["CreateSession"].is_object());

@@ -47,7 +47,6 @@ impl Modify for ApiKeyScheme {
         (name = "sessions", description = "WhatsApp sessions, WAHA-style"),
         (name = "deliveries", description = "Endpoints, the outbox, dead letters, retry and replay"),
         (name = "failures", description = "The pipeline's dead letters: plugin calls that failed on an accepted event, and their retry"),
-        (name = "green-api", description = "Green-API's HTTP API technology: the pull queue"),
     )
 )]
 struct Frame;

@@ -134,7 +134,14 @@ impl Provider for GreenApi {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        OpenApiRouter::new()
+        let tag = utoipa::openapi::tag::TagBuilder::new()
+            .name("green-api")
+            .description(Some("Green-API's HTTP API technology: the pull queue"))
+            .build();
+        let document = utoipa::openapi::OpenApiBuilder::new()
+            .tags(Some([tag]))
+            .build();
+        OpenApiRouter::with_openapi(document)
             .routes(routes!(ingest))
             .routes(routes!(pull::receive_notification))
             .routes(routes!(pull::delete_notification))
