@@ -101,6 +101,7 @@ pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
             diagnostics.at(&path, problem);
         }
     }
+    check_claims(config, diagnostics);
     let names = plugin_names(config);
     for (i, endpoint) in config.endpoints.iter().enumerate() {
         check_endpoint(config, i, endpoint, &names, diagnostics);
@@ -152,7 +153,42 @@ pub fn session_problems(session: &SessionConfig) -> Vec<(String, String)> {
         }
         (None, _) => {}
     }
+    for provider in crate::providers::ALL {
+        if provider.secret(&session.ingest) == Some("") {
+            problems.push((
+                provider.secret_setting().to_owned(),
+                format!(
+                    "`{}` must not be empty; leave it out to take {}'s webhooks unsigned (with the API key when one is set)",
+                    provider.secret_setting(),
+                    provider.label()
+                ),
+            ));
+        }
+    }
     problems
+}
+
+/// A provider account claimed by two sessions: its webhooks could belong
+/// to either, so the second claim is an error.
+fn check_claims(config: &Config, diagnostics: &mut Diagnostics<'_>) {
+    for provider in crate::providers::ALL {
+        let mut claimed: Vec<(String, &str)> = Vec::new();
+        for (i, session) in config.sessions.iter().enumerate() {
+            let Some(instance) = provider.claimed_instance(&session.ingest) else {
+                continue;
+            };
+            match claimed.iter().find(|(held, _)| *held == instance) {
+                Some((_, owner)) => diagnostics.at(
+                    &format!("sessions[{i}].ingest.{}", provider.instance_setting()),
+                    format!(
+                        "{} account `{instance}` is already session `{owner}`'s; its webhooks can belong to one session only",
+                        provider.label()
+                    ),
+                ),
+                None => claimed.push((instance, &session.name)),
+            }
+        }
+    }
 }
 
 fn check_names<'a>(

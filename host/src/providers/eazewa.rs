@@ -74,12 +74,8 @@ impl Provider for Eazewa {
         Locate::Instance
     }
 
-    fn owns_instance(&self, ingest: &IngestConfig, instance: &str) -> bool {
-        ingest
-            .eazewa
-            .as_ref()
-            .and_then(|e| e.instance_id.as_deref())
-            .is_some_and(|id| id == instance)
+    fn claimed_instance(&self, ingest: &IngestConfig) -> Option<String> {
+        ingest.eazewa.as_ref()?.instance_id.clone()
     }
 
     fn instance_setting(&self) -> &'static str {
@@ -101,6 +97,10 @@ impl Provider for Eazewa {
 
     fn secret_setting(&self) -> &'static str {
         "ingest.eazewa.token"
+    }
+
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str> {
+        ingest.eazewa.as_ref()?.token.as_deref()
     }
 
     fn retry_policy(&self) -> RetryPolicy {

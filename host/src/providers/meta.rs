@@ -116,11 +116,8 @@ impl Provider for Meta {
         Locate::Instance
     }
 
-    fn owns_instance(&self, ingest: &IngestConfig, instance: &str) -> bool {
-        ingest
-            .meta
-            .as_ref()
-            .is_some_and(|m| m.phone_number_id == instance)
+    fn claimed_instance(&self, ingest: &IngestConfig) -> Option<String> {
+        Some(ingest.meta.as_ref()?.phone_number_id.clone())
     }
 
     fn instance_setting(&self) -> &'static str {
@@ -134,6 +131,10 @@ impl Provider for Meta {
 
     fn secret_setting(&self) -> &'static str {
         "ingest.meta.app_secret"
+    }
+
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str> {
+        ingest.meta.as_ref()?.app_secret.as_deref()
     }
 
     fn retry_policy(&self) -> RetryPolicy {

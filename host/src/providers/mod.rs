@@ -90,10 +90,10 @@ pub trait Provider: Send + Sync + 'static {
     fn decode(&self, json: Value) -> Result<Vec<Decoded>, DecodeError>;
     /// How the decoded events name their session.
     fn locate(&self) -> Locate;
-    /// Whether a session's `ingest:` settings claim provider account
-    /// `instance` (for [`Locate::Instance`]).
-    fn owns_instance(&self, _ingest: &IngestConfig, _instance: &str) -> bool {
-        false
+    /// The provider account a session's `ingest:` settings claim (for
+    /// [`Locate::Instance`]): its webhooks belong to that session.
+    fn claimed_instance(&self, _ingest: &IngestConfig) -> Option<String> {
+        None
     }
     /// The setting that names a session's account (`green_api.id_instance`),
     /// for the error about an unknown one.
@@ -106,6 +106,8 @@ pub trait Provider: Send + Sync + 'static {
     /// The session setting [`verify`](Self::verify) uses
     /// (`ingest.green_api.token`), for error messages.
     fn secret_setting(&self) -> &'static str;
+    /// That setting's value in a session's `ingest:`, when set.
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str>;
 
     /// How the provider retries its own webhooks: the default for
     /// `format: {name}` endpoints.

@@ -145,6 +145,13 @@ impl Provider for Wahooks {
         "ingest.wahooks.signing_secret"
     }
 
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str> {
+        ingest
+            .wahooks
+            .as_ref()
+            .map(|wahooks| wahooks.signing_secret.as_str())
+    }
+
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             schedule: Schedule::Gaps([5, 10, 20, 40].map(Duration::from_secs).to_vec()),

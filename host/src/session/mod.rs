@@ -314,9 +314,9 @@ impl Sessions {
         instance: &str,
     ) -> Option<Arc<Session>> {
         let entries = self.entries.read().expect("sessions lock");
-        let configured = entries
-            .values()
-            .find(|entry| provider.owns_instance(&entry.profile.ingest, instance));
+        let configured = entries.values().find(|entry| {
+            provider.claimed_instance(&entry.profile.ingest).as_deref() == Some(instance)
+        });
         configured
             .or_else(|| entries.get(instance))
             .map(|e| e.profile.clone())

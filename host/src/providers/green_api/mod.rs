@@ -103,11 +103,8 @@ impl Provider for GreenApi {
         Locate::Instance
     }
 
-    fn owns_instance(&self, ingest: &IngestConfig, instance: &str) -> bool {
-        ingest
-            .green_api
-            .as_ref()
-            .is_some_and(|g| g.id_instance.to_string() == instance)
+    fn claimed_instance(&self, ingest: &IngestConfig) -> Option<String> {
+        Some(ingest.green_api.as_ref()?.id_instance.to_string())
     }
 
     fn instance_setting(&self) -> &'static str {
@@ -121,6 +118,10 @@ impl Provider for GreenApi {
 
     fn secret_setting(&self) -> &'static str {
         "ingest.green_api.token"
+    }
+
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str> {
+        ingest.green_api.as_ref()?.token.as_deref()
     }
 
     fn retry_policy(&self) -> RetryPolicy {

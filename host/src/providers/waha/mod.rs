@@ -127,6 +127,10 @@ impl Provider for Waha {
         "ingest.waha.hmac_key"
     }
 
+    fn secret<'a>(&self, ingest: &'a IngestConfig) -> Option<&'a str> {
+        ingest.waha.as_ref().map(|waha| waha.hmac_key.as_str())
+    }
+
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             schedule: Schedule::Constant(Duration::from_secs(2)),
