@@ -121,10 +121,27 @@ pub(crate) fn whole_seconds(value: Option<&Value>) -> Option<i64> {
 /// provider sent, in its order, including those wasp does not model; where
 /// they differ, `fresh` wins; a key `base` has and `fresh` dropped is
 /// dropped; a key only `fresh` has is added after the original's.
-/// Objects merge key by key; anything else is replaced whole.
+/// Objects merge key by key, arrays of the same length element by element;
+/// anything else is replaced whole.
 pub fn rebase(original: &Value, base: &Value, fresh: &Value) -> Value {
     if base == fresh {
         return original.clone();
+    }
+    if let (Value::Array(original), Value::Array(base), Value::Array(fresh)) =
+        (original, base, fresh)
+        && original.len() == base.len()
+        && base.len() == fresh.len()
+    {
+        // Element by element: what changed in one element leaves the
+        // others, and what the element holds beyond the model, as sent.
+        return Value::Array(
+            original
+                .iter()
+                .zip(base)
+                .zip(fresh)
+                .map(|((original, base), fresh)| rebase(original, base, fresh))
+                .collect(),
+        );
     }
     let (Value::Object(original), Value::Object(base), Value::Object(fresh)) =
         (original, base, fresh)
@@ -179,6 +196,20 @@ mod tests {
             rebase(&original, &base, &fresh).to_string(),
             r#"{"b":2,"a":"flat","c":"kept"}"#
         );
+    }
+
+    #[test]
+    fn rebase_merges_arrays_of_one_length_element_by_element() {
+        let original = json!({"list": [{"id": 1, "extra": "a"}, {"id": 2, "extra": "b"}]});
+        let base = json!({"list": [{"id": 1}, {"id": 2}]});
+        let fresh = json!({"list": [{"id": 1}, {"id": 3}]});
+        assert_eq!(
+            rebase(&original, &base, &fresh).to_string(),
+            r#"{"list":[{"id":1,"extra":"a"},{"id":3,"extra":"b"}]}"#
+        );
+        // Another length: the fresh array, whole.
+        let fresh = json!({"list": [{"id": 1}]});
+        assert_eq!(rebase(&original, &base, &fresh), fresh);
     }
 
     #[test]

@@ -119,16 +119,47 @@ fn seconds(value: Option<&Value>, path: &str) -> Result<i64, DecodeError> {
         .ok_or_else(|| DecodeError(format!("`{path}` is not Unix seconds")))
 }
 
-/// A copy of `webhook` whose only entry, change and value hold one item:
-/// `value` rebuilt by `keep` (the item's own keys), every other key as sent.
-fn single_item(webhook: &Value, entry: &Value, change: &Value, value: Map<String, Value>) -> Value {
-    let mut change = change.clone();
-    change["value"] = Value::Object(value);
-    let mut entry = entry.clone();
-    entry["changes"] = json!([change]);
-    let mut single = webhook.clone();
-    single["entry"] = json!([entry]);
-    single
+/// The most messages and statuses one webhook may carry: Meta batches at
+/// most 1,000 updates.
+pub const MAX_ITEMS: usize = 1000;
+
+/// `object` without the (large) values under `heavy`: each is `null`, so a
+/// copy costs the small keys only and the heavy ones keep their place.
+fn shell(object: &Value, heavy: &[&str]) -> Map<String, Value> {
+    let mut shell = Map::new();
+    if let Value::Object(map) = object {
+        for (key, value) in map {
+            let value = if heavy.contains(&key.as_str()) {
+                Value::Null
+            } else {
+                value.clone()
+            };
+            shell.insert(key.clone(), value);
+        }
+    }
+    shell
+}
+
+/// The webhook, entry and change around one item, without their arrays:
+/// copied once per change, then once per item at the cost of the keys
+/// Meta puts around the arrays (not the arrays themselves).
+struct Frame {
+    webhook: Map<String, Value>,
+    entry: Map<String, Value>,
+    change: Map<String, Value>,
+}
+
+impl Frame {
+    /// The webhook with one entry, one change and `value` in it.
+    fn around(&self, value: Map<String, Value>) -> Value {
+        let mut change = self.change.clone();
+        change.insert("value".into(), Value::Object(value));
+        let mut entry = self.entry.clone();
+        entry.insert("changes".into(), json!([change]));
+        let mut webhook = self.webhook.clone();
+        webhook.insert("entry".into(), json!([entry]));
+        Value::Object(webhook)
+    }
 }
 
 /// Decode one Meta webhook into its canonical events, in order.
@@ -146,6 +177,18 @@ pub fn decode(body: &Value) -> Result<Vec<Decoded>, DecodeError> {
         .get("entry")
         .and_then(Value::as_array)
         .ok_or_else(|| DecodeError("missing array `entry`".into()))?;
+    let items: usize = entries
+        .iter()
+        .flat_map(|entry| array(entry, "changes"))
+        .filter_map(|change| change.get("value"))
+        .map(|value| array(value, "messages").len() + array(value, "statuses").len())
+        .sum();
+    if items > MAX_ITEMS {
+        return Err(DecodeError(format!(
+            "a Meta webhook carries at most {MAX_ITEMS} messages and statuses; this one has {items}"
+        )));
+    }
+    let webhook_shell = shell(body, &["entry"]);
     let mut decoded = Vec::new();
     for (e, entry) in entries.iter().enumerate() {
         let changes = entry
@@ -167,34 +210,41 @@ pub fn decode(body: &Value) -> Result<Vec<Decoded>, DecodeError> {
             let instance =
                 required_str(metadata, "phone_number_id", &format!("{path}metadata."))?.to_owned();
             let business = str_or_empty(metadata, "display_phone_number");
-            let fields = value.as_object().expect("required_object");
             let event = |envelope: Value| Decoded::Event {
                 instance: instance.clone(),
                 envelope,
             };
+            let frame = Frame {
+                webhook: webhook_shell.clone(),
+                entry: shell(entry, &["changes"]),
+                change: shell(change, &["value"]),
+            };
+            let arrays = ["messages", "statuses", "contacts", "errors"];
+            let mut message_value = shell(value, &arrays);
+            message_value.remove("statuses");
+            message_value.remove("errors");
+            let mut status_value = shell(value, &arrays);
+            status_value.remove("messages");
+            status_value.remove("errors");
             for (m, message) in array(value, "messages").iter().enumerate() {
-                let from = str_or_empty(message, "from");
-                let mut own = fields.clone();
-                own.remove("statuses");
-                own.remove("errors");
+                let from = sender_of(message);
+                let mut own = message_value.clone();
                 own.insert("messages".into(), json!([message]));
                 if own.contains_key("contacts") {
                     own.insert("contacts".into(), json!(contact_of(value, from)));
                 }
-                let original = single_item(body, entry, change, own);
+                let original = frame.around(own);
                 let path = format!("{path}messages[{m}].");
                 decoded.push(event(decode_message(message, business, original, &path)?));
             }
             for (s, status) in array(value, "statuses").iter().enumerate() {
                 let recipient = str_or_empty(status, "recipient_id");
-                let mut own = fields.clone();
-                own.remove("messages");
-                own.remove("errors");
+                let mut own = status_value.clone();
                 own.insert("statuses".into(), json!([status]));
                 if own.contains_key("contacts") {
                     own.insert("contacts".into(), json!(contact_of(value, recipient)));
                 }
-                let original = single_item(body, entry, change, own);
+                let original = frame.around(own);
                 let path = format!("{path}statuses[{s}].");
                 decoded.push(match decode_status(status, business, original, &path)? {
                     Some(envelope) => event(envelope),
@@ -219,13 +269,23 @@ pub fn decode(body: &Value) -> Result<Vec<Decoded>, DecodeError> {
     Ok(decoded)
 }
 
-/// The contact of `wa_id` in a change's `contacts` (none or one).
-fn contact_of<'a>(value: &'a Value, wa_id: &str) -> Vec<&'a Value> {
+/// The contact of `id` in a change's `contacts` (none or one): by its
+/// `wa_id`, or its `user_id` for users with a username only.
+fn contact_of<'a>(value: &'a Value, id: &str) -> Vec<&'a Value> {
     array(value, "contacts")
         .iter()
-        .filter(|c| str_or_empty(c, "wa_id") == wa_id)
+        .filter(|c| str_or_empty(c, "wa_id") == id || str_or_empty(c, "user_id") == id)
         .take(1)
         .collect()
+}
+
+/// Who sent a message: `from`, or `from_user_id` for users with a
+/// username only (2026).
+fn sender_of(message: &Value) -> &str {
+    match message.get("from").and_then(Value::as_str) {
+        Some(from) => from,
+        None => str_or_empty(message, "from_user_id"),
+    }
 }
 
 /// `value[key]` as an array, or none.
@@ -291,11 +351,11 @@ fn decode_message(
     path: &str,
 ) -> Result<Value, DecodeError> {
     let id = required_str(message, "id", path)?;
-    // Users with a username only (2026) come with `from_user_id`.
-    let from = match message.get("from_user_id").and_then(Value::as_str) {
-        Some(user) if message.get("from").is_none() => user,
-        _ => required_str(message, "from", path)?,
-    };
+    let from = sender_of(message);
+    if from.is_empty() {
+        // Neither `from` nor (a username-only user's) `from_user_id`.
+        required_str(message, "from", path)?;
+    }
     let kind = required_str(message, "type", path)?;
     let seconds = seconds(message.get("timestamp"), &format!("{path}timestamp"))?;
     let envelope = |name: &str, payload: Value| json!({"timestamp": seconds * 1000, "event": name, "payload": payload});
@@ -780,6 +840,55 @@ mod tests {
             };
             assert!(why.contains(reason), "{why}");
         }
+    }
+
+    #[test]
+    fn another_account_keeps_what_wasp_does_not_model() {
+        let webhook = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+                "messages": [{"context": {"from": "15550783881", "id": "wamid.Q"}, "from": "16505551234",
+                    "id": "wamid.I", "timestamp": "1750000000", "type": "interactive",
+                    "interactive": {"type": "button_reply", "button_reply": {"id": "yes-1", "title": "Yes"}}}]},
+            "field": "messages"}]}]});
+        let decoded = decode(&webhook).unwrap();
+        let [Decoded::Event { envelope, .. }] = decoded.as_slice() else {
+            panic!("{decoded:?}")
+        };
+        assert_eq!(envelope["payload"]["body"], "Yes");
+        let mut other = settings();
+        other.phone_number_id = "999".into();
+        let Encoded::Send(body) = encode(envelope, &other) else {
+            panic!()
+        };
+        let value = &body["entry"][0]["changes"][0]["value"];
+        assert_eq!(value["metadata"]["phone_number_id"], "999");
+        assert_eq!(value["messages"][0]["type"], "interactive");
+        assert_eq!(
+            value["messages"][0]["interactive"]["button_reply"]["id"],
+            "yes-1"
+        );
+        assert_eq!(value["messages"][0]["context"]["id"], "wamid.Q");
+        assert_eq!(body["entry"][0]["id"], "102290129340398");
+    }
+
+    #[test]
+    fn a_webhook_with_more_items_than_meta_batches_is_refused() {
+        let message =
+            json!({"from": "1", "id": "a", "timestamp": "1", "type": "text", "text": {"body": ""}});
+        let mut webhook = text_webhook();
+        webhook["entry"][0]["changes"][0]["value"]["messages"] =
+            json!(vec![message; MAX_ITEMS + 1]);
+        assert_eq!(
+            decode(&webhook).unwrap_err().0,
+            "a Meta webhook carries at most 1000 messages and statuses; this one has 1001"
+        );
+        webhook["entry"][0]["changes"][0]["value"]["messages"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        assert_eq!(decode(&webhook).unwrap().len(), MAX_ITEMS);
     }
 
     #[test]
