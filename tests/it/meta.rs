@@ -94,6 +94,62 @@ async fn the_subscription_handshake_echoes_the_challenge_only_for_a_known_token(
     host.stop().await;
 }
 
+/// What wasp has no event for is still answered 200 when Meta signed it
+/// (Meta retries anything else for 7 days); unsigned, it needs the key.
+#[tokio::test]
+async fn signed_webhooks_without_an_event_are_acknowledged() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&config(&receiver)).await;
+    let errors = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "errors": [{"code": 130429, "title": "Rate limit hit"}]},
+        "field": "messages"}]}]})
+    .to_string();
+    let post = |signature: Option<String>| {
+        let mut request = host
+            .client
+            .post(host.url("/ingest/meta"))
+            .header("content-type", "application/json")
+            .body(errors.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send()
+    };
+    let signed = post(Some(meta_signature(INGEST_SECRET, errors.as_bytes())))
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    let answer: Value = signed.json().await.unwrap();
+    assert!(
+        answer["ignored"].as_str().unwrap().contains("130429"),
+        "{answer}"
+    );
+    for signature in [None, Some(meta_signature("wrong", errors.as_bytes()))] {
+        assert_eq!(post(signature).await.unwrap().status(), 401);
+    }
+    // A session created over the API cannot take a number another has.
+    let taken = host
+        .client
+        .post(host.url("/api/sessions"))
+        .header("X-Api-Key", KEY)
+        .json(&json!({"name": "copy", "config": {"ingest": {"meta": {"phone_number_id": "106540352242922"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(taken.status().is_client_error(), "{}", taken.status());
+    let body: Value = taken.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is already session `biz`'s"),
+        "{body}"
+    );
+    host.stop().await;
+}
+
 #[tokio::test]
 async fn a_signed_meta_webhook_reaches_waha_and_green_api_and_waha_reaches_meta_signed() {
     let receiver = TestReceiver::start().await;

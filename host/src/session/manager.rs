@@ -163,6 +163,21 @@ impl SessionManager {
         let mut config = config;
         confine_replay_file(&mut config, replay_dir).map_err(SessionError::Invalid)?;
         let spec = api_spec(name, &config)?;
+        for provider in crate::providers::ALL {
+            let Some(instance) = provider.claimed_instance(&spec.ingest) else {
+                continue;
+            };
+            if let Some(owner) = self.sessions.by_instance(provider, &instance)
+                && provider.claimed_instance(&owner.ingest).as_deref() == Some(&*instance)
+            {
+                return Err(SessionError::Invalid(format!(
+                    "config.ingest.{}: {} account `{instance}` is already session `{}`'s; its webhooks can belong to one session only",
+                    provider.instance_setting(),
+                    provider.label(),
+                    owner.name
+                )));
+            }
+        }
         let config = Value::Object(config);
         self.save(name, &config, start).await?;
         self.sessions.insert(Entry::new(spec, Origin::Api, config));
