@@ -263,22 +263,40 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
     assert_eq!(receiver.wait_for(2, WAIT).await.len(), 2);
     // A simulated session's QR code leads to its scan page; a code that
     // is no longer shown, or a session that is not pairing, is refused.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let scan = loop {
-        let sessions = signed_in.page(&host.url("/ui/sessions")).await;
-        let link = sessions
-            .split("href=\"/ui/sessions/phone/scan?code=")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next());
-        if let Some(link) = link {
-            break link.to_owned();
+    // The code shown now; after a restart, another one.
+    let scan_link = |not: Option<String>| {
+        let signed_in = &signed_in;
+        let host = &host;
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let sessions = signed_in.page(&host.url("/ui/sessions")).await;
+                let link = sessions
+                    .split("href=\"/ui/sessions/phone/scan?code=")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .filter(|link| Some(*link) != not.as_deref());
+                if let Some(link) = link {
+                    break link.to_owned();
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no (new) scan link: {sessions}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no scan link: {sessions}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let before_restart = scan_link(None).await;
+    let restarted = signed_in
+        .post(&host.url("/ui/sessions/phone/restart"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(restarted.status(), 303);
+    let scan = scan_link(Some(before_restart.clone())).await;
+    let old = signed_in
+        .page(&host.url(&format!("/ui/sessions/phone/scan?code={before_restart}")))
+        .await;
+    assert!(old.contains("is no longer shown"), "{old}");
     let stale = signed_in
         .page(&host.url("/ui/sessions/phone/scan?code=0123"))
         .await;

@@ -222,7 +222,9 @@ impl SessionManager {
     /// The simulated phone scans `name`'s QR code: the session pairs now.
     /// `code` is the code's [`pairing_code`] as shown; a stale one (the
     /// session restarted since) is refused.
-    pub fn scan(&self, name: &str, code: &str) -> Result<(), SessionError> {
+    pub async fn scan(&self, name: &str, code: &str) -> Result<(), SessionError> {
+        // Not during a restart: the code checked is the running engine's.
+        let _serial = self.lifecycle.lock().await;
         let entry = self.known(name)?;
         let current = self
             .sessions

@@ -138,7 +138,9 @@ pub async fn run(
         _ = tokio::time::sleep(settings.pairing.0) => {}
         _ = stopped.changed() => return,
     }
-    let qr = pairing_qr(settings.seed);
+    // A fresh code each run, as WhatsApp shows: a page opened before a
+    // restart names a code that is no longer valid.
+    let qr = pairing_qr(fastrand::u64(..));
     if !reporter.set(Status::ScanQrCode, json!({"qr": qr})).await {
         return;
     }

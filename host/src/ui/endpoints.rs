@@ -65,7 +65,7 @@ pub async fn page(
                             span.muted.nowrap { "wasp's receiver answers " (answer) }
                             @for (action, label, what) in actions {
                                 br;
-                                form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/" (action)} {
+                                form.inline method="post" action={"/ui/endpoints/" (encode(&endpoint.name)) "/" (action)} {
                                     input type="hidden" name="csrf" value=(viewer.csrf);
                                     button.secondary type="submit" aria-label={(label) ": " (endpoint.name)} title=(what) { (label) }
                                 }
@@ -86,7 +86,7 @@ pub async fn page(
                     td.num { (latency(figure.and_then(|f| f.quantile(0.99)))) }
                     td {
                         @let action = if endpoint.disabled.is_some() { "enable" } else { "disable" };
-                        form.inline method="post" action={"/ui/endpoints/" (endpoint.name) "/" (action)} {
+                        form.inline method="post" action={"/ui/endpoints/" (encode(&endpoint.name)) "/" (action)} {
                             input type="hidden" name="csrf" value=(viewer.csrf);
                             button.secondary[action == "disable"] type="submit" aria-label={(action) " " (endpoint.name)} { (action) }
                         }

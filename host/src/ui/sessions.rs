@@ -74,7 +74,7 @@ fn session_row(snapshot: &Snapshot, viewer: &Viewer, now: u64) -> Markup {
             }
             td {
                 @for action in ["start", "stop", "restart"] {
-                    form.inline method="post" action={"/ui/sessions/" (name) "/" (action)} {
+                    form.inline method="post" action={"/ui/sessions/" (encode(name)) "/" (action)} {
                         input type="hidden" name="csrf" value=(viewer.csrf);
                         button.secondary type="submit" aria-label={(action) " " (name)} { (action) }
                     }
@@ -242,7 +242,7 @@ pub async fn scan(
     Form(form): Form<ScanForm>,
 ) -> Result<Response, ApiError> {
     viewer.check(&form.csrf)?;
-    let message = match state.app.sessions.scan(&name, &form.code) {
+    let message = match state.app.sessions.scan(&name, &form.code).await {
         Ok(()) => format!("{name}: QR code scanned, pairing."),
         Err(error) => format!("{name}: scan failed: {error}"),
     };
