@@ -125,13 +125,14 @@ routes: [{{to: [out]}}]
         let refused = post(path, &unsigned, &[]).await.unwrap();
         assert_eq!(refused.status(), 401, "{path}");
         let text = refused.text().await.unwrap();
-        assert!(text.contains("needs the API key"), "{text}");
-        // An unknown session tells an anonymous caller nothing.
+        assert!(text.contains("the API key is missing"), "{text}");
+        // An unknown session tells an anonymous caller nothing: the same
+        // words as for a known one.
         let mut stranger = unsigned.clone();
         stranger["session"] = json!("nobody");
         let refused = post(path, &stranger, &[]).await.unwrap();
         assert_eq!(refused.status(), 401, "{path}");
-        assert!(!refused.text().await.unwrap().contains("default"));
+        assert_eq!(refused.text().await.unwrap(), text);
     }
     let with_key = post("/ingest/waha", &unsigned, &[("x-api-key", "sesame")])
         .await
@@ -168,6 +169,15 @@ routes: [{{to: [out]}}]
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+    // Nor does a wrong signature for a session that has a secret.
+    let forged: Value = forged.json().await.unwrap();
+    assert!(
+        forged["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("this webhook's provider signature or token does not check out"),
+        "{forged}"
+    );
     // Green-API without a token configured: the key as its bearer token.
     let green = json!({"typeWebhook": "incomingMessageReceived",
         "instanceData": {"idInstance": 77, "wid": "7@c.us", "typeInstance": "whatsapp"},

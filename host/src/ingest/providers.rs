@@ -60,11 +60,16 @@ impl Caller {
     }
 }
 
-/// The answer to a webhook that must bring the API key.
-fn needs_key(what: &str) -> ProviderError {
-    ProviderError::Unauthorized(format!(
-        "{what}, so this route needs the API key (`X-Api-Key: <key>` or `Authorization: Bearer <key>`)"
-    ))
+/// What a caller without the API key is told when its webhook is refused:
+/// the same words whatever the reason, so it learns nothing about which
+/// sessions or provider accounts exist or which have a secret.
+const REFUSED: &str = "this webhook's provider signature or token does not check out for any session, and the API key is missing (`X-Api-Key: <key>` or `Authorization: Bearer <key>`)";
+
+/// The answer to a webhook that must bring the API key; `why` goes to the
+/// log only.
+fn needs_key(why: &str) -> ProviderError {
+    tracing::debug!("provider webhook refused: {why}");
+    ProviderError::Unauthorized(REFUSED.to_owned())
 }
 
 /// What became of a provider webhook.
@@ -234,6 +239,9 @@ fn authorize(
 ) -> Result<(), ProviderError> {
     match verified {
         Some(check) if check.verified == Some(true) || caller.may_skip_signature() => Ok(()),
+        Some(check) if caller == Caller::Anonymous => {
+            Err(needs_key(&format!("session `{session}`: {}", check.detail)))
+        }
         Some(check) => Err(ProviderError::Unauthorized(check.detail)),
         None if caller.may_post_unsigned() => Ok(()),
         None => {
