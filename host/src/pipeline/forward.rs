@@ -72,16 +72,40 @@ pub fn forwarder(
                 ids: store.complete(seq, rows(&processed)),
                 processed,
             },
-            Entry::Retry { failure, reply } => Committing::Retried {
-                ids: store.resolve_failure(failure, rows(&processed)),
-                processed,
-                reply,
-            },
+            Entry::Retry { failure, reply } => {
+                let mut rows = rows(&processed);
+                rows.walk = Some(walk_after_retry(store.as_ref(), &processed));
+                Committing::Retried {
+                    ids: store.resolve_failure(failure, rows),
+                    processed,
+                    reply,
+                }
+            }
         };
         // The task outlives every sink (see above).
         let _ = committing.send(write);
     });
     (sink, task)
+}
+
+/// The event's stored walk with the routes a retry walked again replaced
+/// (retries are rare: one read of the event is cheap).
+fn walk_after_retry(store: &dyn Store, processed: &Processed) -> String {
+    let filter = crate::store::EventFilter {
+        id: Some(processed.event_id.clone()),
+        limit: 1,
+        ..Default::default()
+    };
+    let stored = store
+        .events(&filter)
+        .ok()
+        .and_then(|events| events.into_iter().next())
+        .and_then(|event| event.walk)
+        .and_then(|text| serde_json::from_str::<super::walk::Walk>(&text).ok());
+    match stored {
+        Some(first) => first.retried(&processed.walk).to_json(),
+        None => processed.walk.to_json(),
+    }
 }
 
 /// A new event's walk, for the live tail.

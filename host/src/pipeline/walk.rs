@@ -158,6 +158,18 @@ impl Walk {
         });
     }
 
+    /// This walk with the routes a retry walked again (`retry`) in place
+    /// of their first walk; routes the retry did not touch stay.
+    pub fn retried(mut self, retry: &Walk) -> Walk {
+        for route in &retry.routes {
+            match self.routes.iter_mut().find(|r| r.route == route.route) {
+                Some(first) => *first = route.clone(),
+                None => self.routes.push(route.clone()),
+            }
+        }
+        self
+    }
+
     /// Whether any endpoint got a request.
     pub fn sent(&self) -> bool {
         self.routes
@@ -256,6 +268,23 @@ mod tests {
             walk.line(&event()),
             "evt_1 message (session s, chat 1@c.us) → route orders: orders-only kept it; redact rewrote it; pick routed it to [crm]; → demo (waha, 704 bytes); crm not subscribed; → route spam: dropped by spam-filter"
         );
+    }
+
+    #[test]
+    fn a_retry_replaces_the_routes_it_walked_again() {
+        let mut first = Walk::default();
+        first.route("a");
+        first.plugin("f", PluginVerdict::Failed);
+        first.route("b");
+        first.plugin("g", PluginVerdict::Kept);
+        let mut retry = Walk::default();
+        retry.route("a");
+        retry.plugin("f", PluginVerdict::Kept);
+        retry.endpoint("e", EndpointVerdict::Sent, Some("waha, 10 bytes".into()));
+        let merged = first.retried(&retry);
+        assert_eq!(merged.routes.len(), 2);
+        assert_eq!(merged.routes[0], retry.routes[0]);
+        assert_eq!(merged.routes[1].plugins[0].plugin, "g");
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub(super) fn resolve(
             |row| row.get(0),
         )
         .unwrap_or(0);
+    if let Some(walk) = &routed.walk {
+        tx.prepare_cached(
+            "UPDATE events SET walk = ?2 WHERE id = (SELECT event_id FROM plugin_failures WHERE id = ?1)",
+        )?
+        .execute(params![id, walk])?;
+    }
     insert_routed(tx, seq, routed, now)
 }
 

@@ -1391,8 +1391,40 @@ mod tests {
             walk: Some(walk.into()),
             ..Routed::default()
         };
+        let failure = NewFailure {
+            event_id: "evt_b".into(),
+            event_name: "message".into(),
+            session: "s".into(),
+            route: "r".into(),
+            plugin: "p".into(),
+            kind: "filter".into(),
+            endpoint: None,
+            outcome: "trap".into(),
+            error: "boom".into(),
+            event: "{}".into(),
+        };
+        let routed = Routed {
+            failures: vec![failure],
+            walk: Some(walk.into()),
+            ..Routed::default()
+        };
         store.complete(seq, routed).await.unwrap();
         assert_eq!(walk_of("evt_b").as_deref(), Some(walk));
+        // A retry of its failed plugin call writes the walk it makes.
+        let failed = store
+            .failures(&FailureFilter {
+                event_id: Some("evt_b".into()),
+                limit: 1,
+                ..FailureFilter::default()
+            })
+            .unwrap();
+        let retried = r#"{"routes":[{"route":"r","plugins":[{"plugin":"p","verdict":"kept"}]}]}"#;
+        let routed = Routed {
+            walk: Some(retried.into()),
+            ..Routed::default()
+        };
+        store.resolve_failure(failed[0].id, routed).await.unwrap();
+        assert_eq!(walk_of("evt_b").as_deref(), Some(retried));
         let recent = store.recent_events(before, 10).unwrap();
         assert_eq!(recent.len(), 2);
         assert!(recent[0] >= recent[1] && recent[1] >= before);
