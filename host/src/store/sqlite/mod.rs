@@ -1387,10 +1387,6 @@ mod tests {
         assert_eq!(walk_of("evt_a").as_deref(), Some(r#"{"routes":[]}"#));
         assert_eq!(walk_of("evt_b"), None, "not routed yet");
         let walk = r#"{"routes":[{"route":"r"}]}"#;
-        let routed = Routed {
-            walk: Some(walk.into()),
-            ..Routed::default()
-        };
         let failure = NewFailure {
             event_id: "evt_b".into(),
             event_name: "message".into(),
