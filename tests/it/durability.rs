@@ -454,7 +454,7 @@ async fn shutdown_finishes_attempts_in_flight_and_records_them() {
         wasp::store::sqlite::Sync::Normal,
     )
     .unwrap();
-    use wasp::store::Store;
+    use wasp::store::{Outbox, Store};
     let deliveries = store
         .deliveries(&wasp::store::DeliveryFilter {
             limit: 10,

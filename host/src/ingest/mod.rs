@@ -353,8 +353,8 @@ mod tests {
     use crate::pipeline::WorkerPool;
     use crate::plugin::{PluginEngine, PluginRuntime};
     use crate::session::Origin;
-    use crate::store::Store;
     use crate::store::sqlite::FlushGate;
+    use crate::store::{EventLog, PullQueueStore, Store};
 
     const CONFIG: &str = r#"
 endpoints:

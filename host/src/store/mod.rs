@@ -1,14 +1,18 @@
-//! Durable state behind one narrow interface, [`Store`]: accepted events
-//! (with dedup), the delivery outbox, every delivery attempt, endpoint state,
-//! and (for pull-mode endpoints) the notification queue. The embedded
-//! implementation is SQLite ([`sqlite::SqliteStore`]); a shared broker can
-//! implement the same trait so several hosts split the work.
+//! Durable state, split by what it holds: the event log with dedup and
+//! what the pipeline made of each event ([`EventLog`]), the delivery
+//! outbox and every attempt ([`Outbox`]), endpoint state
+//! ([`EndpointState`]), sessions created over the API ([`SessionStore`])
+//! and pull-mode endpoints' notification queues ([`PullQueueStore`]).
+//! [`Store`] is all of them, with retention across them and the writer's
+//! life; the host holds an `Arc<dyn Store>`. The embedded implementation
+//! is SQLite ([`sqlite::SqliteStore`]); another backend implements the same
+//! traits.
 //!
 //! Writes return futures that resolve once the write is durable (committed;
 //! an accepted event can also be had at its commit, with its flush still
-//! under way: [`Store::admit`]). A new event is normally stored already
+//! under way: [`EventLog::admit`]). A new event is normally stored already
 //! routed, with the deliveries its pipeline produced, in one commit
-//! ([`Store::admit_routed`]);
+//! ([`EventLog::admit_routed`]);
 //! reads are synchronous: short indexed ones may run in place on an async
 //! worker (each reader has a connection of its own), longer ones belong in
 //! `spawn_blocking` or start-up.
@@ -338,8 +342,11 @@ pub struct Pruned {
     pub failures: u64,
 }
 
-/// Durable state (see the module docs).
-pub trait Store: Send + Sync {
+/// The event log: events made durable once (by id, and by message
+/// fingerprint within the dedup window), what the pipeline made of each
+/// (deliveries and failed plugin calls, committed with the event or when
+/// it is routed), and reading them back.
+pub trait EventLog: Send + Sync {
     /// Make an event durable, unless its id is stored already or its
     /// fingerprint was seen within the dedup window.
     fn accept(&self, event: NewEvent) -> StoreFuture<AcceptOutcome> {
@@ -351,7 +358,7 @@ pub trait Store: Send + Sync {
         })
     }
 
-    /// [`Store::accept`], answered at the commit: the caller can start on
+    /// [`EventLog::accept`], answered at the commit: the caller can start on
     /// the event while the commit flushes, and must await
     /// [`Admitted::durable`] before telling anyone the event is accepted.
     fn admit(&self, event: NewEvent) -> StoreFuture<Admitted> {
@@ -360,14 +367,14 @@ pub trait Store: Send + Sync {
 
     /// Store a new event already routed: the event, marked routed, and the
     /// deliveries its pipeline produced, in one commit — answered like
-    /// [`Store::admit`], with the deliveries' ids. A duplicate stores
+    /// [`EventLog::admit`], with the deliveries' ids. A duplicate stores
     /// neither. Either all of it is committed or none of it.
     fn admit_routed(&self, event: NewEvent, routed: Routed) -> StoreFuture<Admitted> {
         self.admit_with(event, Some(routed))
     }
 
-    /// [`Store::admit`] (`deliveries: None`: to be routed later, with
-    /// [`Store::complete`]) or [`Store::admit_routed`].
+    /// [`EventLog::admit`] (`deliveries: None`: to be routed later, with
+    /// [`EventLog::complete`]) or [`EventLog::admit_routed`].
     fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted>;
 
     /// Record the pipeline's output for event `seq`: add its deliveries to
@@ -388,33 +395,22 @@ pub trait Store: Send + Sync {
     /// Stored events, newest first.
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
 
-    /// When each delivery created at or after `since` (Unix ms) was created
-    /// and its state, newest first, at most `max`: read from the newest row
-    /// back (deliveries are appended in time order), not by scanning.
-    fn recent_deliveries(
-        &self,
-        since: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, DeliveryState)>, StoreError>;
-
     /// When each event received at or after `since` (Unix ms) arrived,
     /// newest first, at most `max`: read from the newest row back.
     fn recent_events(&self, since: u64, max: usize) -> Result<Vec<u64>, StoreError>;
 
+    /// Events accepted but not routed (after a crash).
+    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError>;
+}
+
+/// The outbox: deliveries and their attempts — what is due, what
+/// happened on each attempt, resending, and reading them back.
+pub trait Outbox: Send + Sync {
     /// Record an attempt and the delivery's new state.
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()>;
 
     /// Put deliveries back in the queue, due now (retry, replay). Returns how many.
     fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64>;
-
-    /// Mark an endpoint disabled (e.g. after `410 Gone`) or enabled again.
-    fn set_endpoint_disabled(&self, endpoint: String, disabled: Option<String>) -> StoreFuture<()>;
-
-    /// Apply retention limits.
-    fn prune(&self, retention: Retention) -> StoreFuture<Pruned>;
-
-    /// Events accepted but not routed (after a crash).
-    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError>;
 
     /// Pending deliveries of `endpoint` with id `>= from_id`, oldest first.
     fn pending_deliveries(
@@ -433,12 +429,30 @@ pub trait Store: Send + Sync {
     /// A delivery's attempts, oldest first.
     fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
 
-    /// Endpoints disabled, with the reason.
-    fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
-
     /// Deliveries per state for one endpoint.
     fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError>;
 
+    /// When each delivery created at or after `since` (Unix ms) was created
+    /// and its state, newest first, at most `max`: read from the newest row
+    /// back (deliveries are appended in time order), not by scanning.
+    fn recent_deliveries(
+        &self,
+        since: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, DeliveryState)>, StoreError>;
+}
+
+/// Endpoint state that outlives a restart: disabled endpoints and why.
+pub trait EndpointState: Send + Sync {
+    /// Mark an endpoint disabled (e.g. after `410 Gone`) or enabled again.
+    fn set_endpoint_disabled(&self, endpoint: String, disabled: Option<String>) -> StoreFuture<()>;
+
+    /// Endpoints disabled, with the reason.
+    fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// Sessions created over the API, kept across restarts.
+pub trait SessionStore: Send + Sync {
     /// Save (create or replace) a session record created over the API.
     fn save_session(&self, name: String, record: String) -> StoreFuture<()>;
 
@@ -447,7 +461,11 @@ pub trait Store: Send + Sync {
 
     /// Saved sessions: (name, record).
     fn sessions(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
 
+/// Pull queues (Green-API's HTTP API technology): notifications waiting
+/// to be received and deleted.
+pub trait PullQueueStore: Send + Sync {
     /// The oldest `limit` unexpired notifications of a pull queue, in the
     /// order their events were accepted.
     fn peek_notifications(
@@ -461,6 +479,13 @@ pub trait Store: Send + Sync {
 
     /// Notifications waiting in a pull queue.
     fn queue_length(&self, instance: &str) -> Result<u64, StoreError>;
+}
+
+/// Durable state (see the module docs): every part, retention across
+/// them, and the writer's life.
+pub trait Store: EventLog + Outbox + EndpointState + SessionStore + PullQueueStore {
+    /// Apply retention limits.
+    fn prune(&self, retention: Retention) -> StoreFuture<Pruned>;
 
     /// Whether the store accepts writes (for `/ready`).
     fn writable(&self) -> bool;

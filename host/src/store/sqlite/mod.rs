@@ -900,7 +900,7 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     })
 }
 
-impl Store for SqliteStore {
+impl EventLog for SqliteStore {
     fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted> {
         self.submit(|reply| Write::Accept(event, routed, reply))
     }
@@ -919,95 +919,6 @@ impl Store for SqliteStore {
 
     fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError> {
         self.read(|connection| failures::list(connection, filter))
-    }
-
-    fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()> {
-        self.submit(|reply| Write::Attempt(attempt, after, reply))
-    }
-
-    fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64> {
-        self.submit(|reply| Write::Requeue(ids, reply))
-    }
-
-    fn set_endpoint_disabled(&self, endpoint: String, reason: Option<String>) -> StoreFuture<()> {
-        self.submit(|reply| Write::Disable(endpoint, reason, reply))
-    }
-
-    fn prune(&self, retention: Retention) -> StoreFuture<Pruned> {
-        self.submit(|reply| Write::Prune(retention, reply))
-    }
-
-    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError> {
-        self.read(|c| {
-            c.prepare("SELECT seq, body FROM events WHERE routed = 0 ORDER BY seq")?
-                .query_map([], |row| {
-                    Ok(UnroutedEvent {
-                        seq: row.get(0)?,
-                        body: row.get(1)?,
-                    })
-                })?
-                .collect()
-        })
-    }
-
-    fn pending_deliveries(
-        &self,
-        endpoint: &str,
-        from_id: i64,
-        limit: usize,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE endpoint = ?1 AND state = 'pending' AND id >= ?2 ORDER BY id LIMIT ?3"
-            ))?
-            .query_map(params![endpoint, from_id, limit as i64], delivery_row)?
-            .collect()
-        })
-    }
-
-    fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
-            ))?
-            .query_row(params![id], delivery_row)
-            .optional()
-        })
-    }
-
-    fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
-        if let Some(endpoint) = &filter.endpoint {
-            select.and("endpoint = ?", endpoint.clone());
-        }
-        if let Some(session) = &filter.session {
-            select.and("session = ?", session.clone());
-        }
-        if let Some(event_id) = &filter.event_id {
-            select.and("event_id = ?", event_id.clone());
-        }
-        if let Some(name) = &filter.event_name {
-            select.and("event_name = ?", name.clone());
-        }
-        if let Some(since) = filter.since {
-            select.and("created_at >= ?", since as i64);
-        }
-        if let Some(until) = filter.until {
-            select.and("created_at < ?", until as i64);
-        }
-        if let Some(before) = filter.before_id {
-            select.and("id < ?", before);
-        }
-        if !filter.states.is_empty() {
-            let names: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            select.and_fixed(&format!("state IN ({})", names.join(", ")));
-        }
-        let limit = filter.limit.clamp(1, 10_000);
-        self.read(|c| select.newest(limit, c, delivery_row))
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
@@ -1072,6 +983,125 @@ impl Store for SqliteStore {
         })
     }
 
+    fn unrouted_events(&self) -> Result<Vec<UnroutedEvent>, StoreError> {
+        self.read(|c| {
+            c.prepare("SELECT seq, body FROM events WHERE routed = 0 ORDER BY seq")?
+                .query_map([], |row| {
+                    Ok(UnroutedEvent {
+                        seq: row.get(0)?,
+                        body: row.get(1)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+}
+
+impl Outbox for SqliteStore {
+    fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()> {
+        self.submit(|reply| Write::Attempt(attempt, after, reply))
+    }
+
+    fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64> {
+        self.submit(|reply| Write::Requeue(ids, reply))
+    }
+
+    fn pending_deliveries(
+        &self,
+        endpoint: &str,
+        from_id: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE endpoint = ?1 AND state = 'pending' AND id >= ?2 ORDER BY id LIMIT ?3"
+            ))?
+            .query_map(params![endpoint, from_id, limit as i64], delivery_row)?
+            .collect()
+        })
+    }
+
+    fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
+            ))?
+            .query_row(params![id], delivery_row)
+            .optional()
+        })
+    }
+
+    fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
+        if let Some(endpoint) = &filter.endpoint {
+            select.and("endpoint = ?", endpoint.clone());
+        }
+        if let Some(session) = &filter.session {
+            select.and("session = ?", session.clone());
+        }
+        if let Some(event_id) = &filter.event_id {
+            select.and("event_id = ?", event_id.clone());
+        }
+        if let Some(name) = &filter.event_name {
+            select.and("event_name = ?", name.clone());
+        }
+        if let Some(since) = filter.since {
+            select.and("created_at >= ?", since as i64);
+        }
+        if let Some(until) = filter.until {
+            select.and("created_at < ?", until as i64);
+        }
+        if let Some(before) = filter.before_id {
+            select.and("id < ?", before);
+        }
+        if !filter.states.is_empty() {
+            let names: Vec<String> = filter
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            select.and_fixed(&format!("state IN ({})", names.join(", ")));
+        }
+        let limit = filter.limit.clamp(1, 10_000);
+        self.read(|c| select.newest(limit, c, delivery_row))
+    }
+
+    fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT delivery_id, number, at, status, latency_ms, outcome, excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?
+            .query_map(params![delivery_id], |row| {
+                Ok(AttemptRecord {
+                    delivery_id: row.get(0)?,
+                    number: row.get::<_, i64>(1)? as u32,
+                    at: row.get::<_, i64>(2)? as u64,
+                    status: row.get::<_, Option<i64>>(3)?.map(|s| s as u16),
+                    latency_ms: row.get(4)?,
+                    outcome: row.get(5)?,
+                    excerpt: row.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state, COUNT(*) FROM deliveries WHERE endpoint = ?1 GROUP BY state",
+            )?
+            .query_map(params![endpoint], |row| {
+                let state: String = row.get(0)?;
+                Ok((
+                    DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+                    row.get::<_, i64>(1)? as u64,
+                ))
+            })?
+            .collect()
+        })
+    }
+
     fn recent_deliveries(
         &self,
         since: u64,
@@ -1098,25 +1128,11 @@ impl Store for SqliteStore {
             Ok(recent)
         })
     }
+}
 
-    fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(
-                "SELECT delivery_id, number, at, status, latency_ms, outcome, excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
-            )?
-            .query_map(params![delivery_id], |row| {
-                Ok(AttemptRecord {
-                    delivery_id: row.get(0)?,
-                    number: row.get::<_, i64>(1)? as u32,
-                    at: row.get::<_, i64>(2)? as u64,
-                    status: row.get::<_, Option<i64>>(3)?.map(|s| s as u16),
-                    latency_ms: row.get(4)?,
-                    outcome: row.get(5)?,
-                    excerpt: row.get(6)?,
-                })
-            })?
-            .collect()
-        })
+impl EndpointState for SqliteStore {
+    fn set_endpoint_disabled(&self, endpoint: String, reason: Option<String>) -> StoreFuture<()> {
+        self.submit(|reply| Write::Disable(endpoint, reason, reply))
     }
 
     fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -1126,23 +1142,9 @@ impl Store for SqliteStore {
                 .collect()
         })
     }
+}
 
-    fn counts(&self, endpoint: &str) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(
-                "SELECT state, COUNT(*) FROM deliveries WHERE endpoint = ?1 GROUP BY state",
-            )?
-            .query_map(params![endpoint], |row| {
-                let state: String = row.get(0)?;
-                Ok((
-                    DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
-                    row.get::<_, i64>(1)? as u64,
-                ))
-            })?
-            .collect()
-        })
-    }
-
+impl SessionStore for SqliteStore {
     fn save_session(&self, name: String, record: String) -> StoreFuture<()> {
         self.submit(|reply| Write::SaveSession(name, record, reply))
     }
@@ -1158,7 +1160,9 @@ impl Store for SqliteStore {
                 .collect()
         })
     }
+}
 
+impl PullQueueStore for SqliteStore {
     fn peek_notifications(
         &self,
         instance: &str,
@@ -1192,6 +1196,12 @@ impl Store for SqliteStore {
             .query_row(params![instance, now], |row| row.get::<_, i64>(0))
             .map(|n| n as u64)
         })
+    }
+}
+
+impl Store for SqliteStore {
+    fn prune(&self, retention: Retention) -> StoreFuture<Pruned> {
+        self.submit(|reply| Write::Prune(retention, reply))
     }
 
     fn writable(&self) -> bool {
