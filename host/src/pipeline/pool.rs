@@ -45,14 +45,14 @@ pub struct Job {
 pub enum Entry {
     /// Stored before with this sequence number, and not routed (recovered
     /// after a restart): its deliveries are added to it
-    /// ([`Store::complete`](crate::store::Store::complete)).
+    /// ([`EventLog::complete`](crate::store::EventLog::complete)).
     Stored(i64),
     /// Not stored yet: it is stored with its deliveries in one commit
-    /// ([`Store::admit_routed`](crate::store::Store::admit_routed)).
+    /// ([`EventLog::admit_routed`](crate::store::EventLog::admit_routed)).
     Arriving(Arrival),
     /// A retry of failed plugin call `failure`: what it makes is stored as
     /// the failure's resolution
-    /// ([`Store::resolve_failure`](crate::store::Store::resolve_failure)),
+    /// ([`EventLog::resolve_failure`](crate::store::EventLog::resolve_failure)),
     /// and `reply` hears it.
     Retry {
         /// The failure retried.

@@ -50,7 +50,7 @@ pub enum Locate {
     /// `Decoded::Event.instance` is the session's name (WAHA envelopes).
     Session,
     /// It is the provider's account id, matched by
-    /// [`Provider::owns_instance`] (else the session of that name).
+    /// [`Provider::claimed_instance`] (else the session of that name).
     Instance,
 }
 

@@ -81,7 +81,7 @@ pub enum AcceptOutcome {
 pub struct Admitted {
     /// What accepting the event did.
     pub outcome: AcceptOutcome,
-    /// The ids of the deliveries stored with it ([`Store::admit_routed`]),
+    /// The ids of the deliveries stored with it ([`EventLog::admit_routed`]),
     /// in order; empty for a duplicate, whose deliveries are dropped.
     pub deliveries: Vec<i64>,
     /// Resolves once the commit is on disk (with `sync: full`; at once

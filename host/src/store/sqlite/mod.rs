@@ -16,8 +16,8 @@
 //! commit, without waiting for the flush: an accepted event's deliveries
 //! (recovery routes the event again), an attempt's record (the delivery is
 //! tried again), a pull-queue delete (the notification comes again). An
-//! accepted event is answered twice ([`Store::admit`]): at the commit, so
-//! its deliveries (stored in the same commit, [`Store::admit_routed`]) can
+//! accepted event is answered twice ([`EventLog::admit`]): at the commit, so
+//! its deliveries (stored in the same commit, [`EventLog::admit_routed`]) can
 //! leave while the log flushes, and at the flush, when its sender may be
 //! told it is accepted (an event lost in a power cut before that was never
 //! acknowledged, so its sender posts it again: at least once). The log is
