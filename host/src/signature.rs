@@ -174,6 +174,15 @@ pub(crate) fn verdict<M: Mac>(mac: M, signature_hex: &str, what: &str) -> Verifi
     }
 }
 
+/// Header pairs from `(name, value)` literals, for tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Equality in time independent of the inputs: where they differ and how
 /// long each is. Both are hashed to SHA-256 first, so the comparison is
 /// always of 32 bytes (a length mismatch returns no earlier).
@@ -188,6 +197,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::test_headers as headers;
     use super::*;
 
     #[test]
@@ -201,13 +211,6 @@ mod tests {
         ] {
             assert!(!constant_time_eq(a, b));
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     /// The Standard Webhooks specification's example.

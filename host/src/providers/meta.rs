@@ -27,7 +27,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use wasp_formats::{DecodeError, Decoded, meta};
 
-use super::{Headers, Locate, Match, Provider, Webhook, header};
+use super::{Headers, Locate, Match, Provider, header};
 use crate::config::IngestConfig;
 use crate::delivery::policy::{DAY, RetryOn, RetryPolicy, Schedule};
 use crate::signature::{Verification, verdict};
@@ -122,11 +122,6 @@ impl Provider for Meta {
 
     fn instance_setting(&self) -> &'static str {
         "meta.phone_number_id"
-    }
-
-    fn verify(&self, webhook: &Webhook<'_>, ingest: &IngestConfig) -> Option<Verification> {
-        let secret = ingest.meta.as_ref()?.app_secret.as_deref()?;
-        Some(verify_meta(webhook.headers, webhook.body, Some(secret)))
     }
 
     fn secret_setting(&self) -> &'static str {

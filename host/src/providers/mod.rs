@@ -101,8 +101,14 @@ pub trait Provider: Send + Sync + 'static {
         ""
     }
     /// The check of `webhook` against a session's `ingest:` secret; `None`
-    /// when that session sets none.
-    fn verify(&self, webhook: &Webhook<'_>, ingest: &IngestConfig) -> Option<Verification>;
+    /// when that session sets none. By default the receiver's
+    /// [`check`](Self::check) with that [`secret`](Self::secret); a
+    /// provider whose ingest checks more (a replay window, a URL token)
+    /// says how.
+    fn verify(&self, webhook: &Webhook<'_>, ingest: &IngestConfig) -> Option<Verification> {
+        let secret = self.secret(ingest)?;
+        Some(self.check(webhook.headers, webhook.body, Some(secret)))
+    }
     /// The session setting [`verify`](Self::verify) uses
     /// (`ingest.green_api.token`), for error messages.
     fn secret_setting(&self) -> &'static str;
@@ -238,13 +244,7 @@ fn text(json: Option<&Value>, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::signature::test_headers as headers;
 
     #[test]
     fn waha_hmac_vector() {

@@ -182,14 +182,8 @@ async fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::test_headers as headers;
     use crate::signature::timestamped_hmac_sha256_hex;
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     /// FORMATS.md §2.7 examples A and B: secret `my-secret-key`, ts 1710000000.
     #[test]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wasp_formats::{DecodeError, Decoded, green_api};
 
-use super::{Headers, Locate, Match, Provider, Webhook, header, text};
+use super::{Headers, Locate, Match, Provider, header, text};
 use crate::config::IngestConfig;
 use crate::delivery::policy::{RetryOn, RetryPolicy, Schedule};
 use crate::signature::{Verification, constant_time_eq};
@@ -109,11 +109,6 @@ impl Provider for GreenApi {
 
     fn instance_setting(&self) -> &'static str {
         "green_api.id_instance"
-    }
-
-    fn verify(&self, webhook: &Webhook<'_>, ingest: &IngestConfig) -> Option<Verification> {
-        let token = ingest.green_api.as_ref()?.token.as_deref()?;
-        Some(verify_bearer(webhook.headers, Some(token)))
     }
 
     fn secret_setting(&self) -> &'static str {

@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::Sha512;
 use wasp_formats::{DecodeError, Decoded};
 
-use super::{Headers, Locate, Match, Provider, Webhook, header, text};
+use super::{Headers, Locate, Match, Provider, header, text};
 use crate::config::{Config, Diagnostics, Environment, IngestConfig};
 use crate::delivery::policy::{RetryOn, RetryPolicy, Schedule};
 use crate::signature::{Verification, verdict};
@@ -114,15 +114,6 @@ impl Provider for Waha {
         Locate::Session
     }
 
-    fn verify(&self, webhook: &Webhook<'_>, ingest: &IngestConfig) -> Option<Verification> {
-        let waha = ingest.waha.as_ref()?;
-        Some(verify_waha(
-            webhook.headers,
-            webhook.body,
-            Some(&waha.hmac_key),
-        ))
-    }
-
     fn secret_setting(&self) -> &'static str {
         "ingest.waha.hmac_key"
     }
@@ -170,13 +161,7 @@ async fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::signature::test_headers as headers;
 
     /// FORMATS.md §1.6, the WAHA docs' test vector.
     #[test]
