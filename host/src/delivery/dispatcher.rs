@@ -244,6 +244,13 @@ impl Dispatcher {
             .contains_key(endpoint)
     }
 
+    /// The name of wasp's own receiver push endpoint `endpoint` delivers
+    /// to, if it does.
+    pub fn own_receiver_of(&self, endpoint: &str) -> Option<String> {
+        let actors = self.actors.lock().expect("dispatcher lock");
+        own_receiver(&actors.get(endpoint)?.endpoint.target)
+    }
+
     /// Every endpoint's name, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self

@@ -116,12 +116,9 @@ pub(super) fn latency(seconds: Option<f64>) -> String {
 }
 
 /// Make the own receiver `endpoint` delivers to answer `status`.
-async fn answer_with(state: &UiState, endpoint: &str, status: u16) -> Result<String, ApiError> {
-    let statuses = super::endpoint_statuses(state).await;
-    let own = statuses
-        .into_iter()
-        .find(|status| status.name == endpoint)
-        .and_then(|status| status.own_receiver);
+fn answer_with(state: &UiState, endpoint: &str, status: u16) -> Result<String, ApiError> {
+    // Not `endpoint_statuses`: that counts every endpoint's deliveries.
+    let own = state.app.dispatcher.own_receiver_of(endpoint);
     let (Some(receiver), Some(own)) = (&state.app.receiver, own) else {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -172,7 +169,7 @@ pub async fn act(
         _ => None,
     };
     if let Some(status) = answer {
-        let done = answer_with(&state, &name, status).await?;
+        let done = answer_with(&state, &name, status)?;
         return Ok(query::done("/ui/endpoints", &done));
     }
     let dispatcher = &state.app.dispatcher;
