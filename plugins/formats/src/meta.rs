@@ -150,6 +150,25 @@ struct Frame {
 }
 
 impl Frame {
+    /// The webhook around item `item` of `value[key]`: `shell` (the
+    /// change's value without its arrays) with `key` holding the item, and
+    /// `contacts`, when the change has them, only the contact of `who`.
+    fn one(
+        &self,
+        shell: &Map<String, Value>,
+        value: &Value,
+        key: &str,
+        item: &Value,
+        who: &str,
+    ) -> Value {
+        let mut own = shell.clone();
+        own.insert(key.into(), json!([item]));
+        if own.contains_key("contacts") {
+            own.insert("contacts".into(), json!(contact_of(value, who)));
+        }
+        self.around(own)
+    }
+
     /// The webhook with one entry, one change and `value` in it.
     fn around(&self, value: Map<String, Value>) -> Value {
         let mut change = self.change.clone();
@@ -228,23 +247,13 @@ pub fn decode(body: &Value) -> Result<Vec<Decoded>, DecodeError> {
             status_value.remove("errors");
             for (m, message) in array(value, "messages").iter().enumerate() {
                 let from = sender_of(message);
-                let mut own = message_value.clone();
-                own.insert("messages".into(), json!([message]));
-                if own.contains_key("contacts") {
-                    own.insert("contacts".into(), json!(contact_of(value, from)));
-                }
-                let original = frame.around(own);
+                let original = frame.one(&message_value, value, "messages", message, from);
                 let path = format!("{path}messages[{m}].");
                 decoded.push(event(decode_message(message, business, original, &path)?));
             }
             for (s, status) in array(value, "statuses").iter().enumerate() {
                 let recipient = str_or_empty(status, "recipient_id");
-                let mut own = status_value.clone();
-                own.insert("statuses".into(), json!([status]));
-                if own.contains_key("contacts") {
-                    own.insert("contacts".into(), json!(contact_of(value, recipient)));
-                }
-                let original = frame.around(own);
+                let original = frame.one(&status_value, value, "statuses", status, recipient);
                 let path = format!("{path}statuses[{s}].");
                 decoded.push(match decode_status(status, business, original, &path)? {
                     Some(envelope) => event(envelope),
