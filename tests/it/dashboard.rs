@@ -99,18 +99,23 @@ async fn post_messages_from(host: &TestHost, first: usize, count: usize) {
     }
 }
 
-/// The number of deliveries in `state`, read through the API.
-async fn count(host: &TestHost, state: &str) -> usize {
-    let answer: serde_json::Value = host
-        .client
-        .get(host.url(&format!("/api/deliveries?status={state}")))
+/// `GET path` with the API key, as JSON.
+async fn get_with_key<T: serde::de::DeserializeOwned>(host: &TestHost, path: &str) -> T {
+    host.client
+        .get(host.url(path))
         .header("X-Api-Key", KEY)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The number of deliveries in `state`, read through the API.
+async fn count(host: &TestHost, state: &str) -> usize {
+    let answer: serde_json::Value =
+        get_with_key(host, &format!("/api/deliveries?status={state}")).await;
     answer["deliveries"].as_array().unwrap().len()
 }
 
@@ -236,16 +241,7 @@ async fn pages_need_signing_in_and_posts_need_the_forms_token() {
         .post(&host.url("/ui/endpoints/crm/disable"), &[("csrf", &csrf)])
         .await;
     assert_eq!(disabled.status(), 303);
-    let status: serde_json::Value = host
-        .client
-        .get(host.url("/api/endpoints"))
-        .header("X-Api-Key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = get_with_key(&host, "/api/endpoints").await;
     assert_eq!(
         status["endpoints"][0]["disabled"],
         "disabled by hand (dashboard)"
@@ -392,15 +388,7 @@ routes:
 
 /// What wasp's own receiver `name` was sent.
 async fn received(host: &TestHost, name: &str) -> Vec<serde_json::Value> {
-    host.client
-        .get(host.url(&format!("/receiver/{name}")))
-        .header("X-Api-Key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_with_key(host, &format!("/receiver/{name}")).await
 }
 
 #[tokio::test]
@@ -429,16 +417,7 @@ async fn an_operator_brings_dead_letters_back_in_a_browser() {
         chromium.display()
     );
     // Paired from its QR code in the browser, the phone made traffic.
-    let phone: serde_json::Value = host
-        .client
-        .get(host.url("/api/sessions/phone"))
-        .header("X-Api-Key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let phone: serde_json::Value = get_with_key(&host, "/api/sessions/phone").await;
     assert_eq!(phone["status"], "WORKING", "{phone}");
     assert!(!received(&host, "demo").await.is_empty());
     // crm failed every message twice while broken, then took each once
