@@ -77,13 +77,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let config = loaded.config.clone();
     let metrics = Metrics::new();
-    let store: Arc<dyn Store> = SqliteStore::open(
-        &config.store.data_dir.join("wasp.db"),
-        match config.store.sync {
-            crate::config::SyncMode::Full => Sync::Full,
-            crate::config::SyncMode::Normal => Sync::Normal,
-        },
-    )?;
+    let store = open_store(&config.store, addr).await?;
     let engine = PluginEngine::new()?;
     let runtime = PluginRuntime::new(engine.clone(), Some(config.store.plugin_cache()))?;
     let started = std::time::Instant::now();
@@ -117,6 +111,7 @@ pub async fn run(
         tokio::runtime::Handle::current(),
     ));
     dispatcher.configure(endpoints);
+    dispatcher.follow_arrivals();
     // The deliveries of one ordering key reach the endpoint actors in the
     // order the store commits them (one worker per key, one forwarding
     // task), so ordered endpoints see a chat's events in order.
@@ -136,6 +131,7 @@ pub async fn run(
     recover(&store, &ingest).await;
     let sessions = Arc::new(SessionManager::new(registry, ingest.clone(), store.clone()));
     sessions.boot(&config.sessions).await;
+    sessions.follow_claims();
     let receiver = Receiver::new(config.receiver.limits(), config.receiver.secret.clone());
 
     let source = match &loaded.path {
@@ -221,6 +217,29 @@ pub async fn run(
         .expect("the store closes cleanly");
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store `store:` asks for: embedded SQLite in the data directory, or
+/// a PostgreSQL database shared with other nodes.
+async fn open_store(
+    config: &crate::config::StoreConfig,
+    addr: SocketAddr,
+) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(match (&config.backend, &config.postgres) {
+        (crate::config::StoreBackend::Postgres, Some(postgres)) => {
+            crate::store::postgres::PostgresStore::open(
+                crate::store::postgres::PostgresSettings::from_config(postgres, addr.to_string()),
+            )
+            .await?
+        }
+        _ => SqliteStore::open(
+            &config.data_dir.join("wasp.db"),
+            match config.sync {
+                crate::config::SyncMode::Full => Sync::Full,
+                crate::config::SyncMode::Normal => Sync::Normal,
+            },
+        )?,
+    })
 }
 
 /// Requeue events a previous run accepted but did not route (their

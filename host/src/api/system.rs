@@ -70,19 +70,32 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
     )
 }
 
-/// Version, uptime, and the running config with its last reload.
+/// Version, uptime, the running config with its last reload, and (on a
+/// store shared by several nodes) the cluster: every node, the partitions
+/// each holds, and the sessions whose engine each runs.
 #[utoipa::path(get, path = "/api/status", tag = "system", security(("api_key" = [])),
     responses(
         (status = 200, description = "Status", body = Value),
         (status = 401, description = "Missing or wrong X-Api-Key", body = ErrorBody),
     ))]
 pub async fn status(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
+    let mut status = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_ms": crate::clock::now_ms().saturating_sub(state.started_at),
         "config": state.reloader.status(),
-    }))
+    });
+    if let Some(claims) = state.store.claims() {
+        let sessions = state.sessions.sessions().names();
+        let cluster = tokio::task::spawn_blocking(move || claims.status(&sessions))
+            .await
+            .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));
+        status["cluster"] = match cluster {
+            Ok(cluster) => json!(cluster),
+            Err(error) => json!({"error": error.to_string()}),
+        };
+    }
+    Json(status)
 }
 
 /// Re-read the config and plugins and swap in the new pipeline if valid.

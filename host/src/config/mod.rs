@@ -259,8 +259,8 @@ pub fn parse_lenient(
     })
 }
 
-/// `WASP_LISTEN`, `WASP_DATA_DIR`, `WASP_CACHE_DIR` and `WASP_API_KEY` win
-/// over the file.
+/// `WASP_LISTEN`, `WASP_DATA_DIR`, `WASP_CACHE_DIR`, `WASP_POSTGRES_URL`
+/// and `WASP_API_KEY` win over the file.
 fn apply_overrides(config: &mut Config, env: &dyn Environment) {
     if let Some(listen) = env.get("WASP_LISTEN").filter(|v| !v.is_empty()) {
         config.server.listen = listen;
@@ -270,6 +270,11 @@ fn apply_overrides(config: &mut Config, env: &dyn Environment) {
     }
     if let Some(dir) = env.get("WASP_CACHE_DIR").filter(|v| !v.is_empty()) {
         config.store.cache_dir = Some(PathBuf::from(dir));
+    }
+    if let Some(url) = env.get("WASP_POSTGRES_URL").filter(|v| !v.is_empty())
+        && let Some(postgres) = &mut config.store.postgres
+    {
+        postgres.url = url;
     }
     // Set but empty is kept, so that validation refuses it: an empty key
     // must not leave the API open silently.

@@ -136,6 +136,59 @@ pub struct StoreConfig {
     /// Attempts kept per delivery (oldest removed first).
     #[serde(default = "default_attempts_kept")]
     pub attempts_per_delivery: usize,
+    /// `sqlite` (default): embedded, one node. `postgres`: a PostgreSQL
+    /// database shared by any number of nodes (`store.postgres`).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The PostgreSQL store and cluster (with `backend: postgres`).
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Embedded SQLite in `data_dir`.
+    #[default]
+    Sqlite,
+    /// PostgreSQL (`store.postgres`).
+    Postgres,
+}
+
+/// `store.postgres`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection string: `postgres://user:password@host:port/database`
+    /// or `host=… user=… dbname=…`; `WASP_POSTGRES_URL` overrides it.
+    pub url: String,
+    /// Connections per node (default 16).
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// The schema wasp's tables live in (default `wasp`); created if missing.
+    #[serde(default = "default_pg_schema")]
+    pub schema: String,
+    /// How long a node's claim on a share of the deliveries (and its
+    /// sessions) lasts without being renewed: a node that dies is replaced
+    /// within this time (default 10s).
+    #[serde(default = "default_lease")]
+    pub lease: Span,
+    /// How often a node renews its claims (default: a fifth of `lease`).
+    #[serde(default)]
+    pub heartbeat: Option<Span>,
+}
+
+fn default_pool() -> usize {
+    16
+}
+
+fn default_pg_schema() -> String {
+    "wasp".to_owned()
+}
+
+fn default_lease() -> Span {
+    Span(std::time::Duration::from_secs(10))
 }
 
 /// `store.sync`.
@@ -184,6 +237,8 @@ impl Default for StoreConfig {
             retention: default_retention(),
             dead_letters: default_dead_letters(),
             attempts_per_delivery: default_attempts_kept(),
+            backend: StoreBackend::default(),
+            postgres: None,
         }
     }
 }

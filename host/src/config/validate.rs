@@ -40,6 +40,38 @@ fn plugin_names(config: &Config) -> Vec<&str> {
         .collect()
 }
 
+fn check_store(store: &StoreConfig, diagnostics: &mut Diagnostics<'_>) {
+    match (&store.backend, &store.postgres) {
+        (StoreBackend::Postgres, None) => diagnostics.at(
+            "store.backend",
+            "`backend: postgres` needs `store.postgres.url` (a connection string such as `postgres://wasp@db:5432/wasp`)",
+        ),
+        (_, Some(postgres)) => {
+            if postgres.pool == 0 {
+                diagnostics.at("store.postgres.pool", "the pool needs at least one connection");
+            }
+            let schema = &postgres.schema;
+            if schema.is_empty()
+                || !schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                || !schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                diagnostics.at(
+                    "store.postgres.schema",
+                    format!("`{schema}` is not a plain schema name (lowercase letters, digits and `_`)"),
+                );
+            }
+            let heartbeat = postgres.heartbeat.map_or(postgres.lease.0 / 5, |h| h.0);
+            if heartbeat.is_zero() || heartbeat * 2 > postgres.lease.0 {
+                diagnostics.at(
+                    "store.postgres.heartbeat",
+                    format!("claims are renewed every {heartbeat:?}, which must be more than zero and at most half the lease ({:?})", postgres.lease.0),
+                );
+            }
+        }
+        (StoreBackend::Sqlite, None) => {}
+    }
+}
+
 fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     crate::text::closest(name, candidates)
         .map(|best| format!("; did you mean `{best}`?"))
@@ -68,6 +100,7 @@ pub fn check(config: &Config, diagnostics: &mut Diagnostics<'_>) {
             "the API key is empty (here or in WASP_API_KEY), which would leave the API open; set a key, or remove it (and unset WASP_API_KEY) to run without one",
         );
     }
+    check_store(&config.store, diagnostics);
     check_names(
         "plugins",
         config.plugins.iter().map(|p| p.name.as_str()),

@@ -23,6 +23,7 @@ use super::{AttemptOutcome, Endpoint, HttpSender};
 use crate::config::Ordering;
 use crate::metrics::{EndpointLabels, Metrics};
 use crate::plugin::bindings::{Header, Request};
+use crate::store::claims::{Claims, partition_of};
 use crate::store::{AfterAttempt, AttemptRecord, DeliveryRecord, Store};
 
 /// Deliveries paged in from the store at a time.
@@ -90,6 +91,9 @@ pub enum Command {
     Disable(String),
     /// These deliveries were requeued in the store (retry, replay): due now.
     Requeued(Vec<i64>),
+    /// Pending deliveries from id `from` on are in the store (stored by
+    /// another node, or a partition was taken): page them in.
+    Arrived(i64),
     /// Stop starting attempts; answer when those in flight are done.
     Drain(oneshot::Sender<()>),
 }
@@ -134,6 +138,10 @@ pub struct Actor {
     spill_from: Option<i64>,
     spilled_while_loading: Option<i64>,
     draining: Option<oneshot::Sender<()>>,
+    /// In a store shared by several nodes: which deliveries this node may
+    /// attempt. Everything then comes in from the store (paged, in id
+    /// order), and an attempt starts only on a partition this node holds.
+    claims: Option<Arc<dyn Claims>>,
 }
 
 impl Actor {
@@ -149,7 +157,9 @@ impl Actor {
     ) -> Self {
         let breaker = Breaker::new(endpoint.breaker);
         let (settled_tx, settled_rx) = mpsc::unbounded_channel();
+        let claims = store.claims();
         Self {
+            claims,
             endpoint,
             store,
             sender,
@@ -209,11 +219,18 @@ impl Actor {
 
     fn handle(&mut self, command: Command) {
         match command {
+            Command::Enqueue(items) if self.claims.is_some() => {
+                // Which of them are this node's is the store's to say.
+                if let Some(first) = items.iter().map(|item| item.id).min() {
+                    self.spill(first);
+                }
+            }
             Command::Enqueue(items) => {
                 for item in items {
                     self.admit(item);
                 }
             }
+            Command::Arrived(from) => self.spill(from),
             Command::Reconfigure(endpoint) => {
                 self.breaker.reconfigure(endpoint.breaker);
                 self.endpoint = endpoint;
@@ -417,7 +434,18 @@ impl Actor {
             let Some(item) = self.ready.pop_front() else {
                 break;
             };
+            if let Some(claims) = &self.claims
+                && !claims.begin(partition_of(&item.session, &item.ordering_key))
+            {
+                // Its partition went to another node: forget it here.
+                self.known.remove(&item.id);
+                self.release(&item);
+                continue;
+            }
             if !self.breaker.try_acquire(Instant::now()) {
+                if let Some(claims) = &self.claims {
+                    claims.end(partition_of(&item.session, &item.ordering_key));
+                }
                 self.ready.push_front(item);
                 break;
             }
@@ -505,9 +533,18 @@ impl Actor {
         let store = self.store.clone();
         let settled = (!matches!(after, AfterAttempt::RetryAt(_))).then(|| self.settled_tx.clone());
         let id = item.id;
+        let claim = self.claims.clone().map(|claims| {
+            (
+                claims,
+                partition_of(&item.session, &item.ordering_key),
+            )
+        });
         tokio::spawn(async move {
             if let Err(error) = store.record_attempt(record, after).await {
                 tracing::error!(%error, "cannot record a delivery attempt");
+            }
+            if let Some((claims, partition)) = claim {
+                claims.end(partition);
             }
             if let Some(settled) = settled {
                 let _ = settled.send(id);

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::actor::{Actor, Command, Item, Stats};
 use super::{Endpoint, HttpSender, PullQueues, Target};
 use crate::metrics::{EndpointLabels, Metrics};
+use crate::store::claims::Arrival;
 use crate::store::{DeliveryState, Store, StoreError};
 
 struct Handle {
@@ -152,6 +153,49 @@ impl Dispatcher {
                     stats,
                 },
             );
+        }
+    }
+
+    /// In a store shared by several nodes: pass the store's news on to the
+    /// endpoints (deliveries another node stored, partitions this node
+    /// took) until the dispatcher is gone.
+    pub fn follow_arrivals(self: &Arc<Self>) {
+        let Some(claims) = self.store.claims() else {
+            return;
+        };
+        let mut arrivals = claims.arrivals();
+        let dispatcher = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            loop {
+                let arrival = match arrivals.recv().await {
+                    Ok(arrival) => arrival,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Arrival::Everything,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(dispatcher) = dispatcher.upgrade() else {
+                    return;
+                };
+                dispatcher.arrived(arrival);
+            }
+        });
+    }
+
+    fn arrived(&self, arrival: Arrival) {
+        let actors = self.actors.lock().expect("dispatcher lock");
+        match arrival {
+            Arrival::Outbox { endpoint, from } => {
+                if self.queues.serves(&endpoint) {
+                    self.queues.arrived(&endpoint);
+                } else if let Some(handle) = actors.get(&endpoint) {
+                    let _ = handle.commands.send(Command::Arrived(from));
+                }
+            }
+            Arrival::Everything => {
+                for handle in actors.values() {
+                    let _ = handle.commands.send(Command::Arrived(0));
+                }
+                self.queues.arrived_everywhere();
+            }
         }
     }
 

@@ -84,7 +84,8 @@ pub struct Delivery {
     pub session: String,
     /// Where it goes.
     pub endpoint: Arc<Endpoint>,
-    /// The chat (or the session, for events without one), for ordering.
+    /// What its endpoint orders by: the chat (or the session, for events
+    /// without one), or the session for `ordering: session`.
     pub ordering_key: String,
     /// What the format produced.
     pub request: Request,

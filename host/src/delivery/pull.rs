@@ -135,6 +135,14 @@ impl PullQueues {
         }
     }
 
+    /// Notifications may have arrived in any queue (news was missed): wake
+    /// every long poll to look again.
+    pub fn arrived_everywhere(&self) {
+        for queue in self.queues.read().expect("pull queues lock").values() {
+            queue.arrived.notify_waiters();
+        }
+    }
+
     /// End every long poll now (shutdown); later ones return at once.
     pub fn close(&self) {
         let _ = self.closing.send(true);

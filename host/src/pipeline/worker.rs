@@ -249,10 +249,15 @@ impl Worker {
                             event_name: fields.name.clone(),
                             session: fields.session.clone(),
                             endpoint: endpoint.endpoint.clone(),
-                            ordering_key: fields
-                                .chat_id
-                                .clone()
-                                .unwrap_or_else(|| fields.session.clone()),
+                            // What the endpoint orders by: its deliveries'
+                            // partition in a cluster follows it.
+                            ordering_key: match endpoint.endpoint.ordering {
+                                crate::config::Ordering::Session => fields.session.clone(),
+                                _ => fields
+                                    .chat_id
+                                    .clone()
+                                    .unwrap_or_else(|| fields.session.clone()),
+                            },
                             request,
                         });
                     }

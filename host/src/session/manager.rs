@@ -83,6 +83,10 @@ pub struct SessionManager {
     store: Arc<dyn Store>,
     engines: Mutex<HashMap<String, Engine>>,
     lifecycle: tokio::sync::Mutex<()>,
+    /// In a cluster: sessions that should run whose engine runs on another
+    /// node (the one holding the session's partition); started here when
+    /// this node takes it.
+    elsewhere: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl SessionManager {
@@ -95,6 +99,55 @@ impl SessionManager {
             store,
             engines: Mutex::default(),
             lifecycle: tokio::sync::Mutex::new(()),
+            elsewhere: Mutex::default(),
+        }
+    }
+
+    /// In a cluster: start the engines of the sessions this node comes to
+    /// hold, and stop those it gives up, until the manager is gone.
+    pub fn follow_claims(self: &Arc<Self>) {
+        let Some(claims) = self.store.claims() else {
+            return;
+        };
+        let mut changed = claims.sessions_changed();
+        let manager = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while changed.changed().await.is_ok() {
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                manager.rebalance(claims.as_ref()).await;
+            }
+        });
+    }
+
+    async fn rebalance(&self, claims: &dyn crate::store::claims::Claims) {
+        let _serial = self.lifecycle.lock().await;
+        let given_up: Vec<String> = self
+            .engines
+            .lock()
+            .expect("engines lock")
+            .keys()
+            .filter(|name| !claims.runs_session(name))
+            .cloned()
+            .collect();
+        for name in given_up {
+            tracing::info!(session = %name, "session handed to another node of the cluster");
+            self.stop_locked(&name).await;
+            self.elsewhere.lock().expect("elsewhere lock").insert(name);
+        }
+        let taken: Vec<String> = self
+            .elsewhere
+            .lock()
+            .expect("elsewhere lock")
+            .iter()
+            .filter(|name| claims.runs_session(name))
+            .cloned()
+            .collect();
+        for name in taken {
+            self.elsewhere.lock().expect("elsewhere lock").remove(&name);
+            tracing::info!(session = %name, "session taken over by this node of the cluster");
+            self.start_locked(&name).await;
         }
     }
 
@@ -355,6 +408,18 @@ impl SessionManager {
         if entry.status.admits_events() {
             return;
         }
+        // An engine of its own runs on one node of a cluster only.
+        if entry.spec.engine != EngineKind::Http
+            && let Some(claims) = self.store.claims()
+            && !claims.runs_session(name)
+        {
+            tracing::info!(session = %name, "session runs on another node of the cluster");
+            self.elsewhere
+                .lock()
+                .expect("elsewhere lock")
+                .insert(name.to_owned());
+            return;
+        }
         let progress =
             (entry.spec.engine == EngineKind::Replay).then(Arc::<ReplayProgress>::default);
         let run = self.sessions.next_run(name, progress.clone());
@@ -406,6 +471,7 @@ impl SessionManager {
     }
 
     async fn stop_locked(&self, name: &str) {
+        self.elsewhere.lock().expect("elsewhere lock").remove(name);
         self.sessions.next_run(name, None);
         let engine = self.engines.lock().expect("engines lock").remove(name);
         if let Some(engine) = engine {

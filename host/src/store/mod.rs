@@ -17,7 +17,11 @@
 //! worker (each reader has a connection of its own), longer ones belong in
 //! `spawn_blocking` or start-up.
 
+pub mod claims;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod failures;
+pub mod postgres;
 pub mod sqlite;
 
 pub use failures::{FailureFilter, FailureRecord, FailureState, NewFailure, Routed};
@@ -42,6 +46,21 @@ pub enum StoreError {
     /// No such delivery / endpoint / receipt.
     #[error("{0} not found")]
     NotFound(String),
+}
+
+/// Whether `body` repeats the stored event `stored`: the same `event` and
+/// `payload` (both canonical JSON); an id posted again with another event
+/// or payload is a conflict.
+pub fn same_event(stored: &str, body: &str) -> bool {
+    let parts = |body: &str| {
+        crate::event::Envelope::parse(body).map(|envelope| {
+            (
+                envelope.get("event").map(str::to_owned),
+                envelope.get("payload").map(str::to_owned),
+            )
+        })
+    };
+    parts(stored) == parts(body)
 }
 
 /// An event to make durable.
@@ -492,4 +511,11 @@ pub trait Store: EventLog + Outbox + EndpointState + SessionStore + PullQueueSto
 
     /// Stop the writer after finishing queued writes.
     fn close(&self);
+
+    /// This node's claims on deliveries and sessions, when the store is
+    /// shared by several nodes (see [`claims`]); `None`: this node holds
+    /// everything.
+    fn claims(&self) -> Option<std::sync::Arc<dyn claims::Claims>> {
+        None
+    }
 }
