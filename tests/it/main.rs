@@ -6,6 +6,7 @@ mod api;
 mod authoring;
 mod bridge;
 mod cli;
+mod cluster;
 mod config;
 mod dashboard;
 mod durability;

@@ -3,6 +3,7 @@
 //! ([`TestHost`]) started from config text.
 
 pub mod browser;
+pub mod cluster;
 pub mod formats;
 pub mod python;
 pub mod samples;

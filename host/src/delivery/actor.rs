@@ -292,11 +292,7 @@ impl Actor {
             return;
         }
         self.known.insert(item.id);
-        if item.due_at > crate::clock::now_ms() {
-            self.delayed.insert((item.due_at, item.id), item);
-        } else {
-            self.place(item);
-        }
+        self.place(item);
     }
 
     fn spill(&mut self, id: i64) {
@@ -316,7 +312,7 @@ impl Actor {
         }
     }
 
-    /// Make a due item ready, or queue it behind its key.
+    /// Queue an item behind its key, or (first of its key) schedule it.
     fn place(&mut self, item: Item) {
         if let Some(key) = self.key_of(&item) {
             if self.busy.contains(&key) {
@@ -325,7 +321,17 @@ impl Actor {
             }
             self.busy.insert(key);
         }
-        self.ready.push_back(item);
+        self.schedule(item);
+    }
+
+    /// Make an item ready, or (a retry not yet due, also one paged in
+    /// from the store) delay it; either way it holds its key.
+    fn schedule(&mut self, item: Item) {
+        if item.due_at > crate::clock::now_ms() {
+            self.delayed.insert((item.due_at, item.id), item);
+        } else {
+            self.ready.push_back(item);
+        }
     }
 
     /// A finished delivery's final state is committed: forget it, unless a
@@ -343,7 +349,7 @@ impl Actor {
     fn release(&mut self, item: &Item) {
         let Some(key) = self.key_of(item) else { return };
         match self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(next) => self.ready.push_back(next),
+            Some(next) => self.schedule(next),
             None => {
                 self.busy.remove(&key);
             }
@@ -384,19 +390,17 @@ impl Actor {
             }
         };
         let limit = PAGE.min(self.endpoint.queue_limit / 2).max(1);
-        let caught_up = records.len() < limit;
-        let next = records.last().map_or(from, |r| r.id + 1);
+        // A page may also hold earlier deliveries of its chats (see
+        // `Outbox::pending_deliveries`): only those from `from` on count.
+        let caught_up = records.iter().filter(|r| r.id >= from).count() < limit;
+        let next = records.last().map_or(from, |r| r.id.max(from - 1) + 1);
         for record in records {
             let item = Item::from_record(record, &self.endpoint.settings);
             if self.settled_while_loading.contains(&item.id) {
                 continue;
             }
             if self.known.insert(item.id) {
-                if item.due_at > crate::clock::now_ms() {
-                    self.delayed.insert((item.due_at, item.id), item);
-                } else {
-                    self.place(item);
-                }
+                self.place(item);
             }
         }
         for id in std::mem::take(&mut self.settled_while_loading) {
@@ -417,7 +421,7 @@ impl Actor {
                 break;
             }
             let item = entry.remove();
-            // A retry keeps its key busy: it goes to the front of the line.
+            // A delayed item holds its key: it goes to the front of the line.
             if self.key_of(&item).is_some() {
                 self.ready.push_front(item);
             } else {

@@ -25,6 +25,7 @@ mod cluster;
 pub mod local;
 mod pool;
 mod schema;
+mod sequence;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -99,6 +100,8 @@ pub(crate) struct Inner {
     attempts_cap: AtomicUsize,
     /// The channel commits notify on.
     channel: String,
+    /// Writes that add deliveries, in order per ordering key.
+    sequencer: Arc<sequence::Sequencer>,
 }
 
 /// The PostgreSQL store.
@@ -148,6 +151,7 @@ impl PostgresStore {
                     membership: Membership::new(&settings),
                     attempts_cap: AtomicUsize::new(0),
                     channel: format!("wasp_{}", settings.schema),
+                    sequencer: Arc::default(),
                 });
                 cluster::join(&inner).await?;
                 // Hold a share before the first event (alone: everything).
@@ -196,6 +200,40 @@ impl PostgresStore {
             result
         });
         Box::pin(async move { task.await.unwrap_or(Err(StoreError::Closed)) })
+    }
+
+    /// [`PostgresStore::write`] of a write adding `routed`'s deliveries:
+    /// after the earlier writes of the same ordering keys (see `sequence.rs`).
+    fn write_in_turn<T, F>(
+        &self,
+        routed: Option<&Routed>,
+        write: impl FnOnce(Arc<Inner>) -> F,
+    ) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        // Each key once: a write never waits for itself.
+        let keys: Vec<String> = routed
+            .into_iter()
+            .flat_map(|routed| &routed.deliveries)
+            .map(|d| format!("{}\u{0}{}\u{0}{}", d.endpoint, d.session, d.ordering_key))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return self.write(write);
+        }
+        let mut turn = self.inner.sequencer.turn(keys);
+        self.write(move |inner| {
+            let write = write(inner);
+            async move {
+                turn.ready().await;
+                let result = write.await;
+                drop(turn);
+                result
+            }
+        })
     }
 
     /// Run a read on the store's runtime, blocking the caller until done.
@@ -279,7 +317,7 @@ async fn repeated(
 async fn admit(
     inner: Arc<Inner>,
     event: NewEvent,
-    routed: Option<Routed>,
+    routed: Option<Arc<Routed>>,
 ) -> Result<Admitted, StoreError> {
     let now = crate::clock::now_ms() as i64;
     let mut conn = inner.pool.get().await?;
@@ -492,7 +530,11 @@ async fn notify<'a>(
     Ok(())
 }
 
-async fn complete(inner: Arc<Inner>, seq: i64, routed: Routed) -> Result<Vec<i64>, StoreError> {
+async fn complete(
+    inner: Arc<Inner>,
+    seq: i64,
+    routed: Arc<Routed>,
+) -> Result<Vec<i64>, StoreError> {
     let now = crate::clock::now_ms() as i64;
     let mut conn = inner.pool.get().await?;
     let (client, statements) = conn.split();
@@ -511,7 +553,7 @@ async fn complete(inner: Arc<Inner>, seq: i64, routed: Routed) -> Result<Vec<i64
 async fn resolve_failure(
     inner: Arc<Inner>,
     id: i64,
-    routed: Routed,
+    routed: Arc<Routed>,
 ) -> Result<Vec<i64>, StoreError> {
     let now = crate::clock::now_ms() as i64;
     let mut conn = inner.pool.get().await?;
@@ -884,15 +926,22 @@ async fn rows(
 
 impl EventLog for PostgresStore {
     fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted> {
-        self.write(|inner| admit(inner, event, routed))
+        let routed = routed.map(Arc::new);
+        self.write_in_turn(routed.clone().as_deref(), |inner| {
+            admit(inner, event, routed)
+        })
     }
 
     fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
-        self.write(|inner| complete(inner, seq, routed))
+        let routed = Arc::new(routed);
+        self.write_in_turn(Some(&routed.clone()), |inner| complete(inner, seq, routed))
     }
 
     fn resolve_failure(&self, id: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
-        self.write(|inner| resolve_failure(inner, id, routed))
+        let routed = Arc::new(routed);
+        self.write_in_turn(Some(&routed.clone()), |inner| {
+            resolve_failure(inner, id, routed)
+        })
     }
 
     fn failure(&self, id: i64) -> Result<Option<FailureRecord>, StoreError> {
@@ -1052,10 +1101,23 @@ impl Outbox for PostgresStore {
         self.read(|inner| async move {
             let rows = rows(
                 &inner,
-                "SELECT id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
+                // Ids are taken at insert and committed in any order: a page
+                // read as later deliveries commit can miss an earlier one of
+                // the same chat, committed before them with a lower id. The
+                // page brings those along (one snapshot sees both).
+                "WITH page AS (
+                   SELECT id, ordering_key FROM deliveries
+                   WHERE endpoint = $1 AND state = 'pending' AND id >= $2 AND partition = ANY($3)
+                   ORDER BY id LIMIT $4),
+                 wanted AS (
+                   SELECT id FROM page
+                   UNION
+                   SELECT d.id FROM deliveries d
+                   WHERE d.endpoint = $1 AND d.state = 'pending' AND d.id < $2 AND d.partition = ANY($3)
+                     AND d.ordering_key IN (SELECT ordering_key FROM page))
+                 SELECT id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
                         created_at, next_attempt_at, first_attempt_at, last_status, last_error, headers, attempt_headers, body
-                 FROM deliveries WHERE endpoint = $1 AND state = 'pending' AND id >= $2 AND partition = ANY($3)
-                 ORDER BY id LIMIT $4",
+                 FROM deliveries WHERE id IN (SELECT id FROM wanted) ORDER BY id",
                 &[&endpoint, &from_id, &held, &(limit as i64)],
             )
             .await?;

@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
         last_error       TEXT
     );
     CREATE INDEX deliveries_pending ON deliveries (endpoint, id) WHERE state = 'pending';
+    -- A page's earlier deliveries of the same chats (see pending_deliveries).
+    CREATE INDEX deliveries_pending_key ON deliveries (endpoint, ordering_key, id) WHERE state = 'pending';
     CREATE INDEX deliveries_endpoint ON deliveries (endpoint, state, created_at);
     CREATE INDEX deliveries_event ON deliveries (event_id);
     CREATE INDEX deliveries_dead ON deliveries (endpoint, id) WHERE state = 'dead';
