@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasp::store::postgres::local::LocalServer;
-use wasp_tests::cluster::{Node, serve_node};
 use wasp_tests::TestReceiver;
+use wasp_tests::cluster::{Node, serve_node};
 
 const CHATS: usize = 30;
 const PER_CHAT: usize = 20;
@@ -78,7 +78,11 @@ async fn status(client: &reqwest::Client, node: &str) -> Value {
 }
 
 /// Wait (up to a minute) until `node`'s `/api/status` satisfies `done`.
-async fn until_status(client: &reqwest::Client, node: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn until_status(
+    client: &reqwest::Client,
+    node: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let status = status(client, node).await;

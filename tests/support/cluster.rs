@@ -42,7 +42,13 @@ impl Node {
         let port_file = dir.0.join("port");
         let log = std::fs::File::create(dir.0.join("log")).unwrap();
         let child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                test,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(NODE_CONFIG, &config)
             .env(NODE_PORT_FILE, &port_file)
             .env("RUST_LOG", "wasp=info")

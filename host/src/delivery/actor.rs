@@ -537,12 +537,10 @@ impl Actor {
         let store = self.store.clone();
         let settled = (!matches!(after, AfterAttempt::RetryAt(_))).then(|| self.settled_tx.clone());
         let id = item.id;
-        let claim = self.claims.clone().map(|claims| {
-            (
-                claims,
-                partition_of(&item.session, &item.ordering_key),
-            )
-        });
+        let claim = self
+            .claims
+            .clone()
+            .map(|claims| (claims, partition_of(&item.session, &item.ordering_key)));
         tokio::spawn(async move {
             if let Err(error) = store.record_attempt(record, after).await {
                 tracing::error!(%error, "cannot record a delivery attempt");

@@ -120,7 +120,8 @@ mod tests {
     #[test]
     fn partitions_are_stable_and_spread() {
         // Fixed values: stored rows carry them, so they must never change.
-        assert_eq!(partition_of("default", "123@c.us"), partition_of("default", "123@c.us"));
+        assert_eq!(partition_of("default", "123@c.us"), 39);
+        assert_eq!(partition_of("s", "chat"), 24);
         assert_ne!(partition_of("a", "bc"), partition_of("ab", "c"));
         let mut seen = [0u32; PARTITIONS as usize];
         for chat in 0..6400 {

@@ -16,15 +16,40 @@ type Case = (
 
 /// Every case.
 const CASES: &[Case] = &[
-    ("pull_queues_are_fifo_per_instance_until_deleted", |s| Box::pin(pull_queues_are_fifo_per_instance_until_deleted(s))),
-    ("an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first", |s| Box::pin(an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first(s))),
-    ("events_are_found_by_session_name_id_and_whole_chat_id", |s| Box::pin(events_are_found_by_session_name_id_and_whole_chat_id(s))),
-    ("an_event_is_stored_routed_with_its_deliveries_in_one_commit", |s| Box::pin(an_event_is_stored_routed_with_its_deliveries_in_one_commit(s))),
-    ("accepts_once_and_dedups_by_id_and_fingerprint", |s| Box::pin(accepts_once_and_dedups_by_id_and_fingerprint(s))),
-    ("attempts_move_deliveries_through_their_states", |s| Box::pin(attempts_move_deliveries_through_their_states(s))),
-    ("prunes_by_age_and_count", |s| Box::pin(prunes_by_age_and_count(s))),
-    ("old_events_go_once_routed", |s| Box::pin(old_events_go_once_routed(s))),
-    ("endpoint_state_and_sessions_are_kept", |s| Box::pin(endpoint_state_and_sessions_are_kept(s))),
+    ("pull_queues_are_fifo_per_instance_until_deleted", |s| {
+        Box::pin(pull_queues_are_fifo_per_instance_until_deleted(s))
+    }),
+    (
+        "an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first",
+        |s| Box::pin(an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first(s)),
+    ),
+    (
+        "events_are_found_by_session_name_id_and_whole_chat_id",
+        |s| Box::pin(events_are_found_by_session_name_id_and_whole_chat_id(s)),
+    ),
+    (
+        "an_event_is_stored_routed_with_its_deliveries_in_one_commit",
+        |s| {
+            Box::pin(an_event_is_stored_routed_with_its_deliveries_in_one_commit(
+                s,
+            ))
+        },
+    ),
+    ("accepts_once_and_dedups_by_id_and_fingerprint", |s| {
+        Box::pin(accepts_once_and_dedups_by_id_and_fingerprint(s))
+    }),
+    ("attempts_move_deliveries_through_their_states", |s| {
+        Box::pin(attempts_move_deliveries_through_their_states(s))
+    }),
+    ("prunes_by_age_and_count", |s| {
+        Box::pin(prunes_by_age_and_count(s))
+    }),
+    ("old_events_go_once_routed", |s| {
+        Box::pin(old_events_go_once_routed(s))
+    }),
+    ("endpoint_state_and_sessions_are_kept", |s| {
+        Box::pin(endpoint_state_and_sessions_are_kept(s))
+    }),
 ];
 
 /// Run every case, each on a store `open` makes for it (named after the
@@ -129,7 +154,9 @@ async fn pull_queues_are_fifo_per_instance_until_deleted(store: Arc<dyn Store>) 
     );
 }
 
-async fn an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first(store: Arc<dyn Store>) {
+async fn an_events_walk_is_kept_with_it_and_recent_events_are_read_newest_first(
+    store: Arc<dyn Store>,
+) {
     let routed = Routed {
         walk: Some(r#"{"routes":[]}"#.into()),
         ..Routed::default()
@@ -280,8 +307,7 @@ async fn an_event_is_stored_routed_with_its_deliveries_in_one_commit(store: Arc<
 }
 
 async fn accepts_once_and_dedups_by_id_and_fingerprint(store: Arc<dyn Store>) {
-    let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", Some("m1"))).await.unwrap()
-    else {
+    let AcceptOutcome::Stored(seq) = store.accept(event("evt_1", Some("m1"))).await.unwrap() else {
         panic!("first accept stores");
     };
     assert_eq!(
@@ -441,8 +467,7 @@ async fn prunes_by_age_and_count(store: Arc<dyn Store>) {
 }
 
 async fn old_events_go_once_routed(store: Arc<dyn Store>) {
-    let AcceptOutcome::Stored(routed) = store.accept(event("evt_1", None)).await.unwrap()
-    else {
+    let AcceptOutcome::Stored(routed) = store.accept(event("evt_1", None)).await.unwrap() else {
         panic!()
     };
     store.complete(routed, Routed::default()).await.unwrap();

@@ -26,9 +26,7 @@ use tokio::sync::{broadcast, watch};
 use super::pool::backend;
 use super::{Inner, PostgresSettings};
 use crate::store::StoreError;
-use crate::store::claims::{
-    Arrival, Claims, ClusterStatus, NodeStatus, PARTITIONS, partition_of,
-};
+use crate::store::claims::{Arrival, Claims, ClusterStatus, NodeStatus, PARTITIONS, partition_of};
 
 /// A partition, as this node holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,11 +213,14 @@ pub(super) async fn renew_loop(inner: Arc<Inner>) {
                 // Stop attempting before the others may take over: they
                 // wait a whole lease from the last renewal.
                 let since = membership.renewed.lock().expect("renewed lock").elapsed();
-                if since + membership.heartbeat * 2 >= Duration::from_millis(membership.lease_ms as u64)
+                if since + membership.heartbeat * 2
+                    >= Duration::from_millis(membership.lease_ms as u64)
                 {
                     let mut slots = membership.slots();
                     if slots.iter().any(|slot| slot.hold != Hold::None) {
-                        tracing::warn!("leases about to expire unrenewed: this node stops attempting deliveries");
+                        tracing::warn!(
+                            "leases about to expire unrenewed: this node stops attempting deliveries"
+                        );
                         for slot in slots.iter_mut() {
                             slot.hold = Hold::None;
                         }
@@ -285,7 +286,10 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
             }
         }
         if lost > 0 {
-            tracing::warn!(lost, "partitions lost to other nodes (leases expired unrenewed)");
+            tracing::warn!(
+                lost,
+                "partitions lost to other nodes (leases expired unrenewed)"
+            );
         }
         let mut owned = slots
             .iter()
@@ -539,12 +543,21 @@ mod tests {
         let lowest = BTreeMap::from([("a", 5), ("b", 7)]);
         let payload = outbox_payload("n1", &lowest);
         assert_eq!(payload, "n1\na\t5\nb\t7");
-        assert!(parse_payload("n1", &payload).is_empty(), "a node's own news");
+        assert!(
+            parse_payload("n1", &payload).is_empty(),
+            "a node's own news"
+        );
         assert_eq!(
             parse_payload("n2", &payload),
             [
-                Arrival::Outbox { endpoint: "a".into(), from: 5 },
-                Arrival::Outbox { endpoint: "b".into(), from: 7 }
+                Arrival::Outbox {
+                    endpoint: "a".into(),
+                    from: 5
+                },
+                Arrival::Outbox {
+                    endpoint: "b".into(),
+                    from: 7
+                }
             ]
         );
         let long = "x".repeat(8000);

@@ -200,7 +200,10 @@ fn free_port() -> std::io::Result<u16> {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = self.pg("pg_ctl", &["-D", path(&data), "-m", "immediate", "-w", "stop"]);
+        let _ = self.pg(
+            "pg_ctl",
+            &["-D", path(&data), "-m", "immediate", "-w", "stop"],
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -39,10 +39,10 @@ use self::cluster::Membership;
 use self::pool::{Pool, backend, prepared};
 use super::claims::{Claims, partition_of};
 use super::{
-    AcceptOutcome, AfterAttempt, Admitted, AttemptRecord, DeliveryFilter, DeliveryRecord,
-    DeliveryState, EndpointState, EventFilter, EventLog, EventRecord, FailureFilter,
-    FailureRecord, FailureState, NewEvent, Notification, Outbox, PullQueueStore, Pruned,
-    Retention, Routed, SessionStore, Store, StoreError, StoreFuture, UnroutedEvent,
+    AcceptOutcome, Admitted, AfterAttempt, AttemptRecord, DeliveryFilter, DeliveryRecord,
+    DeliveryState, EndpointState, EventFilter, EventLog, EventRecord, FailureFilter, FailureRecord,
+    FailureState, NewEvent, Notification, Outbox, Pruned, PullQueueStore, Retention, Routed,
+    SessionStore, Store, StoreError, StoreFuture, UnroutedEvent,
 };
 
 pub use schema::VERSION;
@@ -126,7 +126,9 @@ impl PostgresStore {
     /// claims and listening for the other nodes' news.
     pub async fn open(settings: PostgresSettings) -> Result<Arc<Self>, StoreError> {
         let config: tokio_postgres::Config = settings.url.parse().map_err(|error| {
-            StoreError::Backend(format!("store.postgres.url is not a connection string: {error}"))
+            StoreError::Backend(format!(
+                "store.postgres.url is not a connection string: {error}"
+            ))
         })?;
         let runtime = OwnRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
@@ -290,7 +292,8 @@ const INSERT_DELIVERY: &str = "INSERT INTO deliveries (event_id, event_name, ses
 const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (instance, endpoint, event_id, event_seq, body, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING receipt_id";
 
-const INSERT_FAILURE: &str = "INSERT INTO plugin_failures (event_id, event_name, session, route, plugin, kind, endpoint,
+const INSERT_FAILURE: &str =
+    "INSERT INTO plugin_failures (event_id, event_name, session, route, plugin, kind, endpoint,
                                   outcome, error, event, state, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'dead', $11)";
 
@@ -351,7 +354,10 @@ async fn admit(
                 .await
                 .map_err(backend)?
                 .get(0);
-            return Ok(done(repeated(&tx, original, &event.body).await?, Vec::new()));
+            return Ok(done(
+                repeated(&tx, original, &event.body).await?,
+                Vec::new(),
+            ));
         }
     }
     let insert = prepared(&tx, statements, INSERT_EVENT)
@@ -710,7 +716,9 @@ async fn requeue(inner: Arc<Inner>, ids: Vec<i64>) -> Result<u64, StoreError> {
     notify(
         &inner,
         &tx,
-        requeued.iter().map(|(endpoint, id)| (endpoint.as_str(), *id)),
+        requeued
+            .iter()
+            .map(|(endpoint, id)| (endpoint.as_str(), *id)),
     )
     .await?;
     tx.commit().await.map_err(backend)?;
@@ -890,7 +898,8 @@ fn delivery_row(row: &tokio_postgres::Row) -> DeliveryRecord {
     }
 }
 
-const FAILURE_COLUMNS: &str = "id, event_id, event_name, session, route, plugin, kind, endpoint, outcome, error,
+const FAILURE_COLUMNS: &str =
+    "id, event_id, event_name, session, route, plugin, kind, endpoint, outcome, error,
      state, created_at, retried_at, event";
 
 fn failure_row(row: &tokio_postgres::Row) -> FailureRecord {
@@ -981,10 +990,7 @@ impl EventLog for PostgresStore {
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let mut select = Select::from(
-            "seq, id, session, name, received_at, body, walk",
-            "events",
-        );
+        let mut select = Select::from("seq, id, session, name, received_at, body, walk", "events");
         if let Some(id) = &filter.id {
             select.and("id = ?", id.clone());
         }
@@ -1391,7 +1397,7 @@ impl Store for PostgresStore {
         while self.writing.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let left = self.inner.read(|inner| cluster::leave(inner));
+        let left = self.inner.read(cluster::leave);
         if let Err(error) = left {
             tracing::warn!(%error, "could not give this node's partitions up; they pass to other nodes when the lease ends");
         }
@@ -1462,7 +1468,11 @@ mod tests {
         let server = server();
         let url = server.url("postgres");
         let a = node(&url, "wasp").await;
-        assert_eq!(a.inner.membership.held().len(), PARTITIONS as usize, "alone: all");
+        assert_eq!(
+            a.inner.membership.held().len(),
+            PARTITIONS as usize,
+            "alone: all"
+        );
         let b = node(&url, "wasp").await;
         let mut news = b.claims().unwrap().arrivals();
         until("the partitions are split in two", || {

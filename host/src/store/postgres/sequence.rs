@@ -32,9 +32,7 @@ pub(super) struct Turn {
 impl Sequencer {
     /// Take a turn for `keys` (called in submission order; each key once).
     pub(super) fn turn(self: &Arc<Self>, keys: Vec<String>) -> Turn {
-        let number = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let finished: Done = async move {
             let _ = finished.await;
@@ -74,7 +72,10 @@ impl Drop for Turn {
         let _ = self.done.take().map(|done| done.send(()));
         let mut tails = self.sequencer.tails.lock().expect("sequencer lock");
         for key in &self.keys {
-            if tails.get(key).is_some_and(|(number, _)| *number == self.number) {
+            if tails
+                .get(key)
+                .is_some_and(|(number, _)| *number == self.number)
+            {
                 tails.remove(key);
             }
         }
@@ -101,6 +102,9 @@ mod tests {
         drop((second, other));
         third.ready().await;
         drop(third);
-        assert!(sequencer.tails.lock().unwrap().is_empty(), "nothing left behind");
+        assert!(
+            sequencer.tails.lock().unwrap().is_empty(),
+            "nothing left behind"
+        );
     }
 }

@@ -1231,7 +1231,6 @@ mod tests {
         }
     }
 
-
     fn store() -> (Arc<SqliteStore>, std::path::PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
@@ -1240,8 +1239,6 @@ mod tests {
             dir,
         )
     }
-
-
 
     #[tokio::test]
     async fn an_event_is_admitted_at_its_commit_and_accepted_once_on_disk() {
@@ -1293,10 +1290,6 @@ mod tests {
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
-
-
-
-
 
     #[tokio::test]
     async fn a_write_failing_halfway_rolls_its_batch_back() {
@@ -1369,10 +1362,6 @@ mod tests {
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
-
-
-
-
 
     #[tokio::test]
     async fn fingerprints_outlive_restarts_and_crashes() {
