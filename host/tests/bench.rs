@@ -31,13 +31,14 @@ async fn every_scenario_runs_and_reports() {
         "Pull queue",
         "Cold start",
         "Memory",
+        "Cluster",
     ] {
         assert!(
             sections.contains(&section),
             "no {section} rows: {sections:?}"
         );
     }
-    assert_eq!(SCENARIOS.len(), 5);
+    assert_eq!(SCENARIOS.len(), 6);
     for row in results.rows() {
         assert!(!row.value.is_empty(), "{} has no value", row.metric);
         assert!(

@@ -329,3 +329,74 @@ async fn a_long_poll_on_one_node_wakes_for_an_event_accepted_by_another() {
         "woken by the other node's news, not the timeout"
     );
 }
+
+/// The status of session `name` on `node`.
+async fn session_status(client: &reqwest::Client, node: &str, name: &str) -> String {
+    let session: Value = client
+        .get(format!("{node}/api/sessions/{name}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_engine_runs_on_one_node_and_moves_when_that_node_dies() {
+    wasp::delivery::install_tls_provider();
+    let postgres = LocalServer::start(false).unwrap_or_else(|error| panic!("{error}"));
+    let url = postgres.create_database("wasp").unwrap();
+    let receiver = TestReceiver::start().await;
+    let yaml = format!(
+        r#"
+sessions:
+  - {{name: sim, engine: simulated, simulated: {{rate: 2, seed: 1, pairing: 100ms}}}}
+endpoints:
+  - {{name: out, url: "{}", format: waha}}
+routes: [{{events: [session.status], to: [out]}}]
+store:
+  backend: postgres
+  postgres: {{url: "{url}", lease: 3s}}"#,
+        receiver.url("/out")
+    );
+    let mut nodes = vec![
+        Node::start("cluster::node_process", &yaml).await,
+        Node::start("cluster::node_process", &yaml).await,
+    ];
+    let client = reqwest::Client::new();
+    // Exactly one node runs the engine; the other leaves it stopped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let runner = loop {
+        let a = session_status(&client, &nodes[0].base, "sim").await;
+        let b = session_status(&client, &nodes[1].base, "sim").await;
+        match (a.as_str(), b.as_str()) {
+            ("WORKING", "STOPPED") => break 0,
+            ("STOPPED", "WORKING") => break 1,
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never on exactly one node: {a} and {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let status = status(&client, &nodes[runner].base).await;
+    let running: Vec<&Value> = status["cluster"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["sessions"].as_array().unwrap().contains(&json!("sim")))
+        .collect();
+    assert_eq!(running.len(), 1, "{status:#}");
+
+    // Its node dies: the other takes the session over within the lease.
+    nodes[runner].kill();
+    let other = &nodes[1 - runner].base;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while session_status(&client, other, "sim").await != "WORKING" {
+        assert!(tokio::time::Instant::now() < deadline, "never taken over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

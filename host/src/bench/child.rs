@@ -249,6 +249,38 @@ fn proc_field(listing: &str, name: &str) -> u64 {
 /// The name and CPU time (user + system) in a `/proc/…/stat` line. After
 /// the name (in parentheses, may hold spaces): state is field 3, utime 14,
 /// stime 15, in clock ticks.
+/// CPU time of process `pid` and of its children: those alive now
+/// (`/proc/*/stat` naming it as parent) and those it has waited for
+/// (its `cutime` + `cstime`). For a server with a process per connection,
+/// such as PostgreSQL's postmaster.
+pub fn process_tree_cpu_time(pid: u32) -> Duration {
+    let ticks = |stat: &str, fields: &[usize]| -> u64 {
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0;
+        };
+        let values: Vec<&str> = rest.split_whitespace().collect();
+        fields
+            .iter()
+            .filter_map(|&i| values.get(i).and_then(|v| v.parse::<u64>().ok()))
+            .sum()
+    };
+    let own = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let mut total = ticks(&own, &[11, 12, 13, 14]);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            total += ticks(&stat, &[11, 12]);
+        }
+    }
+    Duration::from_secs_f64(total as f64 / clock_ticks_per_second() as f64)
+}
+
 fn parse_stat(stat: &str) -> Option<(&str, Duration)> {
     let (head, rest) = stat.rsplit_once(')')?;
     let (_, name) = head.split_once('(')?;

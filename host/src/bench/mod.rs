@@ -12,6 +12,7 @@
 //! 5. **Memory**: resident set idle, under load, and with 1,000 sessions.
 
 pub mod child;
+mod cluster;
 pub mod http;
 pub mod report;
 
@@ -35,7 +36,7 @@ pub struct Options {
     /// Where scenario directories go.
     pub scratch: PathBuf,
     /// Run only these scenarios (`ceiling`, `e2e`, `pull`, `cold`,
-    /// `sessions`); all when empty.
+    /// `sessions`, `cluster`); all when empty.
     pub only: Vec<String>,
     /// The latency phase's pace in events/s, instead of half the sustained
     /// rate: builds compared at one pace write in batches of one size.
@@ -43,7 +44,7 @@ pub struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-pub const SCENARIOS: [&str; 5] = ["ceiling", "e2e", "pull", "cold", "sessions"];
+pub const SCENARIOS: [&str; 6] = ["ceiling", "e2e", "pull", "cold", "sessions", "cluster"];
 
 /// Why the benchmark stopped.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,9 @@ pub async fn run(options: &Options, report: &mut Report) -> Result<(), BenchErro
     }
     if wanted("sessions") {
         sessions_memory(options, report).await?;
+    }
+    if wanted("cluster") {
+        cluster::cluster(options, report).await?;
     }
     Ok(())
 }

@@ -515,3 +515,41 @@ async fn endpoint_state_and_sessions_are_kept(store: Arc<dyn Store>) {
     assert!(store.sessions().unwrap().is_empty());
     assert!(store.writable());
 }
+
+/// Many events submitted at once (one commit, or a few): each stored once,
+/// repeats and fingerprints caught within the burst, and the deliveries
+/// numbered in the order the events were submitted.
+async fn a_burst_is_stored_once_each_in_submission_order(store: Arc<dyn Store>) {
+    let submitted: Vec<_> = (0..40)
+        .map(|n| {
+            // 35 repeats 5; 30 has 10's fingerprint.
+            let id = if n == 35 { 5 } else { n };
+            let fingerprint = (n == 10 || n == 30).then_some("fp-burst");
+            let routed: Routed = vec![NewDelivery {
+                ordering_key: format!("chat-{}", n % 3),
+                ..delivery(&format!("evt_{id}"), "a")
+            }]
+            .into();
+            store.admit_routed(event(&format!("evt_{id}"), fingerprint), routed)
+        })
+        .collect();
+    let mut last = 0;
+    for (n, admitted) in futures_util::future::join_all(submitted)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let admitted = admitted.unwrap();
+        match n {
+            35 => assert_eq!(admitted.outcome, AcceptOutcome::Duplicate("evt_5".into())),
+            30 => assert_eq!(admitted.outcome, AcceptOutcome::Duplicate("evt_10".into())),
+            _ => {
+                assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)), "{n}: {admitted:?}");
+                assert_eq!(admitted.deliveries.len(), 1);
+                assert!(admitted.deliveries[0] > last, "{n}: numbered in order");
+                last = admitted.deliveries[0];
+            }
+        }
+    }
+    assert_eq!(store.pending_deliveries("a", 0, 100).unwrap().len(), 38);
+}

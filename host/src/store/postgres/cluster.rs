@@ -61,6 +61,8 @@ pub(super) struct Membership {
     renewed: Mutex<Instant>,
     renewals_failing: AtomicBool,
     changes: AtomicU64,
+    /// Leaving the cluster (closing): take nothing more.
+    leaving: AtomicBool,
 }
 
 impl Membership {
@@ -94,6 +96,7 @@ impl Membership {
             renewed: Mutex::new(Instant::now()),
             renewals_failing: AtomicBool::new(false),
             changes: AtomicU64::new(0),
+            leaving: AtomicBool::new(false),
         }
     }
 
@@ -235,6 +238,9 @@ pub(super) async fn renew_loop(inner: Arc<Inner>) {
 
 pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
     let membership = &inner.membership;
+    if membership.leaving.load(Ordering::Acquire) {
+        return Ok(());
+    }
     let now = Inner::NOW_MS;
     let mut conn = inner.pool.get().await?;
     let (client, _) = conn.split();
@@ -268,7 +274,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
     for row in &renewed {
         in_db[row.get::<_, i32>(0) as usize] = Some(row.get::<_, i64>(1));
     }
-    let (owned, to_release) = {
+    let (owned, to_release, lost) = {
         let mut slots = membership.slots();
         let mut lost = 0;
         for (partition, slot) in slots.iter_mut().enumerate() {
@@ -313,7 +319,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
                 _ => None,
             })
             .collect();
-        (owned, to_release)
+        (owned, to_release, lost)
     };
     for (partition, epoch) in &to_release {
         tx.execute(
@@ -363,7 +369,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
         );
         let _ = membership.arrivals.send(Arrival::Everything);
     }
-    if !taken.is_empty() || released {
+    if !taken.is_empty() || released || lost > 0 {
         membership.changed();
     }
     Ok(())
@@ -422,6 +428,7 @@ pub(super) async fn listen_loop(inner: Arc<Inner>, config: tokio_postgres::Confi
 /// them at their next heartbeat instead of after the lease.
 pub(super) async fn leave(inner: Arc<Inner>) -> Result<(), StoreError> {
     let membership = &inner.membership;
+    membership.leaving.store(true, Ordering::Release);
     for slot in membership.slots().iter_mut() {
         slot.hold = Hold::None;
     }

@@ -60,6 +60,11 @@ impl LocalServer {
     /// Start a server. `durable: false` turns `fsync` off (tests: the
     /// server itself is never crashed there); benchmarks keep it on.
     pub fn start(durable: bool) -> Result<Self, LocalError> {
+        Self::start_with(durable, &[])
+    }
+
+    /// [`LocalServer::start`] with more server settings (`name=value`).
+    pub fn start_with(durable: bool, settings: &[&str]) -> Result<Self, LocalError> {
         let bin = binaries();
         if !bin.join("initdb").exists() {
             return Err(LocalError::Missing(bin));
@@ -96,11 +101,15 @@ impl LocalServer {
                 "--no-instructions",
             ],
         )?;
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync={} -c synchronous_commit=on",
             path(&server.dir),
             if durable { "on" } else { "off" },
         );
+        for setting in settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         server.pg(
             "pg_ctl",
             &[

@@ -21,6 +21,7 @@
 //! connections on a small runtime of its own, so a read blocks its caller
 //! (like SQLite's reader connection) without starving the connections.
 
+mod batch;
 mod cluster;
 pub mod local;
 mod pool;
@@ -107,6 +108,9 @@ pub(crate) struct Inner {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// New events, to the group-commit writer (`batch.rs`).
+    admits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     runtime: Mutex<OwnRuntime>,
     closed: AtomicBool,
     /// Writes under way (close waits for them).
@@ -171,8 +175,12 @@ impl PostgresStore {
             schema = %settings.schema,
             "PostgreSQL store open (schema version {VERSION})"
         );
+        let (admits, jobs) = tokio::sync::mpsc::unbounded_channel();
+        let writer = handle.spawn(batch::writer(inner.clone(), jobs));
         Ok(Arc::new(Self {
             inner,
+            admits: Mutex::new(Some(admits)),
+            writer: Mutex::new(Some(writer)),
             runtime: Mutex::new(runtime),
             closed: AtomicBool::new(false),
             writing: Arc::default(),
@@ -317,7 +325,7 @@ async fn repeated(
     })
 }
 
-async fn admit(
+pub(super) async fn admit(
     inner: Arc<Inner>,
     event: NewEvent,
     routed: Option<Arc<Routed>>,
@@ -475,35 +483,8 @@ async fn insert_routed(
     let ids = futures_util::future::try_join_all(inserts)
         .await
         .map_err(backend)?;
-    if !routed.failures.is_empty() {
-        let insert = prepared(tx, statements, INSERT_FAILURE)
-            .await
-            .map_err(backend)?;
-        let inserts = routed.failures.iter().map(|f| {
-            let insert = &insert;
-            async move {
-                tx.execute(
-                    insert,
-                    &[
-                        &f.event_id,
-                        &f.event_name,
-                        &f.session,
-                        &f.route,
-                        &f.plugin,
-                        &f.kind,
-                        &f.endpoint,
-                        &f.outcome,
-                        &f.error,
-                        &f.event,
-                        &now,
-                    ],
-                )
-                .await
-            }
-        });
-        futures_util::future::try_join_all(inserts)
-            .await
-            .map_err(backend)?;
+    for failure in &routed.failures {
+        insert_failure(tx, statements, failure, now).await?;
     }
     let arrived = routed
         .deliveries
@@ -514,9 +495,40 @@ async fn insert_routed(
     Ok(ids)
 }
 
+/// Store one failed plugin call.
+async fn insert_failure(
+    tx: &Transaction<'_>,
+    statements: &mut Statements,
+    f: &super::NewFailure,
+    now: i64,
+) -> Result<(), StoreError> {
+    let insert = prepared(tx, statements, INSERT_FAILURE)
+        .await
+        .map_err(backend)?;
+    tx.execute(
+        &insert,
+        &[
+            &f.event_id,
+            &f.event_name,
+            &f.session,
+            &f.route,
+            &f.plugin,
+            &f.kind,
+            &f.endpoint,
+            &f.outcome,
+            &f.error,
+            &f.event,
+            &now,
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(backend)
+}
+
 /// Tell the other nodes (at commit) which endpoints have new or requeued
 /// deliveries, with the lowest id of each.
-async fn notify<'a>(
+pub(super) async fn notify<'a>(
     inner: &Inner,
     tx: &Transaction<'_>,
     arrived: impl Iterator<Item = (&'a str, i64)>,
@@ -934,11 +946,24 @@ async fn rows(
 }
 
 impl EventLog for PostgresStore {
+    /// Through the group-commit writer (`batch.rs`), in submission order.
     fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted> {
-        let routed = routed.map(Arc::new);
-        self.write_in_turn(routed.clone().as_deref(), |inner| {
-            admit(inner, event, routed)
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = batch::Job {
+            event,
+            routed: routed.map(Arc::new),
+            reply,
+        };
+        let sent = self
+            .admits
+            .lock()
+            .expect("admits lock")
+            .as_ref()
+            .is_some_and(|admits| admits.send(job).is_ok());
+        if !sent {
+            return Box::pin(async { Err(StoreError::Closed) });
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
     }
 
     fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
@@ -1392,6 +1417,16 @@ impl Store for PostgresStore {
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
+        }
+        // The writer stores what was submitted, then ends.
+        self.admits.lock().expect("admits lock").take();
+        if let Some(writer) = self.writer.lock().expect("writer lock").take() {
+            let (done, finished) = std::sync::mpsc::channel();
+            self.inner.handle.spawn(async move {
+                let _ = writer.await;
+                let _ = done.send(());
+            });
+            let _ = finished.recv_timeout(Duration::from_secs(5));
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.writing.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {

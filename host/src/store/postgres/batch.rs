@@ -1,0 +1,370 @@
+//! Group commit of new events: one task takes every event waiting to be
+//! stored (up to [`MAX_BATCH`]) and writes them in one transaction, each
+//! table in one multi-row statement — fingerprints, events, deliveries —
+//! then one `NOTIFY` and one commit (one WAL flush) for all of them. The
+//! batch keeps the order the events were submitted in, and the ids follow
+//! it, so a chat's deliveries are numbered in order.
+//!
+//! Two events of a batch never share an id or a fingerprint (a second one
+//! waits for the next batch, where it meets the first as stored); a batch
+//! that fails as a whole is written again event by event, so one bad event
+//! fails alone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::pool::{backend, prepared};
+use super::{Inner, admit, notify, ready};
+use crate::store::claims::partition_of;
+use crate::store::{AcceptOutcome, Admitted, NewEvent, Routed, StoreError};
+
+/// Events written in one transaction, at most.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// A new event to store, and who waits for the answer.
+pub(super) struct Job {
+    pub(super) event: NewEvent,
+    pub(super) routed: Option<Arc<Routed>>,
+    pub(super) reply: oneshot::Sender<Result<Admitted, StoreError>>,
+}
+
+/// Take batches from `jobs` and write them, until every sender is gone.
+pub(super) async fn writer(inner: Arc<Inner>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let window = first.event.dedup_window_ms;
+        let mut ids = HashSet::from([first.event.id.clone()]);
+        let mut fingerprints: HashSet<String> = first.event.fingerprint.iter().cloned().collect();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            let Ok(job) = jobs.try_recv() else { break };
+            let clashes = ids.contains(&job.event.id)
+                || job.event.dedup_window_ms != window
+                || job
+                    .event
+                    .fingerprint
+                    .as_ref()
+                    .is_some_and(|f| fingerprints.contains(f));
+            if clashes {
+                carried = Some(job);
+                break;
+            }
+            ids.insert(job.event.id.clone());
+            fingerprints.extend(job.event.fingerprint.iter().cloned());
+            batch.push(job);
+        }
+        write(&inner, batch).await;
+    }
+}
+
+async fn write(inner: &Arc<Inner>, batch: Vec<Job>) {
+    match commit(inner, &batch).await {
+        Ok(outcomes) => {
+            for (job, (outcome, deliveries)) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(Admitted {
+                    outcome,
+                    deliveries,
+                    durable: ready(()),
+                }));
+            }
+        }
+        Err(error) if batch.len() == 1 => {
+            let job = batch.into_iter().next().expect("one job");
+            let _ = job.reply.send(Err(error));
+        }
+        Err(error) => {
+            tracing::warn!(%error, events = batch.len(), "a batch of events failed; storing them one by one");
+            for job in batch {
+                let stored = admit(inner.clone(), job.event, job.routed).await;
+                let _ = job.reply.send(stored);
+            }
+        }
+    }
+}
+
+/// Write `batch` in one transaction: each event's outcome and delivery ids.
+async fn commit(
+    inner: &Inner,
+    batch: &[Job],
+) -> Result<Vec<(AcceptOutcome, Vec<i64>)>, StoreError> {
+    let now = crate::clock::now_ms() as i64;
+    let mut conn = inner.pool.get().await?;
+    let (client, statements) = conn.split();
+    let tx = client.transaction().await.map_err(backend)?;
+
+    // 1. Fingerprints: claimed, or seen within the window by another event.
+    let mut original: Vec<Option<String>> = vec![None; batch.len()];
+    let windowed: Vec<usize> = (0..batch.len())
+        .filter(|&i| batch[i].event.fingerprint.is_some() && batch[i].event.dedup_window_ms > 0)
+        .collect();
+    if !windowed.is_empty() {
+        let since = now - batch[0].event.dedup_window_ms as i64;
+        let fingerprints: Vec<&str> = windowed
+            .iter()
+            .map(|&i| batch[i].event.fingerprint.as_deref().expect("windowed"))
+            .collect();
+        let event_ids: Vec<&str> = windowed.iter().map(|&i| batch[i].event.id.as_str()).collect();
+        let claim = prepared(
+            &tx,
+            statements,
+            "INSERT INTO fingerprints (fingerprint, event_id, seen_at)
+             SELECT f, e, $3 FROM unnest($1::text[], $2::text[]) AS t(f, e)
+             ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, seen_at = excluded.seen_at
+               WHERE fingerprints.seen_at < $4
+             RETURNING fingerprint",
+        )
+        .await
+        .map_err(backend)?;
+        let claimed: HashSet<String> = tx
+            .query(&claim, &[&fingerprints, &event_ids, &now, &since])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let seen: Vec<&str> = fingerprints
+            .iter()
+            .copied()
+            .filter(|f| !claimed.contains(*f))
+            .collect();
+        if !seen.is_empty() {
+            let firsts: HashMap<String, String> = tx
+                .query(
+                    "SELECT fingerprint, event_id FROM fingerprints WHERE fingerprint = ANY($1)",
+                    &[&seen],
+                )
+                .await
+                .map_err(backend)?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            for &i in &windowed {
+                let fingerprint = batch[i].event.fingerprint.as_deref().expect("windowed");
+                if !claimed.contains(fingerprint) {
+                    original[i] = firsts.get(fingerprint).cloned();
+                }
+            }
+        }
+    }
+
+    // 2. The events not seen before.
+    let fresh: Vec<usize> = (0..batch.len()).filter(|&i| original[i].is_none()).collect();
+    let mut seqs: HashMap<String, i64> = HashMap::new();
+    if !fresh.is_empty() {
+        let column = |f: &dyn Fn(&Job) -> String| -> Vec<String> {
+            fresh.iter().map(|&i| f(&batch[i])).collect()
+        };
+        let ids = column(&|j| j.event.id.clone());
+        let sessions = column(&|j| j.event.session.clone());
+        let names = column(&|j| j.event.name.clone());
+        let bodies = column(&|j| j.event.body.clone());
+        let generations: Vec<i64> = fresh.iter().map(|&i| batch[i].event.generation as i64).collect();
+        let fingerprints: Vec<Option<&str>> =
+            fresh.iter().map(|&i| batch[i].event.fingerprint.as_deref()).collect();
+        let routed: Vec<bool> = fresh.iter().map(|&i| batch[i].routed.is_some()).collect();
+        let walks: Vec<Option<&str>> = fresh
+            .iter()
+            .map(|&i| batch[i].routed.as_ref().and_then(|r| r.walk.as_deref()))
+            .collect();
+        let insert = prepared(
+            &tx,
+            statements,
+            "INSERT INTO events (id, session, name, received_at, body, generation, fingerprint, routed, walk, node)
+             SELECT i, s, n, $9, b, g, f, r, w, $10
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::bool[], $8::text[])
+                  WITH ORDINALITY AS t(i, s, n, b, g, f, r, w, o)
+             ORDER BY o
+             ON CONFLICT (id) DO NOTHING RETURNING id, seq",
+        )
+        .await
+        .map_err(backend)?;
+        seqs = tx
+            .query(
+                &insert,
+                &[
+                    &ids,
+                    &sessions,
+                    &names,
+                    &bodies,
+                    &generations,
+                    &fingerprints,
+                    &routed,
+                    &walks,
+                    &now,
+                    &inner.membership.node,
+                ],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for &i in &fresh {
+            if !seqs.contains_key(&batch[i].event.id) {
+                // Its id is taken: the same event posted again.
+                original[i] = Some(batch[i].event.id.clone());
+            }
+        }
+    }
+
+    // 3. Their deliveries, in the events' order (ids follow it).
+    let mut push: Vec<(usize, usize)> = Vec::new();
+    let mut queued: Vec<(usize, usize)> = Vec::new();
+    for (i, job) in batch.iter().enumerate() {
+        if original[i].is_some() {
+            continue;
+        }
+        for (d, delivery) in job.routed.iter().flat_map(|r| r.deliveries.iter().enumerate()) {
+            if delivery.queue.is_some() {
+                queued.push((i, d));
+            } else {
+                push.push((i, d));
+            }
+        }
+    }
+    let delivery_of = |(i, d): (usize, usize)| &batch[i].routed.as_ref().expect("routed").deliveries[d];
+    let mut ids: Vec<Vec<i64>> = batch
+        .iter()
+        .map(|job| vec![0; job.routed.as_ref().map_or(0, |r| r.deliveries.len())])
+        .collect();
+    if !push.is_empty() {
+        let text = |f: &dyn Fn(&crate::store::NewDelivery) -> String| -> Vec<String> {
+            push.iter().map(|&at| f(delivery_of(at))).collect()
+        };
+        let event_ids = text(&|d| d.event_id.clone());
+        let event_names = text(&|d| d.event_name.clone());
+        let sessions = text(&|d| d.session.clone());
+        let endpoints = text(&|d| d.endpoint.clone());
+        let keys = text(&|d| d.ordering_key.clone());
+        let headers = text(&|d| serde_json::to_string(&d.headers).expect("headers serialize"));
+        let attempt_headers = text(&|d| d.attempt_headers.clone());
+        let partitions: Vec<i32> = push
+            .iter()
+            .map(|&at| {
+                let d = delivery_of(at);
+                partition_of(&d.session, &d.ordering_key) as i32
+            })
+            .collect();
+        let bodies: Vec<&[u8]> = push.iter().map(|&at| delivery_of(at).body.as_slice()).collect();
+        let insert = prepared(
+            &tx,
+            statements,
+            "INSERT INTO deliveries (event_id, event_name, session, endpoint, ordering_key, partition, headers,
+                                     attempt_headers, body, state, created_at, updated_at, next_attempt_at)
+             SELECT e, n, s, p, k, q, h, a, b, 'pending', $10, $10, $10
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[],
+                         $8::text[], $9::bytea[])
+                  WITH ORDINALITY AS t(e, n, s, p, k, q, h, a, b, o)
+             ORDER BY o
+             RETURNING id",
+        )
+        .await
+        .map_err(backend)?;
+        let mut new: Vec<i64> = tx
+            .query(
+                &insert,
+                &[
+                    &event_ids,
+                    &event_names,
+                    &sessions,
+                    &endpoints,
+                    &keys,
+                    &partitions,
+                    &headers,
+                    &attempt_headers,
+                    &bodies,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        // Numbered in the order inserted (ORDER BY o).
+        new.sort_unstable();
+        for (&(i, d), id) in push.iter().zip(new) {
+            ids[i][d] = id;
+        }
+    }
+    for &(i, d) in &queued {
+        let delivery = delivery_of((i, d));
+        let (instance, keep) = delivery.queue.as_ref().expect("queued");
+        let seq = seqs[&batch[i].event.id];
+        let body = String::from_utf8_lossy(&delivery.body);
+        ids[i][d] = tx
+            .query_one(
+                "INSERT INTO notifications (instance, endpoint, event_id, event_seq, body, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING receipt_id",
+                &[
+                    instance,
+                    &delivery.endpoint,
+                    &delivery.event_id,
+                    &seq,
+                    &body.as_ref(),
+                    &now,
+                    &(now + *keep as i64),
+                ],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+    }
+    for (i, job) in batch.iter().enumerate() {
+        if original[i].is_some() {
+            continue;
+        }
+        for failure in job.routed.iter().flat_map(|r| &r.failures) {
+            super::insert_failure(&tx, statements, failure, now).await?;
+        }
+    }
+    let arrived = push
+        .iter()
+        .chain(&queued)
+        .map(|&(i, d)| (delivery_of((i, d)).endpoint.as_str(), ids[i][d]));
+    notify(inner, &tx, arrived).await?;
+
+    // 4. What the repeats repeat: the same event, or a conflict.
+    let repeats: Vec<&str> = original.iter().flatten().map(String::as_str).collect();
+    let stored: HashMap<String, String> = if repeats.is_empty() {
+        HashMap::new()
+    } else {
+        tx.query("SELECT id, body FROM events WHERE id = ANY($1)", &[&repeats])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    tx.commit().await.map_err(backend)?;
+    Ok(batch
+        .iter()
+        .enumerate()
+        .map(|(i, job)| match &original[i] {
+            None => (
+                AcceptOutcome::Stored(seqs[&job.event.id]),
+                std::mem::take(&mut ids[i]),
+            ),
+            Some(first) => {
+                let same = stored
+                    .get(first)
+                    .is_none_or(|body| crate::store::same_event(body, &job.event.body));
+                let outcome = if same {
+                    AcceptOutcome::Duplicate(first.clone())
+                } else {
+                    AcceptOutcome::Conflict(first.clone())
+                };
+                (outcome, Vec::new())
+            }
+        })
+        .collect())
+}
