@@ -361,7 +361,7 @@ store:
   postgres: {{url: "{url}", lease: 3s}}"#,
         receiver.url("/out")
     );
-    let mut nodes = vec![
+    let mut nodes = [
         Node::start("cluster::node_process", &yaml).await,
         Node::start("cluster::node_process", &yaml).await,
     ];

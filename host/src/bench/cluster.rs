@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use super::child::{Scratch, WaspProcess, process_tree_cpu_time};
 use super::http::{Connection, Load, Pace, Receiver, drive, request};
-use super::{BenchError, CONNECTIONS, Options, Report, Row, delivered, e2e_config, event_body, rate};
+use super::{
+    BenchError, CONNECTIONS, Options, Report, Row, delivered, e2e_config, event_body, rate,
+};
 use crate::store::postgres::local::LocalServer;
 
 /// What one setup measured.
@@ -182,13 +184,11 @@ async fn divided(nodes: &[WaspProcess]) -> Result<(), BenchError> {
             .send(&request("GET", "wasp", "/api/status", &[], b""))
             .await?;
         let status: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-        let holding = status["cluster"]["nodes"]
-            .as_array()
-            .map_or(0, |all| {
-                all.iter()
-                    .filter(|node| node["live"] == true && node["partitions"].as_u64() > Some(0))
-                    .count()
-            });
+        let holding = status["cluster"]["nodes"].as_array().map_or(0, |all| {
+            all.iter()
+                .filter(|node| node["live"] == true && node["partitions"].as_u64() > Some(0))
+                .count()
+        });
         if holding == nodes.len() {
             return Ok(());
         }
@@ -212,7 +212,13 @@ pub async fn cluster(options: &Options, report: &mut Report) -> Result<(), Bench
     let dir = Scratch::new(&options.scratch, "cluster")?;
     let cache = dir.0.join("cache");
 
-    let sqlite = WaspProcess::start(&options.binary, &dir.0.join("sqlite"), &cache, &e2e_config(receiver.addr)).await?;
+    let sqlite = WaspProcess::start(
+        &options.binary,
+        &dir.0.join("sqlite"),
+        &cache,
+        &e2e_config(receiver.addr),
+    )
+    .await?;
     let baseline = measure(options, std::slice::from_ref(&sqlite), &receiver, None).await?;
     sqlite.stop();
     report.add(Row {
@@ -231,9 +237,10 @@ pub async fn cluster(options: &Options, report: &mut Report) -> Result<(), Bench
             .create_database(&format!("bench{nodes}"))
             .map_err(|e| BenchError::Failed(e.to_string()))?;
         {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
+            let (client, connection) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
             tokio::spawn(connection);
             client
                 .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -244,8 +251,13 @@ pub async fn cluster(options: &Options, report: &mut Report) -> Result<(), Bench
         let mut running = Vec::new();
         for node in 0..nodes {
             running.push(
-                WaspProcess::start(&options.binary, &dir.0.join(format!("pg{nodes}-{node}")), &cache, &config)
-                    .await?,
+                WaspProcess::start(
+                    &options.binary,
+                    &dir.0.join(format!("pg{nodes}-{node}")),
+                    &cache,
+                    &config,
+                )
+                .await?,
             );
         }
         divided(&running).await?;
@@ -280,7 +292,10 @@ pub async fn cluster(options: &Options, report: &mut Report) -> Result<(), Bench
         });
         report.add(Row {
             section: "Cluster",
-            metric: format!("{nodes} node{}: database work per event", if nodes == 1 { "" } else { "s" }),
+            metric: format!(
+                "{nodes} node{}: database work per event",
+                if nodes == 1 { "" } else { "s" }
+            ),
             value: format!(
                 "{:.1} statements",
                 measured.statements as f64 / events as f64

@@ -367,9 +367,10 @@ impl Actor {
         let store = self.store.clone();
         let endpoint = self.endpoint.name.clone();
         let limit = PAGE.min(self.endpoint.queue_limit / 2).max(1);
+        let order = self.endpoint.ordering != Ordering::None;
         self.loads.spawn(async move {
             let records = tokio::task::spawn_blocking(move || {
-                store.pending_deliveries(&endpoint, from, limit)
+                store.pending_deliveries(&endpoint, from, limit, order)
             })
             .await
             .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));

@@ -47,6 +47,9 @@ const CASES: &[Case] = &[
     ("old_events_go_once_routed", |s| {
         Box::pin(old_events_go_once_routed(s))
     }),
+    ("a_burst_is_stored_once_each_in_submission_order", |s| {
+        Box::pin(a_burst_is_stored_once_each_in_submission_order(s))
+    }),
     ("endpoint_state_and_sessions_are_kept", |s| {
         Box::pin(endpoint_state_and_sessions_are_kept(s))
     }),
@@ -125,7 +128,10 @@ async fn pull_queues_are_fifo_per_instance_until_deleted(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert!(
-        store.pending_deliveries("pull", 0, 10).unwrap().is_empty(),
+        store
+            .pending_deliveries("pull", 0, 10, true)
+            .unwrap()
+            .is_empty(),
         "queued, not in the outbox"
     );
     let head = store.peek_notifications("1", 1).unwrap();
@@ -294,7 +300,7 @@ async fn an_event_is_stored_routed_with_its_deliveries_in_one_commit(store: Arc<
     ids.sort();
     assert_eq!(ids, admitted.deliveries);
     assert!(stored.iter().all(|d| d.state == DeliveryState::Pending));
-    assert_eq!(store.pending_deliveries("a", 0, 10).unwrap().len(), 1);
+    assert_eq!(store.pending_deliveries("a", 0, 10, true).unwrap().len(), 1);
 
     // A repeat stores neither the event nor its deliveries.
     let repeat = store
@@ -354,7 +360,7 @@ async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let id = ids[0];
-    assert_eq!(store.pending_deliveries("a", 0, 10).unwrap().len(), 1);
+    assert_eq!(store.pending_deliveries("a", 0, 10, true).unwrap().len(), 1);
     let attempt = |number, status, outcome: &str| AttemptRecord {
         delivery_id: id,
         number,
@@ -382,7 +388,12 @@ async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>) {
         store.delivery(id).unwrap().unwrap().state,
         DeliveryState::Dead
     );
-    assert!(store.pending_deliveries("a", 0, 10).unwrap().is_empty());
+    assert!(
+        store
+            .pending_deliveries("a", 0, 10, true)
+            .unwrap()
+            .is_empty()
+    );
     let dead = store
         .deliveries(&DeliveryFilter {
             states: vec![DeliveryState::Dead],
@@ -544,12 +555,24 @@ async fn a_burst_is_stored_once_each_in_submission_order(store: Arc<dyn Store>) 
             35 => assert_eq!(admitted.outcome, AcceptOutcome::Duplicate("evt_5".into())),
             30 => assert_eq!(admitted.outcome, AcceptOutcome::Duplicate("evt_10".into())),
             _ => {
-                assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)), "{n}: {admitted:?}");
+                assert!(
+                    matches!(admitted.outcome, AcceptOutcome::Stored(_)),
+                    "{n}: {admitted:?}"
+                );
                 assert_eq!(admitted.deliveries.len(), 1);
                 assert!(admitted.deliveries[0] > last, "{n}: numbered in order");
                 last = admitted.deliveries[0];
             }
         }
     }
-    assert_eq!(store.pending_deliveries("a", 0, 100).unwrap().len(), 38);
+    assert_eq!(
+        store.pending_deliveries("a", 0, 100, true).unwrap().len(),
+        38
+    );
+    let unordered = store.pending_deliveries("a", 0, 100, false).unwrap();
+    assert_eq!(unordered.len(), 38);
+    assert!(
+        unordered.windows(2).all(|w| w[0].id < w[1].id),
+        "oldest first"
+    );
 }

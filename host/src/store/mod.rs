@@ -432,14 +432,16 @@ pub trait Outbox: Send + Sync {
     fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64>;
 
     /// Pending deliveries of `endpoint` with id `>= from_id`, oldest first.
-    /// Where ids may be committed out of order (several writers), a page
-    /// also holds every earlier pending delivery of the same ordering keys,
-    /// so that a chat's deliveries are never seen out of order.
+    /// For an endpoint that delivers in `order`, where ids may be committed
+    /// out of order (several writers), a page also holds every earlier
+    /// pending delivery of the same ordering keys, so that a chat's
+    /// deliveries are never seen out of order.
     fn pending_deliveries(
         &self,
         endpoint: &str,
         from_id: i64,
         limit: usize,
+        order: bool,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// One delivery.

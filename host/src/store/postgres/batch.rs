@@ -30,38 +30,56 @@ pub(super) struct Job {
     pub(super) reply: oneshot::Sender<Result<Admitted, StoreError>>,
 }
 
+/// The next batch from `jobs`: the first job waiting (`carried` over, or
+/// the next to arrive), then those already queued while `fits` takes them
+/// (up to [`MAX_BATCH`]); the first that does not fit is carried over.
+/// `None` once every sender is gone.
+pub(super) async fn next_batch<J>(
+    jobs: &mut mpsc::UnboundedReceiver<J>,
+    carried: &mut Option<J>,
+    mut fits: impl FnMut(&J) -> bool,
+) -> Option<Vec<J>> {
+    let first = match carried.take() {
+        Some(job) => job,
+        None => jobs.recv().await?,
+    };
+    fits(&first);
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        let Ok(job) = jobs.try_recv() else { break };
+        if !fits(&job) {
+            *carried = Some(job);
+            break;
+        }
+        batch.push(job);
+    }
+    Some(batch)
+}
+
 /// Take batches from `jobs` and write them, until every sender is gone.
 pub(super) async fn writer(inner: Arc<Inner>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut carried: Option<Job> = None;
     loop {
-        let first = match carried.take() {
-            Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let window = first.event.dedup_window_ms;
-        let mut ids = HashSet::from([first.event.id.clone()]);
-        let mut fingerprints: HashSet<String> = first.event.fingerprint.iter().cloned().collect();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            let Ok(job) = jobs.try_recv() else { break };
-            let clashes = ids.contains(&job.event.id)
-                || job.event.dedup_window_ms != window
-                || job
-                    .event
+        let mut window = None;
+        let mut ids = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        let fits = |job: &Job| {
+            let event = &job.event;
+            let fits = *window.get_or_insert(event.dedup_window_ms) == event.dedup_window_ms
+                && !ids.contains(&event.id)
+                && event
                     .fingerprint
                     .as_ref()
-                    .is_some_and(|f| fingerprints.contains(f));
-            if clashes {
-                carried = Some(job);
-                break;
+                    .is_none_or(|f| !fingerprints.contains(f));
+            if fits {
+                ids.insert(event.id.clone());
+                fingerprints.extend(event.fingerprint.iter().cloned());
             }
-            ids.insert(job.event.id.clone());
-            fingerprints.extend(job.event.fingerprint.iter().cloned());
-            batch.push(job);
-        }
+            fits
+        };
+        let Some(batch) = next_batch(&mut jobs, &mut carried, fits).await else {
+            return;
+        };
         write(&inner, batch).await;
     }
 }
@@ -112,7 +130,10 @@ async fn commit(
             .iter()
             .map(|&i| batch[i].event.fingerprint.as_deref().expect("windowed"))
             .collect();
-        let event_ids: Vec<&str> = windowed.iter().map(|&i| batch[i].event.id.as_str()).collect();
+        let event_ids: Vec<&str> = windowed
+            .iter()
+            .map(|&i| batch[i].event.id.as_str())
+            .collect();
         let claim = prepared(
             &tx,
             statements,
@@ -157,7 +178,9 @@ async fn commit(
     }
 
     // 2. The events not seen before.
-    let fresh: Vec<usize> = (0..batch.len()).filter(|&i| original[i].is_none()).collect();
+    let fresh: Vec<usize> = (0..batch.len())
+        .filter(|&i| original[i].is_none())
+        .collect();
     let mut seqs: HashMap<String, i64> = HashMap::new();
     if !fresh.is_empty() {
         let column = |f: &dyn Fn(&Job) -> String| -> Vec<String> {
@@ -167,9 +190,14 @@ async fn commit(
         let sessions = column(&|j| j.event.session.clone());
         let names = column(&|j| j.event.name.clone());
         let bodies = column(&|j| j.event.body.clone());
-        let generations: Vec<i64> = fresh.iter().map(|&i| batch[i].event.generation as i64).collect();
-        let fingerprints: Vec<Option<&str>> =
-            fresh.iter().map(|&i| batch[i].event.fingerprint.as_deref()).collect();
+        let generations: Vec<i64> = fresh
+            .iter()
+            .map(|&i| batch[i].event.generation as i64)
+            .collect();
+        let fingerprints: Vec<Option<&str>> = fresh
+            .iter()
+            .map(|&i| batch[i].event.fingerprint.as_deref())
+            .collect();
         let routed: Vec<bool> = fresh.iter().map(|&i| batch[i].routed.is_some()).collect();
         let walks: Vec<Option<&str>> = fresh
             .iter()
@@ -223,7 +251,11 @@ async fn commit(
         if original[i].is_some() {
             continue;
         }
-        for (d, delivery) in job.routed.iter().flat_map(|r| r.deliveries.iter().enumerate()) {
+        for (d, delivery) in job
+            .routed
+            .iter()
+            .flat_map(|r| r.deliveries.iter().enumerate())
+        {
             if delivery.queue.is_some() {
                 queued.push((i, d));
             } else {
@@ -231,7 +263,8 @@ async fn commit(
             }
         }
     }
-    let delivery_of = |(i, d): (usize, usize)| &batch[i].routed.as_ref().expect("routed").deliveries[d];
+    let delivery_of =
+        |(i, d): (usize, usize)| &batch[i].routed.as_ref().expect("routed").deliveries[d];
     let mut ids: Vec<Vec<i64>> = batch
         .iter()
         .map(|job| vec![0; job.routed.as_ref().map_or(0, |r| r.deliveries.len())])
@@ -254,7 +287,10 @@ async fn commit(
                 partition_of(&d.session, &d.ordering_key) as i32
             })
             .collect();
-        let bodies: Vec<&[u8]> = push.iter().map(|&at| delivery_of(at).body.as_slice()).collect();
+        let bodies: Vec<&[u8]> = push
+            .iter()
+            .map(|&at| delivery_of(at).body.as_slice())
+            .collect();
         let insert = prepared(
             &tx,
             statements,
@@ -338,12 +374,15 @@ async fn commit(
     let stored: HashMap<String, String> = if repeats.is_empty() {
         HashMap::new()
     } else {
-        tx.query("SELECT id, body FROM events WHERE id = ANY($1)", &[&repeats])
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect()
+        tx.query(
+            "SELECT id, body FROM events WHERE id = ANY($1)",
+            &[&repeats],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
     };
     tx.commit().await.map_err(backend)?;
     Ok(batch

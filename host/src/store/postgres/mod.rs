@@ -21,6 +21,7 @@
 //! connections on a small runtime of its own, so a read blocks its caller
 //! (like SQLite's reader connection) without starving the connections.
 
+mod attempts;
 mod batch;
 mod cluster;
 pub mod local;
@@ -110,7 +111,10 @@ pub struct PostgresStore {
     inner: Arc<Inner>,
     /// New events, to the group-commit writer (`batch.rs`).
     admits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Attempts, to their group-commit writer (`attempts.rs`).
+    attempts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<attempts::Job>>>,
+    /// The two writers.
+    writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     runtime: Mutex<OwnRuntime>,
     closed: AtomicBool,
     /// Writes under way (close waits for them).
@@ -176,11 +180,16 @@ impl PostgresStore {
             "PostgreSQL store open (schema version {VERSION})"
         );
         let (admits, jobs) = tokio::sync::mpsc::unbounded_channel();
-        let writer = handle.spawn(batch::writer(inner.clone(), jobs));
+        let (attempts, attempt_jobs) = tokio::sync::mpsc::unbounded_channel();
+        let writers = vec![
+            handle.spawn(batch::writer(inner.clone(), jobs)),
+            handle.spawn(attempts::writer(inner.clone(), attempt_jobs)),
+        ];
         Ok(Arc::new(Self {
             inner,
             admits: Mutex::new(Some(admits)),
-            writer: Mutex::new(Some(writer)),
+            attempts: Mutex::new(Some(attempts)),
+            writers: Mutex::new(writers),
             runtime: Mutex::new(runtime),
             closed: AtomicBool::new(false),
             writing: Arc::default(),
@@ -606,7 +615,7 @@ async fn resolve_failure(
     Ok(ids)
 }
 
-async fn record_attempt(
+pub(super) async fn record_attempt(
     inner: Arc<Inner>,
     attempt: AttemptRecord,
     after: AfterAttempt,
@@ -910,6 +919,25 @@ fn delivery_row(row: &tokio_postgres::Row) -> DeliveryRecord {
     }
 }
 
+const PENDING: &str = "SELECT id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
+            created_at, next_attempt_at, first_attempt_at, last_status, last_error, headers, attempt_headers, body
+     FROM deliveries WHERE endpoint = $1 AND state = 'pending' AND id >= $2 AND partition = ANY($3)
+     ORDER BY id LIMIT $4";
+
+const PENDING_IN_ORDER: &str = "WITH page AS (
+       SELECT id, ordering_key FROM deliveries
+       WHERE endpoint = $1 AND state = 'pending' AND id >= $2 AND partition = ANY($3)
+       ORDER BY id LIMIT $4),
+     wanted AS (
+       SELECT id FROM page
+       UNION
+       SELECT d.id FROM deliveries d
+       WHERE d.endpoint = $1 AND d.state = 'pending' AND d.id < $2 AND d.partition = ANY($3)
+         AND d.ordering_key IN (SELECT ordering_key FROM page))
+     SELECT id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
+            created_at, next_attempt_at, first_attempt_at, last_status, last_error, headers, attempt_headers, body
+     FROM deliveries WHERE id IN (SELECT id FROM wanted) ORDER BY id";
+
 const FAILURE_COLUMNS: &str =
     "id, event_id, event_name, session, route, plugin, kind, endpoint, outcome, error,
      state, created_at, retried_at, event";
@@ -1103,8 +1131,24 @@ impl EventLog for PostgresStore {
 }
 
 impl Outbox for PostgresStore {
+    /// Through the group-commit writer of attempts (`attempts.rs`).
     fn record_attempt(&self, attempt: AttemptRecord, after: AfterAttempt) -> StoreFuture<()> {
-        self.write(|inner| record_attempt(inner, attempt, after))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = attempts::Job {
+            attempt,
+            after,
+            reply,
+        };
+        let sent = self
+            .attempts
+            .lock()
+            .expect("attempts lock")
+            .as_ref()
+            .is_some_and(|attempts| attempts.send(job).is_ok());
+        if !sent {
+            return Box::pin(async { Err(StoreError::Closed) });
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
     }
 
     fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64> {
@@ -1117,6 +1161,7 @@ impl Outbox for PostgresStore {
         endpoint: &str,
         from_id: i64,
         limit: usize,
+        order: bool,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let held: Vec<i32> = self
             .inner
@@ -1129,29 +1174,17 @@ impl Outbox for PostgresStore {
             return Ok(Vec::new());
         }
         let endpoint = endpoint.to_owned();
-        self.read(|inner| async move {
-            let rows = rows(
-                &inner,
+        self.read(move |inner| async move {
+            let sql = if order {
                 // Ids are taken at insert and committed in any order: a page
                 // read as later deliveries commit can miss an earlier one of
                 // the same chat, committed before them with a lower id. The
                 // page brings those along (one snapshot sees both).
-                "WITH page AS (
-                   SELECT id, ordering_key FROM deliveries
-                   WHERE endpoint = $1 AND state = 'pending' AND id >= $2 AND partition = ANY($3)
-                   ORDER BY id LIMIT $4),
-                 wanted AS (
-                   SELECT id FROM page
-                   UNION
-                   SELECT d.id FROM deliveries d
-                   WHERE d.endpoint = $1 AND d.state = 'pending' AND d.id < $2 AND d.partition = ANY($3)
-                     AND d.ordering_key IN (SELECT ordering_key FROM page))
-                 SELECT id, event_id, event_name, session, endpoint, ordering_key, state, attempts - retry_base,
-                        created_at, next_attempt_at, first_attempt_at, last_status, last_error, headers, attempt_headers, body
-                 FROM deliveries WHERE id IN (SELECT id FROM wanted) ORDER BY id",
-                &[&endpoint, &from_id, &held, &(limit as i64)],
-            )
-            .await?;
+                PENDING_IN_ORDER
+            } else {
+                PENDING
+            };
+            let rows = rows(&inner, sql, &[&endpoint, &from_id, &held, &(limit as i64)]).await?;
             Ok(rows.iter().map(delivery_row).collect())
         })
     }
@@ -1418,16 +1451,18 @@ impl Store for PostgresStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // The writer stores what was submitted, then ends.
+        // The writers store what was submitted, then end.
         self.admits.lock().expect("admits lock").take();
-        if let Some(writer) = self.writer.lock().expect("writer lock").take() {
-            let (done, finished) = std::sync::mpsc::channel();
-            self.inner.handle.spawn(async move {
+        self.attempts.lock().expect("attempts lock").take();
+        let writers = std::mem::take(&mut *self.writers.lock().expect("writers lock"));
+        let (done, finished) = std::sync::mpsc::channel();
+        self.inner.handle.spawn(async move {
+            for writer in writers {
                 let _ = writer.await;
-                let _ = done.send(());
-            });
-            let _ = finished.recv_timeout(Duration::from_secs(5));
-        }
+            }
+            let _ = done.send(());
+        });
+        let _ = finished.recv_timeout(Duration::from_secs(5));
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.writing.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -1531,7 +1566,7 @@ mod tests {
         all.sort();
         let mine = |store: &PostgresStore| -> Vec<i64> {
             store
-                .pending_deliveries("e", 0, 100)
+                .pending_deliveries("e", 0, 100, true)
                 .unwrap()
                 .iter()
                 .map(|d| d.id)

@@ -995,11 +995,13 @@ impl Outbox for SqliteStore {
         self.submit(|reply| Write::Requeue(ids, reply))
     }
 
+    /// One writer commits ids in order: `order` needs nothing more.
     fn pending_deliveries(
         &self,
         endpoint: &str,
         from_id: i64,
         limit: usize,
+        _order: bool,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
