@@ -107,12 +107,17 @@ fn partitions_of(status: &Value) -> Vec<u64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_lose_one_to_sigkill_and_deliver_everything_in_order() {
+/// A PostgreSQL server with an empty database (its URL), and a receiver.
+async fn setup() -> (LocalServer, String, TestReceiver) {
     wasp::delivery::install_tls_provider();
     let postgres = LocalServer::start(false).unwrap_or_else(|error| panic!("{error}"));
     let url = postgres.create_database("wasp").unwrap();
-    let receiver = TestReceiver::start().await;
+    (postgres, url, TestReceiver::start().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_lose_one_to_sigkill_and_deliver_everything_in_order() {
+    let (_postgres, url, receiver) = setup().await;
     let yaml = config(&url, &receiver.url("/out"));
     let mut nodes = Vec::new();
     for _ in 0..3 {
@@ -289,10 +294,7 @@ async fn three_nodes_lose_one_to_sigkill_and_deliver_everything_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_on_one_node_wakes_for_an_event_accepted_by_another() {
-    wasp::delivery::install_tls_provider();
-    let postgres = LocalServer::start(false).unwrap_or_else(|error| panic!("{error}"));
-    let url = postgres.create_database("wasp").unwrap();
-    let receiver = TestReceiver::start().await;
+    let (_postgres, url, receiver) = setup().await;
     let yaml = config(&url, &receiver.url("/out"));
     let (a, b) = (
         Node::start("cluster::node_process", &yaml).await,
@@ -345,10 +347,7 @@ async fn session_status(client: &reqwest::Client, node: &str, name: &str) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_engine_runs_on_one_node_and_moves_when_that_node_dies() {
-    wasp::delivery::install_tls_provider();
-    let postgres = LocalServer::start(false).unwrap_or_else(|error| panic!("{error}"));
-    let url = postgres.create_database("wasp").unwrap();
-    let receiver = TestReceiver::start().await;
+    let (_postgres, url, receiver) = setup().await;
     let yaml = format!(
         r#"
 sessions:

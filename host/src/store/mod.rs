@@ -21,6 +21,7 @@ pub mod claims;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod failures;
+pub mod filter;
 pub mod postgres;
 pub mod sqlite;
 

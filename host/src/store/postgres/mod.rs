@@ -40,6 +40,7 @@ use tokio_postgres::types::ToSql;
 use self::cluster::Membership;
 use self::pool::{Pool, backend, prepared};
 use super::claims::{Claims, partition_of};
+use super::filter::Condition;
 use super::{
     AcceptOutcome, Admitted, AfterAttempt, AttemptRecord, DeliveryFilter, DeliveryRecord,
     DeliveryState, EndpointState, EventFilter, EventLog, EventRecord, FailureFilter, FailureRecord,
@@ -875,6 +876,23 @@ impl Select {
         self.sql.push_str(&clause.replace('?', &placeholder));
     }
 
+    /// Add a filter's conditions.
+    fn matching(mut self, conditions: Vec<Condition>) -> Self {
+        for condition in conditions {
+            match condition {
+                Condition::Equals(column, value) => self.and(&format!("{column} = ?"), value),
+                Condition::AtLeast(column, value) => self.and(&format!("{column} >= ?"), value),
+                Condition::Below(column, value) => self.and(&format!("{column} < ?"), value),
+                Condition::HoldsJsonString(column, value) => self.and(
+                    &format!("strpos({column}, ?) > 0"),
+                    serde_json::to_string(&value).expect("a string serializes"),
+                ),
+                Condition::OneOf(column, values) => self.and(&format!("{column} = ANY(?)"), values),
+            }
+        }
+        self
+    }
+
     /// The rows, highest `key` first, at most `limit`.
     async fn newest_by(
         mut self,
@@ -973,6 +991,26 @@ async fn rows(
     conn.client.query(&statement, values).await.map_err(backend)
 }
 
+/// One statement, on a pooled connection: the rows it changed.
+async fn execute(
+    inner: &Inner,
+    sql: &'static str,
+    values: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let mut conn = inner.pool.get().await?;
+    let statement = conn.statement(sql).await.map_err(backend)?;
+    conn.client
+        .execute(&statement, values)
+        .await
+        .map_err(backend)
+}
+
+/// Two text columns of every row `sql` selects.
+async fn pairs(inner: Arc<Inner>, sql: &'static str) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = rows(&inner, sql, &[]).await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 impl EventLog for PostgresStore {
     /// Through the group-commit writer (`batch.rs`), in submission order.
     fn admit_with(&self, event: NewEvent, routed: Option<Routed>) -> StoreFuture<Admitted> {
@@ -1019,22 +1057,7 @@ impl EventLog for PostgresStore {
     }
 
     fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError> {
-        let mut select = Select::from(FAILURE_COLUMNS, "plugin_failures");
-        if let Some(state) = filter.state {
-            select.and("state = ?", state.as_str().to_owned());
-        }
-        if let Some(route) = &filter.route {
-            select.and("route = ?", route.clone());
-        }
-        if let Some(plugin) = &filter.plugin {
-            select.and("plugin = ?", plugin.clone());
-        }
-        if let Some(event_id) = &filter.event_id {
-            select.and("event_id = ?", event_id.clone());
-        }
-        if let Some(before) = filter.before_id {
-            select.and("id < ?", before);
-        }
+        let select = Select::from(FAILURE_COLUMNS, "plugin_failures").matching(filter.conditions());
         let limit = filter.limit.max(1);
         self.read(|inner| async move {
             let rows = select.newest_by("id", limit, &inner).await?;
@@ -1043,32 +1066,8 @@ impl EventLog for PostgresStore {
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let mut select = Select::from("seq, id, session, name, received_at, body, walk", "events");
-        if let Some(id) = &filter.id {
-            select.and("id = ?", id.clone());
-        }
-        if let Some(session) = &filter.session {
-            select.and("session = ?", session.clone());
-        }
-        if let Some(name) = &filter.name {
-            select.and("name = ?", name.clone());
-        }
-        if let Some(chat) = &filter.chat {
-            // The chat as a whole JSON string, not part of another id.
-            select.and(
-                "strpos(body, ?) > 0",
-                serde_json::to_string(chat).expect("a string serializes"),
-            );
-        }
-        if let Some(since) = filter.since {
-            select.and("received_at >= ?", bigint(since));
-        }
-        if let Some(until) = filter.until {
-            select.and("received_at < ?", bigint(until));
-        }
-        if let Some(before) = filter.before_seq {
-            select.and("seq < ?", before);
-        }
+        let select = Select::from("seq, id, session, name, received_at, body, walk", "events")
+            .matching(filter.conditions());
         let limit = filter.limit.clamp(1, 10_000);
         self.read(|inner| async move {
             let rows = select.newest_by("seq", limit, &inner).await?;
@@ -1202,36 +1201,7 @@ impl Outbox for PostgresStore {
     }
 
     fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
-        if let Some(endpoint) = &filter.endpoint {
-            select.and("endpoint = ?", endpoint.clone());
-        }
-        if let Some(session) = &filter.session {
-            select.and("session = ?", session.clone());
-        }
-        if let Some(event_id) = &filter.event_id {
-            select.and("event_id = ?", event_id.clone());
-        }
-        if let Some(name) = &filter.event_name {
-            select.and("event_name = ?", name.clone());
-        }
-        if let Some(since) = filter.since {
-            select.and("created_at >= ?", bigint(since));
-        }
-        if let Some(until) = filter.until {
-            select.and("created_at < ?", bigint(until));
-        }
-        if let Some(before) = filter.before_id {
-            select.and("id < ?", before);
-        }
-        if !filter.states.is_empty() {
-            let states: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| s.as_str().to_owned())
-                .collect();
-            select.and("state = ANY(?)", states);
-        }
+        let select = Select::from(DELIVERY_COLUMNS, "deliveries").matching(filter.conditions());
         let limit = filter.limit.clamp(1, 10_000);
         self.read(|inner| async move {
             let rows = select.newest_by("id", limit, &inner).await?;
@@ -1313,29 +1283,35 @@ impl EndpointState for PostgresStore {
     fn set_endpoint_disabled(&self, endpoint: String, reason: Option<String>) -> StoreFuture<()> {
         self.write(|inner| async move {
             let now = crate::clock::now_ms() as i64;
-            let conn = inner.pool.get().await?;
             match reason {
-                Some(reason) => conn.client.execute(
-                    "INSERT INTO endpoint_state (endpoint, reason, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (endpoint) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at",
-                    &[&endpoint, &reason, &now],
-                ).await,
-                None => conn.client.execute("DELETE FROM endpoint_state WHERE endpoint = $1", &[&endpoint]).await,
+                Some(reason) => {
+                    execute(
+                        &inner,
+                        "INSERT INTO endpoint_state (endpoint, reason, updated_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (endpoint) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at",
+                        &[&endpoint, &reason, &now],
+                    )
+                    .await
+                }
+                None => {
+                    execute(
+                        &inner,
+                        "DELETE FROM endpoint_state WHERE endpoint = $1",
+                        &[&endpoint],
+                    )
+                    .await
+                }
             }
             .map(drop)
-            .map_err(backend)
         })
     }
 
     fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(|inner| async move {
-            let rows = rows(
-                &inner,
+        self.read(|inner| {
+            pairs(
+                inner,
                 "SELECT endpoint, reason FROM endpoint_state ORDER BY endpoint",
-                &[],
             )
-            .await?;
-            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
         })
     }
 }
@@ -1344,40 +1320,27 @@ impl SessionStore for PostgresStore {
     fn save_session(&self, name: String, record: String) -> StoreFuture<()> {
         self.write(|inner| async move {
             let now = crate::clock::now_ms() as i64;
-            let conn = inner.pool.get().await?;
-            conn.client
-                .execute(
-                    "INSERT INTO sessions (name, record, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-                    &[&name, &record, &now],
-                )
-                .await
-                .map(drop)
-                .map_err(backend)
+            execute(
+                &inner,
+                "INSERT INTO sessions (name, record, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+                &[&name, &record, &now],
+            )
+            .await
+            .map(drop)
         })
     }
 
     fn delete_session(&self, name: String) -> StoreFuture<bool> {
         self.write(|inner| async move {
-            let conn = inner.pool.get().await?;
-            conn.client
-                .execute("DELETE FROM sessions WHERE name = $1", &[&name])
+            execute(&inner, "DELETE FROM sessions WHERE name = $1", &[&name])
                 .await
                 .map(|n| n > 0)
-                .map_err(backend)
         })
     }
 
     fn sessions(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(|inner| async move {
-            let rows = rows(
-                &inner,
-                "SELECT name, record FROM sessions ORDER BY name",
-                &[],
-            )
-            .await?;
-            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-        })
+        self.read(|inner| pairs(inner, "SELECT name, record FROM sessions ORDER BY name"))
     }
 }
 
@@ -1409,15 +1372,13 @@ impl PullQueueStore for PostgresStore {
 
     fn delete_notification(&self, instance: String, receipt_id: i64) -> StoreFuture<bool> {
         self.write(move |inner| async move {
-            let conn = inner.pool.get().await?;
-            conn.client
-                .execute(
-                    "DELETE FROM notifications WHERE instance = $1 AND receipt_id = $2",
-                    &[&instance, &receipt_id],
-                )
-                .await
-                .map(|n| n > 0)
-                .map_err(backend)
+            execute(
+                &inner,
+                "DELETE FROM notifications WHERE instance = $1 AND receipt_id = $2",
+                &[&instance, &receipt_id],
+            )
+            .await
+            .map(|n| n > 0)
         })
     }
 

@@ -132,21 +132,6 @@ pub(super) fn list(
     connection: &Connection,
     filter: &FailureFilter,
 ) -> rusqlite::Result<Vec<FailureRecord>> {
-    let mut select = Select::from(COLUMNS, "plugin_failures");
-    if let Some(state) = filter.state {
-        select.and("state = ?", state.as_str().to_owned());
-    }
-    if let Some(route) = &filter.route {
-        select.and("route = ?", route.clone());
-    }
-    if let Some(plugin) = &filter.plugin {
-        select.and("plugin = ?", plugin.clone());
-    }
-    if let Some(event_id) = &filter.event_id {
-        select.and("event_id = ?", event_id.clone());
-    }
-    if let Some(before) = filter.before_id {
-        select.and("id < ?", before);
-    }
+    let select = Select::from(COLUMNS, "plugin_failures").matching(filter.conditions());
     select.newest(filter.limit.max(1), connection, row)
 }

@@ -911,32 +911,8 @@ impl EventLog for SqliteStore {
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let mut select = Select::from("seq, id, session, name, received_at, body, walk", "events");
-        if let Some(id) = &filter.id {
-            select.and("id = ?", id.clone());
-        }
-        if let Some(session) = &filter.session {
-            select.and("session = ?", session.clone());
-        }
-        if let Some(name) = &filter.name {
-            select.and("name = ?", name.clone());
-        }
-        if let Some(chat) = &filter.chat {
-            // The chat as a whole JSON string, not part of another id.
-            select.and(
-                "instr(body, ?) > 0",
-                serde_json::to_string(chat).expect("a string serializes"),
-            );
-        }
-        if let Some(since) = filter.since {
-            select.and("received_at >= ?", since as i64);
-        }
-        if let Some(until) = filter.until {
-            select.and("received_at < ?", until as i64);
-        }
-        if let Some(before) = filter.before_seq {
-            select.and("seq < ?", before);
-        }
+        let select = Select::from("seq, id, session, name, received_at, body, walk", "events")
+            .matching(filter.conditions());
         let limit = filter.limit.clamp(1, 10_000);
         self.read(|c| {
             select.newest_by("seq", limit, c, |row| {
@@ -1023,36 +999,7 @@ impl Outbox for SqliteStore {
     }
 
     fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
-        if let Some(endpoint) = &filter.endpoint {
-            select.and("endpoint = ?", endpoint.clone());
-        }
-        if let Some(session) = &filter.session {
-            select.and("session = ?", session.clone());
-        }
-        if let Some(event_id) = &filter.event_id {
-            select.and("event_id = ?", event_id.clone());
-        }
-        if let Some(name) = &filter.event_name {
-            select.and("event_name = ?", name.clone());
-        }
-        if let Some(since) = filter.since {
-            select.and("created_at >= ?", since as i64);
-        }
-        if let Some(until) = filter.until {
-            select.and("created_at < ?", until as i64);
-        }
-        if let Some(before) = filter.before_id {
-            select.and("id < ?", before);
-        }
-        if !filter.states.is_empty() {
-            let names: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            select.and_fixed(&format!("state IN ({})", names.join(", ")));
-        }
+        let select = Select::from(DELIVERY_COLUMNS, "deliveries").matching(filter.conditions());
         let limit = filter.limit.clamp(1, 10_000);
         self.read(|c| select.newest(limit, c, delivery_row))
     }

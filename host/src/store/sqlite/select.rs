@@ -2,6 +2,8 @@
 //! bound (never spliced into the text), then the newest rows first.
 
 use rusqlite::types::Value;
+
+use crate::store::filter::Condition;
 use rusqlite::{Connection, Row};
 
 /// A query under construction.
@@ -31,6 +33,30 @@ impl Select {
     pub(super) fn and_fixed(&mut self, clause: &str) {
         self.sql.push_str(" AND ");
         self.sql.push_str(clause);
+    }
+
+    /// Add a filter's conditions.
+    pub(super) fn matching(mut self, conditions: Vec<Condition>) -> Self {
+        for condition in conditions {
+            match condition {
+                Condition::Equals(column, value) => self.and(&format!("{column} = ?"), value),
+                Condition::AtLeast(column, value) => self.and(&format!("{column} >= ?"), value),
+                Condition::Below(column, value) => self.and(&format!("{column} < ?"), value),
+                Condition::HoldsJsonString(column, value) => self.and(
+                    &format!("instr({column}, ?) > 0"),
+                    serde_json::to_string(&value).expect("a string serializes"),
+                ),
+                Condition::OneOf(column, values) => {
+                    let first = self.values.len() + 1;
+                    let placeholders: Vec<String> = (first..first + values.len())
+                        .map(|n| format!("?{n}"))
+                        .collect();
+                    self.values.extend(values.into_iter().map(Value::from));
+                    self.and_fixed(&format!("{column} IN ({})", placeholders.join(", ")));
+                }
+            }
+        }
+        self
     }
 
     /// The rows, newest (highest `id`) first, at most `limit`.
