@@ -66,15 +66,12 @@ fn chat_and_n(id: &str) -> (usize, usize) {
     (chat.parse().unwrap(), n.parse().unwrap())
 }
 
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn status(client: &reqwest::Client, node: &str) -> Value {
-    client
-        .get(format!("{node}/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get(client, format!("{node}/api/status")).await
 }
 
 /// Wait (up to a minute) until `node`'s `/api/status` satisfies `done`.
@@ -334,14 +331,7 @@ async fn a_long_poll_on_one_node_wakes_for_an_event_accepted_by_another() {
 
 /// The status of session `name` on `node`.
 async fn session_status(client: &reqwest::Client, node: &str, name: &str) -> String {
-    let session: Value = client
-        .get(format!("{node}/api/sessions/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = get(client, format!("{node}/api/sessions/{name}")).await;
     session["status"].as_str().unwrap_or_default().to_owned()
 }
 

@@ -256,6 +256,21 @@ impl PostgresStore {
         })
     }
 
+    /// The row of `table` with this `id`, read by `row`.
+    fn by_id<T: Send + 'static>(
+        &self,
+        columns: &'static str,
+        table: &'static str,
+        id: i64,
+        row: fn(&tokio_postgres::Row) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        self.read(move |inner| async move {
+            let mut select = Select::from(columns, table);
+            select.and("id = ?", id);
+            Ok(select.newest_by("id", 1, &inner).await?.first().map(row))
+        })
+    }
+
     /// Run a read on the store's runtime, blocking the caller until done.
     fn read<T, F>(&self, read: impl FnOnce(Arc<Inner>) -> F) -> Result<T, StoreError>
     where
@@ -854,6 +869,24 @@ async fn prune(inner: Arc<Inner>, retention: Retention) -> Result<Pruned, StoreE
     })
 }
 
+/// Hand `job` to a group-commit writer; the future resolves with the
+/// writer's `answer` (closed: once the writer is gone).
+fn submit<J: Send + 'static, T: Send + 'static>(
+    writer: &Mutex<Option<tokio::sync::mpsc::UnboundedSender<J>>>,
+    job: J,
+    answer: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+) -> StoreFuture<T> {
+    let sent = writer
+        .lock()
+        .expect("writer lock")
+        .as_ref()
+        .is_some_and(|writer| writer.send(job).is_ok());
+    if !sent {
+        return Box::pin(async { Err(StoreError::Closed) });
+    }
+    Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+}
+
 /// A `SELECT` built from a filter, its values bound (see `sqlite/select.rs`).
 struct Select {
     sql: String,
@@ -1020,16 +1053,7 @@ impl EventLog for PostgresStore {
             routed: routed.map(Arc::new),
             reply,
         };
-        let sent = self
-            .admits
-            .lock()
-            .expect("admits lock")
-            .as_ref()
-            .is_some_and(|admits| admits.send(job).is_ok());
-        if !sent {
-            return Box::pin(async { Err(StoreError::Closed) });
-        }
-        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+        submit(&self.admits, job, answer)
     }
 
     fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
@@ -1045,15 +1069,7 @@ impl EventLog for PostgresStore {
     }
 
     fn failure(&self, id: i64) -> Result<Option<FailureRecord>, StoreError> {
-        self.read(|inner| async move {
-            let mut select = Select::from(FAILURE_COLUMNS, "plugin_failures");
-            select.and("id = ?", id);
-            Ok(select
-                .newest_by("id", 1, &inner)
-                .await?
-                .first()
-                .map(failure_row))
-        })
+        self.by_id(FAILURE_COLUMNS, "plugin_failures", id, failure_row)
     }
 
     fn failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRecord>, StoreError> {
@@ -1138,16 +1154,7 @@ impl Outbox for PostgresStore {
             after,
             reply,
         };
-        let sent = self
-            .attempts
-            .lock()
-            .expect("attempts lock")
-            .as_ref()
-            .is_some_and(|attempts| attempts.send(job).is_ok());
-        if !sent {
-            return Box::pin(async { Err(StoreError::Closed) });
-        }
-        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+        submit(&self.attempts, job, answer)
     }
 
     fn requeue(&self, ids: Vec<i64>) -> StoreFuture<u64> {
@@ -1189,15 +1196,7 @@ impl Outbox for PostgresStore {
     }
 
     fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.read(|inner| async move {
-            let mut select = Select::from(DELIVERY_COLUMNS, "deliveries");
-            select.and("id = ?", id);
-            Ok(select
-                .newest_by("id", 1, &inner)
-                .await?
-                .first()
-                .map(delivery_row))
-        })
+        self.by_id(DELIVERY_COLUMNS, "deliveries", id, delivery_row)
     }
 
     fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
