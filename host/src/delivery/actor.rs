@@ -92,8 +92,12 @@ pub enum Command {
     /// These deliveries were requeued in the store (retry, replay): due now.
     Requeued(Vec<i64>),
     /// Pending deliveries from id `from` on are in the store (stored by
-    /// another node, or a partition was taken): page them in.
+    /// another node): page them in.
     Arrived(i64),
+    /// Partitions changed hands (or news was missed): what is queued in
+    /// memory may be stale — forget it and page in everything this node
+    /// now holds. Attempts in flight finish as they are.
+    Reload,
     /// Stop starting attempts; answer when those in flight are done.
     Drain(oneshot::Sender<()>),
 }
@@ -132,6 +136,8 @@ pub struct Actor {
     /// Committed while a page was being read: that page may predate it.
     settled_while_loading: HashSet<i64>,
     in_flight: JoinSet<(Item, u64, AttemptOutcome)>,
+    /// The attempts in flight: delivery id → the key it holds.
+    flying: HashMap<i64, Option<String>>,
     loads: JoinSet<(i64, Result<Vec<DeliveryRecord>, crate::store::StoreError>)>,
     breaker: Breaker,
     disabled: Option<String>,
@@ -174,6 +180,7 @@ impl Actor {
             settled_rx,
             settled_while_loading: HashSet::new(),
             in_flight: JoinSet::new(),
+            flying: HashMap::new(),
             loads: JoinSet::new(),
             breaker,
             disabled,
@@ -231,6 +238,7 @@ impl Actor {
                 }
             }
             Command::Arrived(from) => self.spill(from),
+            Command::Reload => self.reload(),
             Command::Reconfigure(endpoint) => {
                 self.breaker.reconfigure(endpoint.breaker);
                 self.endpoint = endpoint;
@@ -272,6 +280,23 @@ impl Actor {
             }
             Command::Drain(reply) => self.draining = Some(reply),
         }
+    }
+
+    fn reload(&mut self) {
+        let queued: HashSet<i64> = self
+            .ready
+            .iter()
+            .chain(self.delayed.values())
+            .chain(self.waiting.values().flatten())
+            .map(|item| item.id)
+            .collect();
+        self.ready.clear();
+        self.delayed.clear();
+        self.waiting.clear();
+        // Finished ones whose outcome is not committed yet stay known.
+        self.known.retain(|id| !queued.contains(id));
+        self.busy = self.flying.values().flatten().cloned().collect();
+        self.spill(0);
     }
 
     fn in_memory(&self) -> usize {
@@ -454,6 +479,7 @@ impl Actor {
                 self.ready.push_front(item);
                 break;
             }
+            self.flying.insert(item.id, self.key_of(&item));
             let sender = self.sender.clone();
             let endpoint = self.endpoint.clone();
             self.in_flight.spawn(async move {
@@ -465,6 +491,7 @@ impl Actor {
     }
 
     fn finish(&mut self, mut item: Item, at: u64, outcome: AttemptOutcome) {
+        self.flying.remove(&item.id);
         let endpoint = self.endpoint.clone();
         let number = item.attempts + 1;
         let verdict = endpoint.policy.judge(outcome.result);

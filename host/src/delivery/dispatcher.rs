@@ -192,7 +192,7 @@ impl Dispatcher {
             }
             Arrival::Everything => {
                 for handle in actors.values() {
-                    let _ = handle.commands.send(Command::Arrived(0));
+                    let _ = handle.commands.send(Command::Reload);
                 }
                 self.queues.arrived_everywhere();
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{backend, prepared};
-use super::{Inner, admit, notify, ready};
+use super::{Inner, admit, complete, notify, ready, resolve_failure};
 use crate::store::claims::partition_of;
 use crate::store::{AcceptOutcome, Admitted, NewEvent, Routed, StoreError};
 
@@ -56,16 +56,45 @@ pub(super) async fn next_batch<J>(
     Some(batch)
 }
 
-/// Take batches from `jobs` and write them, until every sender is gone.
-pub(super) async fn writer(inner: Arc<Inner>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut carried: Option<Job> = None;
+/// A write of the event log, in the order submitted: a new event (batched
+/// with the others waiting), or what a recovered event or a retried
+/// plugin call made (alone, between batches), so that a chat's writes
+/// keep their order whatever kind they are.
+pub(super) enum Write {
+    /// A new event.
+    Admit(Job),
+    /// A recovered event's deliveries (`EventLog::complete`).
+    Complete {
+        seq: i64,
+        routed: Arc<Routed>,
+        reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    },
+    /// What a retried plugin call made (`EventLog::resolve_failure`).
+    Resolve {
+        id: i64,
+        routed: Arc<Routed>,
+        reply: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    },
+}
+
+/// Take batches from `writes` and write them, until every sender is gone.
+pub(super) async fn writer(inner: Arc<Inner>, mut writes: mpsc::UnboundedReceiver<Write>) {
+    let mut carried: Option<Write> = None;
     loop {
         let mut window = None;
         let mut ids = HashSet::new();
         let mut fingerprints = HashSet::new();
-        let fits = |job: &Job| {
+        let mut alone = false;
+        let fits = |write: &Write| {
+            let Write::Admit(job) = write else {
+                // Alone: as the first of a batch, or carried to the next.
+                let first = window.is_none() && ids.is_empty() && !alone;
+                alone = true;
+                return first;
+            };
             let event = &job.event;
-            let fits = *window.get_or_insert(event.dedup_window_ms) == event.dedup_window_ms
+            let fits = !alone
+                && *window.get_or_insert(event.dedup_window_ms) == event.dedup_window_ms
                 && !ids.contains(&event.id)
                 && event
                     .fingerprint
@@ -77,10 +106,24 @@ pub(super) async fn writer(inner: Arc<Inner>, mut jobs: mpsc::UnboundedReceiver<
             }
             fits
         };
-        let Some(batch) = next_batch(&mut jobs, &mut carried, fits).await else {
+        let Some(batch) = next_batch(&mut writes, &mut carried, fits).await else {
             return;
         };
-        write(&inner, batch).await;
+        let mut admits = Vec::with_capacity(batch.len());
+        for write in batch {
+            match write {
+                Write::Admit(job) => admits.push(job),
+                Write::Complete { seq, routed, reply } => {
+                    let _ = reply.send(complete(inner.clone(), seq, routed).await);
+                }
+                Write::Resolve { id, routed, reply } => {
+                    let _ = reply.send(resolve_failure(inner.clone(), id, routed).await);
+                }
+            }
+        }
+        if !admits.is_empty() {
+            write(&inner, admits).await;
+        }
     }
 }
 

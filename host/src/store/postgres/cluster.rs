@@ -202,7 +202,16 @@ pub(super) async fn renew_loop(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         let membership = &inner.membership;
-        match renew(&inner).await {
+        // A renewal that hangs (a dead connection, a stuck database) counts
+        // as failed: the node must stop attempting before its lease ends.
+        let renewed = tokio::time::timeout(membership.heartbeat * 2, renew(&inner))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "renewing the leases timed out".to_owned(),
+                ))
+            });
+        match renewed {
             Ok(()) => {
                 *membership.renewed.lock().expect("renewed lock") = Instant::now();
                 if membership.renewals_failing.swap(false, Ordering::AcqRel) {
@@ -274,9 +283,10 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
     for row in &renewed {
         in_db[row.get::<_, i32>(0) as usize] = Some(row.get::<_, i64>(1));
     }
-    let (owned, to_release, lost) = {
+    let (owned, to_release, moved) = {
         let mut slots = membership.slots();
         let mut lost = 0;
+        let mut given_up = 0;
         for (partition, slot) in slots.iter_mut().enumerate() {
             match (slot.hold, in_db[partition]) {
                 (Hold::Owned(epoch) | Hold::Releasing(epoch), Some(held)) if epoch == held => {}
@@ -301,7 +311,8 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
             .iter()
             .filter(|slot| matches!(slot.hold, Hold::Owned(_)))
             .count();
-        // Beyond the fair share: give up the highest partitions.
+        // Beyond the fair share: give up the highest partitions (sessions
+        // whose engine runs here stop now, before the release).
         for slot in slots.iter_mut().rev() {
             if owned <= fair {
                 break;
@@ -309,6 +320,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
             if let Hold::Owned(epoch) = slot.hold {
                 slot.hold = Hold::Releasing(epoch);
                 owned -= 1;
+                given_up += 1;
             }
         }
         let to_release: Vec<(i32, i64)> = slots
@@ -319,7 +331,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
                 _ => None,
             })
             .collect();
-        (owned, to_release, lost)
+        (owned, to_release, lost + given_up)
     };
     for (partition, epoch) in &to_release {
         tx.execute(
@@ -369,7 +381,7 @@ pub(super) async fn renew(inner: &Inner) -> Result<(), StoreError> {
         );
         let _ = membership.arrivals.send(Arrival::Everything);
     }
-    if !taken.is_empty() || released || lost > 0 {
+    if !taken.is_empty() || released || moved > 0 {
         membership.changed();
     }
     Ok(())

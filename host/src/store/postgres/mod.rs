@@ -27,7 +27,6 @@ mod cluster;
 pub mod local;
 mod pool;
 mod schema;
-mod sequence;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -103,15 +102,13 @@ pub(crate) struct Inner {
     attempts_cap: AtomicUsize,
     /// The channel commits notify on.
     channel: String,
-    /// Writes that add deliveries, in order per ordering key.
-    sequencer: Arc<sequence::Sequencer>,
 }
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
     inner: Arc<Inner>,
     /// New events, to the group-commit writer (`batch.rs`).
-    admits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>>,
+    admits: Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Write>>>,
     /// Attempts, to their group-commit writer (`attempts.rs`).
     attempts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<attempts::Job>>>,
     /// The two writers.
@@ -162,7 +159,6 @@ impl PostgresStore {
                     membership: Membership::new(&settings),
                     attempts_cap: AtomicUsize::new(0),
                     channel: format!("wasp_{}", settings.schema),
-                    sequencer: Arc::default(),
                 });
                 cluster::join(&inner).await?;
                 // Hold a share before the first event (alone: everything).
@@ -220,40 +216,6 @@ impl PostgresStore {
             result
         });
         Box::pin(async move { task.await.unwrap_or(Err(StoreError::Closed)) })
-    }
-
-    /// [`PostgresStore::write`] of a write adding `routed`'s deliveries:
-    /// after the earlier writes of the same ordering keys (see `sequence.rs`).
-    fn write_in_turn<T, F>(
-        &self,
-        routed: Option<&Routed>,
-        write: impl FnOnce(Arc<Inner>) -> F,
-    ) -> StoreFuture<T>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
-    {
-        // Each key once: a write never waits for itself.
-        let keys: Vec<String> = routed
-            .into_iter()
-            .flat_map(|routed| &routed.deliveries)
-            .map(|d| format!("{}\u{0}{}\u{0}{}", d.endpoint, d.session, d.ordering_key))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if keys.is_empty() {
-            return self.write(write);
-        }
-        let mut turn = self.inner.sequencer.turn(keys);
-        self.write(move |inner| {
-            let write = write(inner);
-            async move {
-                turn.ready().await;
-                let result = write.await;
-                drop(turn);
-                result
-            }
-        })
     }
 
     /// The row of `table` with this `id`, read by `row`.
@@ -573,7 +535,7 @@ pub(super) async fn notify<'a>(
     Ok(())
 }
 
-async fn complete(
+pub(super) async fn complete(
     inner: Arc<Inner>,
     seq: i64,
     routed: Arc<Routed>,
@@ -593,7 +555,7 @@ async fn complete(
     Ok(ids)
 }
 
-async fn resolve_failure(
+pub(super) async fn resolve_failure(
     inner: Arc<Inner>,
     id: i64,
     routed: Arc<Routed>,
@@ -1053,19 +1015,29 @@ impl EventLog for PostgresStore {
             routed: routed.map(Arc::new),
             reply,
         };
-        submit(&self.admits, job, answer)
+        submit(&self.admits, batch::Write::Admit(job), answer)
     }
 
+    /// Through the writer of new events, in submission order.
     fn complete(&self, seq: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         let routed = Arc::new(routed);
-        self.write_in_turn(Some(&routed.clone()), |inner| complete(inner, seq, routed))
+        submit(
+            &self.admits,
+            batch::Write::Complete { seq, routed, reply },
+            answer,
+        )
     }
 
+    /// Through the writer of new events, in submission order.
     fn resolve_failure(&self, id: i64, routed: Routed) -> StoreFuture<Vec<i64>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         let routed = Arc::new(routed);
-        self.write_in_turn(Some(&routed.clone()), |inner| {
-            resolve_failure(inner, id, routed)
-        })
+        submit(
+            &self.admits,
+            batch::Write::Resolve { id, routed, reply },
+            answer,
+        )
     }
 
     fn failure(&self, id: i64) -> Result<Option<FailureRecord>, StoreError> {

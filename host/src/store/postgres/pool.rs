@@ -75,63 +75,47 @@ pub(super) fn backend(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
-/// The pool.
+/// The pool: a permit per connection, so a broken connection frees its
+/// place for a new one and nobody waits for a connection that is gone.
 pub(super) struct Pool {
     config: tokio_postgres::Config,
     schema: String,
-    idle: async_channel::Receiver<Conn>,
-    returned: async_channel::Sender<Conn>,
-    /// Connections not yet opened (opened lazily, up to the pool size).
-    unopened: std::sync::atomic::AtomicUsize,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    idle: std::sync::Mutex<Vec<Conn>>,
 }
 
 impl Pool {
     /// A pool of up to `size` connections.
     pub(super) fn new(config: tokio_postgres::Config, schema: String, size: usize) -> Self {
-        let (returned, idle) = async_channel::unbounded();
         Self {
             config,
             schema,
-            idle,
-            returned,
-            unopened: std::sync::atomic::AtomicUsize::new(size.max(1)),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(size.max(1))),
+            idle: std::sync::Mutex::default(),
         }
     }
 
-    /// Take a connection (waiting for one when all are in use).
+    /// Take a connection (waiting while all are in use), opening a new one
+    /// when none is idle or the idle one broke.
     pub(super) async fn get(&self) -> Result<Pooled<'_>, StoreError> {
-        use std::sync::atomic::Ordering;
-        let conn = match self.idle.try_recv() {
-            Ok(conn) => Some(conn),
-            Err(_) => {
-                let opened = self
-                    .unopened
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                    .is_ok();
-                if opened {
-                    None
-                } else {
-                    Some(self.idle.recv().await.map_err(|_| StoreError::Closed)?)
-                }
-            }
-        };
-        let conn = match conn {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let idle = self.idle.lock().expect("pool lock").pop();
+        let conn = match idle {
             Some(conn) if !conn.client.is_closed() => conn,
-            _ => match connect(&self.config, &self.schema).await {
-                Ok(client) => Conn {
-                    client,
-                    statements: HashMap::new(),
-                },
-                Err(error) => {
-                    // The slot stays free for the next try.
-                    self.unopened.fetch_add(1, Ordering::AcqRel);
-                    return Err(error);
-                }
+            _ => Conn {
+                client: connect(&self.config, &self.schema).await?,
+                statements: HashMap::new(),
             },
         };
         Ok(Pooled {
             conn: Some(conn),
             pool: self,
+            _permit: permit,
         })
     }
 }
@@ -140,6 +124,7 @@ impl Pool {
 pub(super) struct Pooled<'a> {
     conn: Option<Conn>,
     pool: &'a Pool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Deref for Pooled<'_> {
@@ -157,14 +142,10 @@ impl DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if conn.client.is_closed() {
-                self.pool
-                    .unopened
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            } else {
-                let _ = self.pool.returned.try_send(conn);
-            }
+        if let Some(conn) = self.conn.take()
+            && !conn.client.is_closed()
+        {
+            self.pool.idle.lock().expect("pool lock").push(conn);
         }
     }
 }
