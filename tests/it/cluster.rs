@@ -248,16 +248,11 @@ async fn three_nodes_lose_one_to_sigkill_and_deliver_everything_in_order() {
     let mut received = HashSet::new();
     for turn in 0.. {
         let (on, off) = (&bases[turn % 2], &bases[(turn + 1) % 2]);
-        let notification: Value = client
-            .get(format!(
-                "{on}/waInstance{INSTANCE}/receiveNotification/{TOKEN}?receiveTimeout=5"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let notification = get(
+            &client,
+            format!("{on}/waInstance{INSTANCE}/receiveNotification/{TOKEN}?receiveTimeout=5"),
+        )
+        .await;
         if notification.is_null() {
             break;
         }
@@ -305,7 +300,7 @@ async fn a_long_poll_on_one_node_wakes_for_an_event_accepted_by_another() {
         ));
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let notification: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            let notification = get(&client, url).await;
             (notification, started.elapsed())
         })
     };

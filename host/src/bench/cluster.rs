@@ -32,13 +32,22 @@ struct Measured {
     rows: i64,
 }
 
-/// PostgreSQL's own counters, summed over the database.
-async fn counters(url: &str) -> Result<(i64, i64, i64), BenchError> {
+fn failed(error: tokio_postgres::Error) -> BenchError {
+    BenchError::Failed(format!("PostgreSQL: {error}"))
+}
+
+/// A connection to the benchmark's PostgreSQL, for its statistics.
+async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
+        .map_err(failed)?;
     tokio::spawn(connection);
-    let failed = |e: tokio_postgres::Error| BenchError::Failed(format!("PostgreSQL: {e}"));
+    Ok(client)
+}
+
+/// PostgreSQL's own counters, summed over the database.
+async fn counters(url: &str) -> Result<(i64, i64, i64), BenchError> {
+    let client = connect(url).await?;
     let statements: i64 = client
         .query_one(
             "SELECT COALESCE(SUM(calls), 0)::bigint FROM pg_stat_statements
@@ -66,10 +75,7 @@ async fn counters(url: &str) -> Result<(i64, i64, i64), BenchError> {
 
 /// The statements PostgreSQL spent most time executing, with their share.
 async fn heaviest(url: &str) -> Result<String, BenchError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
-    tokio::spawn(connection);
+    let client = connect(url).await?;
     let rows = client
         .query(
             "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60),
@@ -80,7 +86,7 @@ async fn heaviest(url: &str) -> Result<String, BenchError> {
             &[],
         )
         .await
-        .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
+        .map_err(failed)?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -236,17 +242,11 @@ pub async fn cluster(options: &Options, report: &mut Report) -> Result<(), Bench
         let url = server
             .create_database(&format!("bench{nodes}"))
             .map_err(|e| BenchError::Failed(e.to_string()))?;
-        {
-            let (client, connection) =
-                tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
-            tokio::spawn(connection);
-            client
-                .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-                .await
-                .map_err(|e| BenchError::Failed(format!("PostgreSQL: {e}")))?;
-        }
+        connect(&url)
+            .await?
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await
+            .map_err(failed)?;
         let config = postgres_config(receiver.addr, &url);
         let mut running = Vec::new();
         for node in 0..nodes {

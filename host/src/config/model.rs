@@ -179,6 +179,13 @@ pub struct PostgresConfig {
     pub heartbeat: Option<Span>,
 }
 
+impl PostgresConfig {
+    /// How often claims are renewed: `heartbeat`, or a fifth of the lease.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        self.heartbeat.map_or(self.lease.0 / 5, |h| h.0)
+    }
+}
+
 fn default_pool() -> usize {
     16
 }

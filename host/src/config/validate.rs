@@ -60,7 +60,7 @@ fn check_store(store: &StoreConfig, diagnostics: &mut Diagnostics<'_>) {
                     format!("`{schema}` is not a plain schema name (lowercase letters, digits and `_`)"),
                 );
             }
-            let heartbeat = postgres.heartbeat.map_or(postgres.lease.0 / 5, |h| h.0);
+            let heartbeat = postgres.heartbeat();
             if heartbeat.is_zero() || heartbeat * 2 > postgres.lease.0 {
                 diagnostics.at(
                     "store.postgres.heartbeat",

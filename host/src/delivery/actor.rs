@@ -53,6 +53,11 @@ pub struct Item {
 }
 
 impl Item {
+    /// Its partition of the deliveries (see `store::claims`).
+    pub fn partition(&self) -> u32 {
+        partition_of(&self.session, &self.ordering_key)
+    }
+
     /// Rebuild an item from its stored record (signing keys from the
     /// endpoint's `settings`).
     pub fn from_record(record: DeliveryRecord, settings: &SettingStrings) -> Self {
@@ -465,7 +470,7 @@ impl Actor {
                 break;
             };
             if let Some(claims) = &self.claims
-                && !claims.begin(partition_of(&item.session, &item.ordering_key))
+                && !claims.begin(item.partition())
             {
                 // Its partition went to another node: forget it here.
                 self.known.remove(&item.id);
@@ -474,7 +479,7 @@ impl Actor {
             }
             if !self.breaker.try_acquire(Instant::now()) {
                 if let Some(claims) = &self.claims {
-                    claims.end(partition_of(&item.session, &item.ordering_key));
+                    claims.end(item.partition());
                 }
                 self.ready.push_front(item);
                 break;
@@ -565,10 +570,7 @@ impl Actor {
         let store = self.store.clone();
         let settled = (!matches!(after, AfterAttempt::RetryAt(_))).then(|| self.settled_tx.clone());
         let id = item.id;
-        let claim = self
-            .claims
-            .clone()
-            .map(|claims| (claims, partition_of(&item.session, &item.ordering_key)));
+        let claim = self.claims.clone().map(|claims| (claims, item.partition()));
         tokio::spawn(async move {
             if let Err(error) = store.record_attempt(record, after).await {
                 tracing::error!(%error, "cannot record a delivery attempt");

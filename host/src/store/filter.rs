@@ -20,8 +20,10 @@ pub enum Condition {
     OneOf(&'static str, Vec<String>),
 }
 
-fn time(ms: u64) -> i64 {
-    ms.min(i64::MAX as u64) as i64
+/// A time or count as a signed 64-bit integer, the stores' integer type
+/// (saturating: `u64::MAX` means "later than anything", not -1).
+pub fn saturating_i64(value: u64) -> i64 {
+    value.min(i64::MAX as u64) as i64
 }
 
 fn text(column: &'static str, value: &Option<String>) -> Option<Condition> {
@@ -41,9 +43,9 @@ impl EventFilter {
                 .as_ref()
                 .map(|chat| Condition::HoldsJsonString("body", chat.clone())),
             self.since
-                .map(|since| Condition::AtLeast("received_at", time(since))),
+                .map(|since| Condition::AtLeast("received_at", saturating_i64(since))),
             self.until
-                .map(|until| Condition::Below("received_at", time(until))),
+                .map(|until| Condition::Below("received_at", saturating_i64(until))),
             self.before_seq
                 .map(|before| Condition::Below("seq", before)),
         ]
@@ -68,9 +70,9 @@ impl DeliveryFilter {
             text("event_id", &self.event_id),
             text("event_name", &self.event_name),
             self.since
-                .map(|since| Condition::AtLeast("created_at", time(since))),
+                .map(|since| Condition::AtLeast("created_at", saturating_i64(since))),
             self.until
-                .map(|until| Condition::Below("created_at", time(until))),
+                .map(|until| Condition::Below("created_at", saturating_i64(until))),
             self.before_id.map(|before| Condition::Below("id", before)),
             states,
         ]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
-use super::batch::next_batch;
+use super::batch::{BatchJob, answer_batch, next_batch};
 use super::pool::{backend, prepared};
 use super::{Inner, cluster, record_attempt};
 use crate::store::{AfterAttempt, AttemptRecord, DeliveryState, StoreError};
@@ -35,24 +35,21 @@ pub(super) async fn writer(inner: Arc<Inner>, mut jobs: mpsc::UnboundedReceiver<
         let Some(batch) = next_batch(&mut jobs, &mut carried, fits).await else {
             return;
         };
-        match commit(&inner, &batch).await {
-            Ok(answers) => {
-                for (job, answer) in batch.into_iter().zip(answers) {
-                    let _ = job.reply.send(answer);
-                }
-            }
-            Err(error) if batch.len() == 1 => {
-                let job = batch.into_iter().next().expect("one job");
-                let _ = job.reply.send(Err(error));
-            }
-            Err(error) => {
-                tracing::warn!(%error, attempts = batch.len(), "a batch of attempts failed; recording them one by one");
-                for job in batch {
-                    let recorded = record_attempt(inner.clone(), job.attempt, job.after).await;
-                    let _ = job.reply.send(recorded);
-                }
-            }
-        }
+        let written = commit(&inner, &batch).await;
+        answer_batch(&inner, batch, written, "attempts").await;
+    }
+}
+
+impl BatchJob for Job {
+    type Answer = ();
+
+    fn answer(self, answer: Result<(), StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    async fn write_alone(self, inner: Arc<Inner>) {
+        let recorded = record_attempt(inner, self.attempt, self.after).await;
+        let _ = self.reply.send(recorded);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::pool::{backend, prepared};
 use super::{Inner, admit, complete, notify, ready, resolve_failure};
 use crate::store::claims::partition_of;
-use crate::store::{AcceptOutcome, Admitted, NewEvent, Routed, StoreError};
+use crate::store::{AcceptOutcome, Admitted, NewDelivery, NewEvent, Routed, StoreError};
 
 /// Events written in one transaction, at most.
 pub(super) const MAX_BATCH: usize = 256;
@@ -127,29 +127,73 @@ pub(super) async fn writer(inner: Arc<Inner>, mut writes: mpsc::UnboundedReceive
     }
 }
 
-async fn write(inner: &Arc<Inner>, batch: Vec<Job>) {
-    match commit(inner, &batch).await {
-        Ok(outcomes) => {
-            for (job, (outcome, deliveries)) in batch.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(Admitted {
-                    outcome,
-                    deliveries,
-                    durable: ready(()),
-                }));
+/// A job of a group-commit writer.
+pub(super) trait BatchJob: Sized {
+    /// What it is answered on success.
+    type Answer;
+
+    /// Answer whoever waits for it.
+    fn answer(self, answer: Result<Self::Answer, StoreError>);
+
+    /// Write it alone, in a transaction of its own, and answer.
+    fn write_alone(self, inner: Arc<Inner>) -> impl Future<Output = ()> + Send;
+}
+
+/// Answer each job of a batch `written` as one. When the batch failed as a
+/// whole, a lone job gets the error, and several are written again one by
+/// one, so that one bad job fails alone.
+pub(super) async fn answer_batch<J: BatchJob>(
+    inner: &Arc<Inner>,
+    batch: Vec<J>,
+    written: Result<Vec<Result<J::Answer, StoreError>>, StoreError>,
+    what: &str,
+) {
+    match written {
+        Ok(answers) => {
+            for (job, answer) in batch.into_iter().zip(answers) {
+                job.answer(answer);
             }
         }
         Err(error) if batch.len() == 1 => {
             let job = batch.into_iter().next().expect("one job");
-            let _ = job.reply.send(Err(error));
+            job.answer(Err(error));
         }
         Err(error) => {
-            tracing::warn!(%error, events = batch.len(), "a batch of events failed; storing them one by one");
+            tracing::warn!(%error, jobs = batch.len(), "a batch of {what} failed; writing them one by one");
             for job in batch {
-                let stored = admit(inner.clone(), job.event, job.routed).await;
-                let _ = job.reply.send(stored);
+                job.write_alone(inner.clone()).await;
             }
         }
     }
+}
+
+impl BatchJob for Job {
+    type Answer = Admitted;
+
+    fn answer(self, answer: Result<Admitted, StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    async fn write_alone(self, inner: Arc<Inner>) {
+        let stored = admit(inner, self.event, self.routed).await;
+        let _ = self.reply.send(stored);
+    }
+}
+
+async fn write(inner: &Arc<Inner>, batch: Vec<Job>) {
+    let written = commit(inner, &batch).await.map(|outcomes| {
+        outcomes
+            .into_iter()
+            .map(|(outcome, deliveries)| {
+                Ok(Admitted {
+                    outcome,
+                    deliveries,
+                    durable: ready(()),
+                })
+            })
+            .collect()
+    });
+    answer_batch(inner, batch, written, "events").await;
 }
 
 /// Write `batch` in one transaction: each event's outcome and delivery ids.
@@ -201,16 +245,12 @@ async fn commit(
             .filter(|f| !claimed.contains(*f))
             .collect();
         if !seen.is_empty() {
-            let firsts: HashMap<String, String> = tx
-                .query(
-                    "SELECT fingerprint, event_id FROM fingerprints WHERE fingerprint = ANY($1)",
-                    &[&seen],
-                )
-                .await
-                .map_err(backend)?
-                .iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
+            let firsts = text_pairs(
+                &tx,
+                "SELECT fingerprint, event_id FROM fingerprints WHERE fingerprint = ANY($1)",
+                &seen,
+            )
+            .await?;
             for &i in &windowed {
                 let fingerprint = batch[i].event.fingerprint.as_deref().expect("windowed");
                 if !claimed.contains(fingerprint) {
@@ -226,13 +266,13 @@ async fn commit(
         .collect();
     let mut seqs: HashMap<String, i64> = HashMap::new();
     if !fresh.is_empty() {
-        let column = |f: &dyn Fn(&Job) -> String| -> Vec<String> {
-            fresh.iter().map(|&i| f(&batch[i])).collect()
+        let column = |f: fn(&NewEvent) -> &str| -> Vec<&str> {
+            fresh.iter().map(|&i| f(&batch[i].event)).collect()
         };
-        let ids = column(&|j| j.event.id.clone());
-        let sessions = column(&|j| j.event.session.clone());
-        let names = column(&|j| j.event.name.clone());
-        let bodies = column(&|j| j.event.body.clone());
+        let ids = column(|e| &e.id);
+        let sessions = column(|e| &e.session);
+        let names = column(|e| &e.name);
+        let bodies = column(|e| &e.body);
         let generations: Vec<i64> = fresh
             .iter()
             .map(|&i| batch[i].event.generation as i64)
@@ -313,16 +353,19 @@ async fn commit(
         .map(|job| vec![0; job.routed.as_ref().map_or(0, |r| r.deliveries.len())])
         .collect();
     if !push.is_empty() {
-        let text = |f: &dyn Fn(&crate::store::NewDelivery) -> String| -> Vec<String> {
+        let text = |f: fn(&NewDelivery) -> &str| -> Vec<&str> {
             push.iter().map(|&at| f(delivery_of(at))).collect()
         };
-        let event_ids = text(&|d| d.event_id.clone());
-        let event_names = text(&|d| d.event_name.clone());
-        let sessions = text(&|d| d.session.clone());
-        let endpoints = text(&|d| d.endpoint.clone());
-        let keys = text(&|d| d.ordering_key.clone());
-        let headers = text(&|d| serde_json::to_string(&d.headers).expect("headers serialize"));
-        let attempt_headers = text(&|d| d.attempt_headers.clone());
+        let event_ids = text(|d| &d.event_id);
+        let event_names = text(|d| &d.event_name);
+        let sessions = text(|d| &d.session);
+        let endpoints = text(|d| &d.endpoint);
+        let keys = text(|d| &d.ordering_key);
+        let attempt_headers = text(|d| &d.attempt_headers);
+        let headers: Vec<String> = push
+            .iter()
+            .map(|&at| serde_json::to_string(&delivery_of(at).headers).expect("headers serialize"))
+            .collect();
         let partitions: Vec<i32> = push
             .iter()
             .map(|&at| {
@@ -414,19 +457,12 @@ async fn commit(
 
     // 4. What the repeats repeat: the same event, or a conflict.
     let repeats: Vec<&str> = original.iter().flatten().map(String::as_str).collect();
-    let stored: HashMap<String, String> = if repeats.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query(
-            "SELECT id, body FROM events WHERE id = ANY($1)",
-            &[&repeats],
-        )
-        .await
-        .map_err(backend)?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
-    };
+    let stored = text_pairs(
+        &tx,
+        "SELECT id, body FROM events WHERE id = ANY($1)",
+        &repeats,
+    )
+    .await?;
     tx.commit().await.map_err(backend)?;
     Ok(batch
         .iter()
@@ -448,5 +484,24 @@ async fn commit(
                 (outcome, Vec::new())
             }
         })
+        .collect())
+}
+
+/// The two text columns of the rows `sql` selects for `keys` (its `$1`),
+/// the first as the key; none for no keys.
+async fn text_pairs(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(tx
+        .query(sql, &[&keys])
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
         .collect())
 }

@@ -39,7 +39,7 @@ use tokio_postgres::types::ToSql;
 use self::cluster::Membership;
 use self::pool::{Pool, backend, prepared};
 use super::claims::{Claims, partition_of};
-use super::filter::Condition;
+use super::filter::{Condition, saturating_i64};
 use super::{
     AcceptOutcome, Admitted, AfterAttempt, AttemptRecord, DeliveryFilter, DeliveryRecord,
     DeliveryState, EndpointState, EventFilter, EventLog, EventRecord, FailureFilter, FailureRecord,
@@ -74,7 +74,7 @@ impl PostgresSettings {
             pool: config.pool,
             schema: config.schema.clone(),
             lease: config.lease.0,
-            heartbeat: config.heartbeat.map_or(config.lease.0 / 5, |h| h.0),
+            heartbeat: config.heartbeat(),
             address,
         }
     }
@@ -260,12 +260,6 @@ impl Inner {
 
     /// The database's clock, Unix ms (leases are timed by it alone).
     const NOW_MS: &'static str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-}
-
-/// A time or count from a caller as a BIGINT (saturating: `u64::MAX`
-/// means "later than anything", not -1).
-fn bigint(value: u64) -> i64 {
-    value.min(i64::MAX as u64) as i64
 }
 
 fn ready<T: Send + 'static>(value: T) -> StoreFuture<T> {
@@ -1079,7 +1073,7 @@ impl EventLog for PostgresStore {
             let rows = rows(
                 &inner,
                 "SELECT received_at FROM events WHERE received_at >= $1 ORDER BY seq DESC LIMIT $2",
-                &[&bigint(since), &bigint(max as u64)],
+                &[&saturating_i64(since), &saturating_i64(max as u64)],
             )
             .await?;
             Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
@@ -1234,7 +1228,7 @@ impl Outbox for PostgresStore {
             let rows = rows(
                 &inner,
                 "SELECT created_at, state FROM deliveries WHERE created_at >= $1 ORDER BY id DESC LIMIT $2",
-                &[&bigint(since), &bigint(max as u64)],
+                &[&saturating_i64(since), &saturating_i64(max as u64)],
             )
             .await?;
             Ok(rows
