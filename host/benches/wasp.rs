@@ -11,7 +11,8 @@
 //!    built for this run.
 //!
 //! `WASP_BENCH_SECONDS` sets each system phase's length (default 10);
-//! `WASP_BENCH_ONLY=plugins,languages,dashboard,e2e,…` runs some parts only (and writes nothing).
+//! `WASP_BENCH_ONLY=plugins,languages,dashboard,e2e,…` runs some parts only (and writes nothing);
+//! `WASP_BENCH_BINARY=/path/to/wasp` runs the system part against another build.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -336,6 +337,34 @@ fn plugin_costs(report: &mut Report) {
     );
 }
 
+/// The end-to-end scenario's plugin chain compiled natively, per event:
+/// `keyword-filter` (keywords `order`), `redact` and the `waha` format with
+/// HMAC-SHA512, on the benchmark event. The floor's plugin part.
+fn native_chain(report: &Report) -> Duration {
+    report.progress("the end-to-end plugin chain compiled natively (the floor's plugin part)");
+    let event = event();
+    let filter = wasp_plugin_keyword_filter::KeywordFilter::init(
+        serde_json::from_str(r#"{"keywords":["order"]}"#).unwrap(),
+    )
+    .unwrap();
+    let redact = wasp_plugin_redact::Redact::init(Default::default()).unwrap();
+    let settings: <wasp_plugin_waha::Waha as Format>::Settings =
+        serde_json::from_str(r#"{"hmac_key":"bench-secret"}"#).unwrap();
+    let endpoint = Endpoint {
+        name: "out",
+        settings: &settings,
+    };
+    per_call(|| {
+        let event = sdk_event(black_box(&event));
+        assert!(
+            filter.filter(&event).unwrap(),
+            "the filter passes the event"
+        );
+        black_box(redact.transform(event.clone()).unwrap());
+        black_box(wasp_plugin_waha::Waha.format(&event, &endpoint).unwrap());
+    })
+}
+
 fn main() {
     let seconds: f64 = std::env::var("WASP_BENCH_SECONDS")
         .ok()
@@ -362,12 +391,18 @@ fn main() {
         .cloned()
         .collect();
     if only.is_empty() || !system.is_empty() {
+        let native_chain =
+            (system.is_empty() || system.iter().any(|o| o == "e2e")).then(|| native_chain(&report));
         let options = Options {
-            binary: PathBuf::from(env!("CARGO_BIN_EXE_wasp")),
+            // `WASP_BENCH_BINARY` runs another build against this one's floor.
+            binary: std::env::var_os("WASP_BENCH_BINARY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasp"))),
             duration: Duration::from_secs_f64(seconds),
             scratch: root.join("target/bench-scratch"),
             only: system,
             latency_rate: None,
+            native_chain,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         if let Err(error) = runtime.block_on(wasp::bench::run(&options, &mut report)) {

@@ -18,6 +18,7 @@ async fn every_scenario_runs_and_reports() {
         scratch: scratch.clone(),
         only: Vec::new(),
         latency_rate: None,
+        native_chain: None,
     };
     let mut results = Report::new("bench smoke test");
     wasp::bench::run(&options, &mut results)

@@ -281,6 +281,21 @@ pub fn process_tree_cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64(total as f64 / clock_ticks_per_second() as f64)
 }
 
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    cpu_clock(rustix::time::ClockId::ThreadCPUTime)
+}
+
+/// CPU time this process (every thread) has used so far.
+pub fn own_cpu_time() -> Duration {
+    cpu_clock(rustix::time::ClockId::ProcessCPUTime)
+}
+
+fn cpu_clock(clock: rustix::time::ClockId) -> Duration {
+    let time = rustix::time::clock_gettime(clock);
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
 fn parse_stat(stat: &str) -> Option<(&str, Duration)> {
     let (head, rest) = stat.rsplit_once(')')?;
     let (_, name) = head.split_once('(')?;

@@ -277,6 +277,7 @@ fn bench(
         scratch: std::env::temp_dir().join("wasp-bench"),
         only: only.clone(),
         latency_rate,
+        native_chain: None,
     };
     if let Some(rate) = latency_rate {
         command.push_str(&format!(" --latency-rate {rate}"));

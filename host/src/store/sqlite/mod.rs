@@ -37,6 +37,10 @@ mod select;
 // table of C callbacks over raw file structs.
 #[allow(unsafe_code)]
 mod wal_vfs;
+// The crash-consistency torture test of `wal_vfs`: a recording VFS beneath it.
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod crash_test;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,12 +109,9 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    // The log's frames of a transaction reach the file in one write.
-    wal_vfs::register().map_err(StoreError::Backend)?;
-    let connection =
-        Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), wal_vfs::NAME)
-            .map_err(backend)?;
+fn open_connection(path: &Path, vfs: &str) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
+        .map_err(backend)?;
     // `synchronous = NORMAL` for both modes: with `sync: full` the syncer
     // thread flushes the log before any commit is answered.
     connection
@@ -143,21 +144,27 @@ type Flush = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 impl SqliteStore {
     /// Open (creating and migrating) the store at `path`.
     pub fn open(path: &Path, sync: Sync) -> Result<Arc<Self>, StoreError> {
-        Self::open_with(path, sync, |log| Box::new(move || log.sync_data()))
+        // The log's frames of a transaction reach the file in one write.
+        Self::open_with(path, sync, wal_vfs::NAME, |log| {
+            Box::new(move || log.sync_data())
+        })
     }
 
-    /// [`SqliteStore::open`], flushing the log (opened read-only, given to
-    /// `flush`) as `flush` says: tests hold the flush back, or fail it.
+    /// [`SqliteStore::open`] through the registered VFS `vfs`, flushing
+    /// the log (opened read-only, given to `flush`) as `flush` says: tests
+    /// hold the flush back, fail it, or note it (the crash tests).
     fn open_with(
         path: &Path,
         sync: Sync,
+        vfs: &str,
         flush: impl FnOnce(std::fs::File) -> Flush,
     ) -> Result<Arc<Self>, StoreError> {
+        wal_vfs::register().map_err(StoreError::Backend)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut writer = open_connection(path)?;
+        let mut writer = open_connection(path, vfs)?;
         schema::migrate(&mut writer).map_err(StoreError::Backend)?;
         let max_seq: i64 = writer
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
@@ -168,7 +175,7 @@ impl SqliteStore {
         // One read connection per core: readers run on the async workers
         // (short indexed queries), and WAL lets them read beside the writer.
         let readers = (0..READERS)
-            .map(|_| open_connection(path).map(Mutex::new))
+            .map(|_| open_connection(path, vfs).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (writes, queue) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -254,7 +261,7 @@ impl FlushGate {
     /// gate, shut to begin with.
     pub(crate) fn open(path: &Path) -> (Arc<SqliteStore>, FlushGate) {
         let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
-        let store = SqliteStore::open_with(path, Sync::Full, {
+        let store = SqliteStore::open_with(path, Sync::Full, wal_vfs::NAME, {
             let gate = gate.clone();
             move |log| {
                 Box::new(move || {
@@ -1288,10 +1295,11 @@ mod tests {
     async fn an_event_whose_flush_fails_is_not_accepted() {
         let dir =
             std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
-        let store = SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, |_log| {
-            Box::new(|| Err(std::io::Error::other("the disk is gone")))
-        })
-        .unwrap();
+        let store =
+            SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, wal_vfs::NAME, |_log| {
+                Box::new(|| Err(std::io::Error::other("the disk is gone")))
+            })
+            .unwrap();
         let wait = std::time::Duration::from_secs(10);
         let admitted = tokio::time::timeout(wait, store.admit(event("evt_1", None)))
             .await

@@ -43,39 +43,58 @@ const LOG_HEADER: i64 = 32;
 /// with [`NAME`].
 pub fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED.get_or_init(install).clone()
+    REGISTERED
+        .get_or_init(|| {
+            // SAFETY: sqlite3_vfs_find is thread-safe; null names the default.
+            let base = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+            install(base, NAME)
+        })
+        .clone()
 }
 
-/// The default VFS being wrapped, once registered.
-static BASE: OnceLock<BaseVfs> = OnceLock::new();
+/// Register this VFS as `name` over the VFS registered as `base` (once per
+/// name): the crash tests put a recording VFS underneath.
+#[cfg(test)]
+pub fn register_over(base: &str, name: &'static str) -> Result<(), String> {
+    static REGISTERED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut registered = REGISTERED.lock().expect("registry lock");
+    if registered.contains(&name) {
+        return Ok(());
+    }
+    let base = CString::new(base).map_err(|e| e.to_string())?;
+    // SAFETY: sqlite3_vfs_find is thread-safe.
+    install(unsafe { ffi::sqlite3_vfs_find(base.as_ptr()) }, name)?;
+    registered.push(name);
+    Ok(())
+}
 
-struct BaseVfs(*mut ffi::sqlite3_vfs);
-// SAFETY: a registered VFS is immutable and shared by every thread that
-// SQLite runs on; the pointer is only read.
-unsafe impl Send for BaseVfs {}
-unsafe impl Sync for BaseVfs {}
+/// The registered struct: SQLite's, then the VFS it wraps, which [`open`]
+/// reads back from the pointer SQLite passes it.
+#[repr(C)]
+struct WalVfs {
+    vfs: ffi::sqlite3_vfs,
+    base: *mut ffi::sqlite3_vfs,
+}
 
-fn install() -> Result<(), String> {
-    // SAFETY: sqlite3_vfs_find and sqlite3_vfs_register are thread-safe;
-    // the registered struct and its name are leaked, so they outlive every
-    // connection.
+fn install(base: *mut ffi::sqlite3_vfs, name: &str) -> Result<(), String> {
+    if base.is_null() {
+        return Err(format!("no VFS for {name} to wrap"));
+    }
+    // SAFETY: sqlite3_vfs_register is thread-safe; the registered struct
+    // and its name are leaked, so they outlive every connection.
     unsafe {
-        let base = ffi::sqlite3_vfs_find(std::ptr::null());
-        if base.is_null() {
-            return Err("SQLite has no default VFS".into());
-        }
-        let _ = BASE.set(BaseVfs(base));
         let mut vfs = *base;
-        // The other methods stay the default VFS's: they receive this
+        // The other methods stay the wrapped VFS's: they receive this
         // struct, whose fields they read (path length, app data) are copies
         // of their own.
         vfs.szOsFile = (real_offset() + (*base).szOsFile as usize) as c_int;
         vfs.pNext = std::ptr::null_mut();
-        vfs.zName = CString::new(NAME).expect("no NUL").into_raw();
+        vfs.zName = CString::new(name).map_err(|e| e.to_string())?.into_raw();
         vfs.xOpen = Some(open);
-        let rc = ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0);
+        let registered = Box::into_raw(Box::new(WalVfs { vfs, base }));
+        let rc = ffi::sqlite3_vfs_register(registered.cast(), 0);
         if rc != ffi::SQLITE_OK {
-            return Err(format!("cannot register the {NAME} VFS: SQLite code {rc}"));
+            return Err(format!("cannot register the {name} VFS: SQLite code {rc}"));
         }
     }
     Ok(())
@@ -158,12 +177,9 @@ unsafe extern "C" fn open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let _ = vfs;
-    let Some(base) = BASE.get() else {
-        return ffi::SQLITE_ERROR;
-    };
-    let base = base.0;
     unsafe {
+        // SAFETY: SQLite passes the struct [`install`] registered.
+        let base = (*vfs.cast::<WalVfs>()).base;
         let Some(base_open) = (*base).xOpen else {
             return ffi::SQLITE_ERROR;
         };

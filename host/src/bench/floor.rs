@@ -1,0 +1,138 @@
+//! The machine's floor for one durable event, measured in the same run as
+//! wasp (issue 23): what no implementation of wasp's job can go below here.
+//!
+//! - **Two exchanges**: the raw-socket loopback cost of one small POST and
+//!   its `200`, client and server together (the loopback ceiling's CPU per
+//!   request), times two: the post in and the webhook out.
+//! - **The plugin chain compiled natively**: the same Rust code as the
+//!   `.wasm` plugins, called as plain functions. Only `cargo bench` can
+//!   measure it (the plugin crates are the host's dev-dependencies), so
+//!   `wasp bench` reports the floor without it.
+//! - **One sequential append and flush per batch**: a thread writes each
+//!   batch's bytes (the event as posted and the webhook it becomes) with one
+//!   `write` and one `fdatasync`, batching what arrives at wasp's measured
+//!   rate during the previous flush, as a group commit does.
+//!
+//! Each part is CPU time per event, the unit of wasp's own figure.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::child::thread_cpu_time;
+
+/// The floor's parts, CPU time per event.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    /// Two raw loopback exchanges, both sides of each.
+    pub exchanges: Duration,
+    /// The plugin chain compiled natively, when measured.
+    pub plugins: Option<Duration>,
+    /// The durable log: one append + flush per batch, per event.
+    pub log: Duration,
+}
+
+impl Floor {
+    /// The whole floor (without the plugin chain when it was not measured).
+    pub fn total(&self) -> Duration {
+        self.exchanges + self.plugins.unwrap_or_default() + self.log
+    }
+
+    /// `exchanges 30 · plugins 18 · log 4 µs`.
+    pub fn parts(&self) -> String {
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        let plugins = match self.plugins {
+            Some(time) => format!("native plugin chain {:.1}", micros(time)),
+            None => "plugin chain not measured (`cargo bench` measures it)".into(),
+        };
+        format!(
+            "two raw exchanges {:.1} · {plugins} · append + flush {:.1} µs",
+            micros(self.exchanges),
+            micros(self.log)
+        )
+    }
+}
+
+/// What the log floor measured.
+#[derive(Debug, Clone, Copy)]
+pub struct LogFloor {
+    /// CPU time per event of the appending thread.
+    pub per_event: Duration,
+    /// Events per flush, on average.
+    pub batch: f64,
+}
+
+/// Append `bytes_per_event`-sized records for `duration` in `dir`, one write
+/// and one `fdatasync` per batch, each batch the events that `rate` brings
+/// during the previous flush (at least one).
+pub fn log_floor(
+    dir: &Path,
+    rate: f64,
+    bytes_per_event: usize,
+    duration: Duration,
+) -> std::io::Result<LogFloor> {
+    let path = dir.join("floor-log");
+    let thread = std::thread::spawn({
+        let path = path.clone();
+        move || -> std::io::Result<(Duration, u64, u64)> {
+            let mut file = File::create(&path)?;
+            let mut buffer = Vec::new();
+            let (mut events, mut flushes) = (0u64, 0u64);
+            let mut batch = 1usize;
+            let cpu_before = thread_cpu_time();
+            let started = Instant::now();
+            while started.elapsed() < duration {
+                buffer.clear();
+                buffer.resize(batch * bytes_per_event, b'x');
+                let flush_started = Instant::now();
+                file.write_all(&buffer)?;
+                file.sync_data()?;
+                events += batch as u64;
+                flushes += 1;
+                batch = ((rate * flush_started.elapsed().as_secs_f64()).ceil() as usize).max(1);
+            }
+            Ok((thread_cpu_time() - cpu_before, events, flushes))
+        }
+    });
+    let result = thread
+        .join()
+        .map_err(|_| std::io::Error::other("the log floor's thread panicked"));
+    let _ = std::fs::remove_file(path);
+    let (cpu, events, flushes) = result??;
+    Ok(LogFloor {
+        per_event: cpu / events.max(1) as u32,
+        batch: events as f64 / flushes.max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_sums_its_parts() {
+        let floor = Floor {
+            exchanges: Duration::from_micros(30),
+            plugins: Some(Duration::from_micros(18)),
+            log: Duration::from_micros(4),
+        };
+        assert_eq!(floor.total(), Duration::from_micros(52));
+        assert!(floor.parts().contains("native plugin chain 18.0"));
+        let without = Floor {
+            plugins: None,
+            ..floor
+        };
+        assert_eq!(without.total(), Duration::from_micros(34));
+        assert!(without.parts().contains("not measured"));
+    }
+
+    #[test]
+    fn the_log_floor_batches_by_rate() {
+        let dir = super::super::child::Scratch::new(&std::env::temp_dir(), "wasp-floor").unwrap();
+        let slow = log_floor(&dir.0, 1.0, 100, Duration::from_millis(50)).unwrap();
+        // At one event per second, every flush carries one event.
+        assert_eq!(slow.batch, 1.0);
+        assert!(!dir.0.join("floor-log").exists());
+    }
+}

@@ -1,0 +1,776 @@
+//! Crash-consistency torture test of the log VFS ([`super::wal_vfs`]): does
+//! a store that writes each commit's log frames in one system call recover
+//! from a crash at any point with nothing committed lost and nothing
+//! half-written served?
+//!
+//! A recording VFS sits beneath `wal_vfs` (registered over it for the
+//! test) and notes, in order, every write, truncate and sync that reaches
+//! the database file and its log, and the syncer's `fdatasync` of the log.
+//! A real [`SqliteStore`] runs a workload through it: rounds of events
+//! admitted with their deliveries (commits of one to several events, bodies
+//! from a few bytes to several pages, some spilling into overflow pages),
+//! attempts that rewrite delivery rows, and enough log to checkpoint into
+//! the database and restart the log. After each round, every event has
+//! been answered durable.
+//!
+//! Then the test cuts the recorded history at **every** point and builds
+//! the files a crash there could leave behind, three ways:
+//! - *process crash*: every write before the cut reached the page cache;
+//! - *torn write*: the same, plus the first sectors of the write at the cut;
+//! - *power cut*: everything up to each file's last sync, then a random
+//!   subset of the writes since (each one whole, torn into a random subset
+//!   of its 512-byte sectors, or lost).
+//!
+//! Each image is opened the way wasp opens it after a crash (log recovery,
+//! then the store's own start: migrations, the dedup index rebuilt) and
+//! must show:
+//! - `PRAGMA integrity_check` is `ok`;
+//! - every event answered durable before the cut is there;
+//! - every event there is byte for byte what was submitted, with exactly
+//!   its deliveries (all of a commit or none of it), and no attempt points
+//!   at a delivery that is not there;
+//! - the store opens, counts the same events, and knows their fingerprints
+//!   (a repeat is a duplicate).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{CString, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use rusqlite::{Connection, ffi};
+
+use super::*;
+
+/// The recording VFS's name, and `wal_vfs`'s over it.
+const RECORDING: &str = "wasp-recording";
+const WAL_OVER_RECORDING: &str = "wasp-wal-recorded";
+
+/// Sector size for torn writes.
+const SECTOR: usize = 512;
+
+/// Which file an operation touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Database,
+    Log,
+}
+
+/// One operation that reached a file, in the order they happened.
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        kind: Kind,
+        offset: usize,
+        data: Vec<u8>,
+    },
+    Truncate {
+        kind: Kind,
+        size: usize,
+    },
+    Sync {
+        kind: Kind,
+    },
+}
+
+/// Every operation since the journal was last emptied. Operations are
+/// performed while it is locked, so its order is the files' order.
+static JOURNAL: Mutex<Vec<Op>> = Mutex::new(Vec::new());
+
+fn journal() -> std::sync::MutexGuard<'static, Vec<Op>> {
+    JOURNAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ---------------------------------------------------------------------------
+// The recording VFS: the default VFS, noting writes, truncates and syncs of
+// the main database file and its log.
+
+/// The default VFS, wrapped.
+static DEFAULT: OnceLock<usize> = OnceLock::new();
+
+fn register_recording() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| unsafe {
+        let base = ffi::sqlite3_vfs_find(std::ptr::null());
+        assert!(!base.is_null(), "SQLite has a default VFS");
+        DEFAULT.set(base as usize).expect("registered once");
+        let mut vfs = *base;
+        vfs.szOsFile = (real_offset() + (*base).szOsFile as usize) as c_int;
+        vfs.pNext = std::ptr::null_mut();
+        vfs.zName = CString::new(RECORDING).unwrap().into_raw();
+        vfs.xOpen = Some(open);
+        assert_eq!(
+            ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0),
+            ffi::SQLITE_OK
+        );
+        wal_vfs::register_over(RECORDING, WAL_OVER_RECORDING).unwrap();
+    });
+}
+
+/// A recorded file: this header, then the default VFS's file.
+#[repr(C)]
+struct Recorded {
+    base: ffi::sqlite3_file,
+    kind: Kind,
+}
+
+fn real_offset() -> usize {
+    size_of::<Recorded>().div_ceil(8) * 8
+}
+
+unsafe fn real(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
+    unsafe { file.cast::<u8>().add(real_offset()).cast() }
+}
+
+unsafe fn methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
+    unsafe { &*(*real(file)).pMethods }
+}
+
+unsafe fn kind(file: *mut ffi::sqlite3_file) -> Kind {
+    unsafe { (*file.cast::<Recorded>()).kind }
+}
+
+unsafe extern "C" fn open(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    unsafe {
+        let base = *DEFAULT.get().expect("registered") as *mut ffi::sqlite3_vfs;
+        let base_open = (*base).xOpen.expect("the default VFS opens files");
+        let kind = if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
+            Kind::Database
+        } else if flags & ffi::SQLITE_OPEN_WAL != 0 {
+            Kind::Log
+        } else {
+            return base_open(base, name, file, flags, out_flags);
+        };
+        let recorded = file.cast::<Recorded>();
+        (*recorded).base.pMethods = std::ptr::null();
+        (*recorded).kind = kind;
+        let rc = base_open(base, name, real(file), flags, out_flags);
+        if rc == ffi::SQLITE_OK {
+            (*recorded).base.pMethods = &METHODS;
+        }
+        rc
+    }
+}
+
+static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(close),
+    xRead: Some(read),
+    xWrite: Some(write),
+    xTruncate: Some(truncate),
+    xSync: Some(sync),
+    xFileSize: Some(file_size),
+    xLock: Some(lock),
+    xUnlock: Some(unlock),
+    xCheckReservedLock: Some(check_reserved_lock),
+    xFileControl: Some(file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: Some(shm_map),
+    xShmLock: Some(shm_lock),
+    xShmBarrier: Some(shm_barrier),
+    xShmUnmap: Some(shm_unmap),
+    xFetch: Some(fetch),
+    xUnfetch: Some(unfetch),
+};
+
+/// Call the default VFS's `$method` on the real file.
+macro_rules! forward {
+    ($file:expr, $method:ident ( $($arg:expr),* )) => {{
+        match methods($file).$method {
+            Some(method) => method(real($file) $(, $arg)*),
+            None => ffi::SQLITE_IOERR,
+        }
+    }};
+}
+
+unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        let rc = forward!(file, xClose());
+        (*file).pMethods = std::ptr::null();
+        rc
+    }
+}
+
+unsafe extern "C" fn read(
+    file: *mut ffi::sqlite3_file,
+    data: *mut c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    unsafe { forward!(file, xRead(data, amount, offset)) }
+}
+
+unsafe extern "C" fn write(
+    file: *mut ffi::sqlite3_file,
+    data: *const c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    unsafe {
+        let mut journal = journal();
+        let rc = forward!(file, xWrite(data, amount, offset));
+        if rc == ffi::SQLITE_OK {
+            journal.push(Op::Write {
+                kind: kind(file),
+                offset: offset as usize,
+                data: std::slice::from_raw_parts(data.cast::<u8>(), amount as usize).to_vec(),
+            });
+        }
+        rc
+    }
+}
+
+unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
+    unsafe {
+        let mut journal = journal();
+        let rc = forward!(file, xTruncate(size));
+        if rc == ffi::SQLITE_OK {
+            journal.push(Op::Truncate {
+                kind: kind(file),
+                size: size as usize,
+            });
+        }
+        rc
+    }
+}
+
+unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    unsafe {
+        let mut journal = journal();
+        let rc = forward!(file, xSync(flags));
+        if rc == ffi::SQLITE_OK {
+            journal.push(Op::Sync { kind: kind(file) });
+        }
+        rc
+    }
+}
+
+unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
+    unsafe { forward!(file, xFileSize(size)) }
+}
+
+unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    unsafe { forward!(file, xLock(level)) }
+}
+
+unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    unsafe { forward!(file, xUnlock(level)) }
+}
+
+unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    unsafe { forward!(file, xCheckReservedLock(out)) }
+}
+
+unsafe extern "C" fn file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    argument: *mut c_void,
+) -> c_int {
+    unsafe { forward!(file, xFileControl(op, argument)) }
+}
+
+unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe { methods(file).xSectorSize.map_or(4096, |x| x(real(file))) }
+}
+
+unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        methods(file)
+            .xDeviceCharacteristics
+            .map_or(0, |x| x(real(file)))
+    }
+}
+
+unsafe extern "C" fn shm_map(
+    file: *mut ffi::sqlite3_file,
+    region: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    unsafe { forward!(file, xShmMap(region, size, extend, out)) }
+}
+
+unsafe extern "C" fn shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    unsafe { forward!(file, xShmLock(offset, n, flags)) }
+}
+
+unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+    unsafe {
+        if let Some(barrier) = methods(file).xShmBarrier {
+            barrier(real(file));
+        }
+    }
+}
+
+unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
+    unsafe { forward!(file, xShmUnmap(delete)) }
+}
+
+unsafe extern "C" fn fetch(
+    file: *mut ffi::sqlite3_file,
+    offset: i64,
+    amount: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    unsafe { forward!(file, xFetch(offset, amount, out)) }
+}
+
+unsafe extern "C" fn unfetch(
+    file: *mut ffi::sqlite3_file,
+    offset: i64,
+    page: *mut c_void,
+) -> c_int {
+    unsafe { forward!(file, xUnfetch(offset, page)) }
+}
+
+// ---------------------------------------------------------------------------
+// The workload.
+
+/// What was submitted: each event's body and its deliveries' bodies.
+#[derive(Debug, Default)]
+struct Submitted {
+    events: HashMap<String, (String, Vec<Vec<u8>>)>,
+    /// Each event's fingerprint.
+    fingerprints: HashMap<String, String>,
+    /// (journal length once the round was answered durable, its events).
+    rounds: Vec<(usize, Vec<String>)>,
+}
+
+fn body_of(rng: &mut fastrand::Rng, id: &str) -> String {
+    // Mostly under a page, some of several pages (overflow chains).
+    let padding = match rng.u8(0..10) {
+        0 => rng.usize(5_000..14_000),
+        1..=3 => rng.usize(1_000..4_000),
+        _ => rng.usize(0..600),
+    };
+    let fill: String = (0..padding)
+        .map(|_| char::from(b'a' + rng.u8(0..26)))
+        .collect();
+    format!(r#"{{"id":"{id}","payload":{{"body":"{fill}"}}}}"#)
+}
+
+async fn run_workload(store: &SqliteStore, seed: u64, rounds: usize) -> Submitted {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut submitted = Submitted::default();
+    let mut delivered_ids: Vec<i64> = Vec::new();
+    for round in 0..rounds {
+        let mut pending = Vec::new();
+        let mut ids = Vec::new();
+        for n in 0..rng.usize(1..7) {
+            let id = format!("evt_{seed}_{round}_{n}");
+            let fingerprint = format!("msg_{seed}_{round}_{n}");
+            let body = body_of(&mut rng, &id);
+            let deliveries: Vec<Vec<u8>> = (0..rng.usize(1..3))
+                .map(|d| body_of(&mut rng, &format!("{id}_{d}")).into_bytes())
+                .collect();
+            let routed: Vec<NewDelivery> = deliveries
+                .iter()
+                .enumerate()
+                .map(|(d, bytes)| NewDelivery {
+                    body: bytes.clone(),
+                    ..conformance::delivery(&id, &format!("ep{d}"))
+                })
+                .collect();
+            let event = NewEvent {
+                body: body.clone(),
+                ..conformance::event(&id, Some(&fingerprint))
+            };
+            // Submitted together, so a commit holds several events.
+            pending.push(store.admit_routed(event, routed.into()));
+            submitted.events.insert(id.clone(), (body, deliveries));
+            submitted.fingerprints.insert(id.clone(), fingerprint);
+            ids.push(id);
+        }
+        // Attempts rewrite delivery rows in place, beside the new events.
+        let attempts: Vec<_> = (0..rng.usize(0..4))
+            .filter_map(|_| {
+                let id = *delivered_ids.get(rng.usize(0..delivered_ids.len().max(1)))?;
+                let after = if rng.bool() {
+                    AfterAttempt::Delivered
+                } else {
+                    AfterAttempt::RetryAt(crate::clock::now_ms() + 60_000)
+                };
+                Some(store.record_attempt(
+                    AttemptRecord {
+                        delivery_id: id,
+                        number: 1,
+                        at: crate::clock::now_ms(),
+                        status: Some(500),
+                        latency_ms: 1.5,
+                        outcome: "retry".into(),
+                        excerpt: "x".repeat(rng.usize(0..300)),
+                    },
+                    after,
+                ))
+            })
+            .collect();
+        for admitted in pending {
+            let admitted = admitted.await.expect("the event is admitted");
+            assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)));
+            delivered_ids.extend(&admitted.deliveries);
+            admitted.durable.await.expect("the event is durable");
+        }
+        for attempt in attempts {
+            attempt.await.expect("the attempt is recorded");
+        }
+        submitted.rounds.push((journal().len(), ids));
+    }
+    submitted
+}
+
+// ---------------------------------------------------------------------------
+// Crash images.
+
+/// A file as the disk holds it: what its last sync made sure of, and the
+/// operations since, which a power cut may keep or lose.
+#[derive(Debug, Default, Clone)]
+struct FileOnDisk {
+    synced: Vec<u8>,
+    since_sync: Vec<Op>,
+}
+
+fn apply(content: &mut Vec<u8>, op: &Op) {
+    match op {
+        Op::Write { offset, data, .. } => {
+            let end = offset + data.len();
+            if content.len() < end {
+                content.resize(end, 0);
+            }
+            content[*offset..end].copy_from_slice(data);
+        }
+        Op::Truncate { size, .. } => content.resize(*size, 0),
+        Op::Sync { .. } => {}
+    }
+}
+
+/// `op` with only some of its sectors (a write torn by a power cut).
+fn torn(op: &Op, keep: impl Fn(usize) -> bool) -> Vec<Op> {
+    let Op::Write { kind, offset, data } = op else {
+        return vec![op.clone()];
+    };
+    data.chunks(SECTOR)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(i, chunk)| Op::Write {
+            kind: *kind,
+            offset: offset + i * SECTOR,
+            data: chunk.to_vec(),
+        })
+        .collect()
+}
+
+/// The two files after the first `cut` operations.
+#[derive(Debug, Default, Clone)]
+struct Disk {
+    files: BTreeMap<Kind, FileOnDisk>,
+}
+
+impl Disk {
+    fn step(&mut self, op: &Op) {
+        let kind = match op {
+            Op::Write { kind, .. } | Op::Truncate { kind, .. } | Op::Sync { kind } => *kind,
+        };
+        let file = self.files.entry(kind).or_default();
+        match op {
+            Op::Sync { .. } => {
+                for pending in std::mem::take(&mut file.since_sync) {
+                    apply(&mut file.synced, &pending);
+                }
+            }
+            _ => file.since_sync.push(op.clone()),
+        }
+    }
+
+    /// Every operation so far reached the file (the page cache survives a
+    /// process crash), and `extra` after them.
+    fn process_crash(&self, extra: &[Op]) -> BTreeMap<Kind, Vec<u8>> {
+        let mut files: BTreeMap<Kind, Vec<u8>> = BTreeMap::new();
+        for (kind, file) in &self.files {
+            let mut content = file.synced.clone();
+            for op in &file.since_sync {
+                apply(&mut content, op);
+            }
+            files.insert(*kind, content);
+        }
+        for op in extra {
+            if let Op::Write { kind, .. } | Op::Truncate { kind, .. } = op {
+                apply(files.entry(*kind).or_default(), op);
+            }
+        }
+        files
+    }
+
+    /// What was synced, and of each operation since: all of it, some of
+    /// its sectors, or nothing.
+    fn power_cut(&self, rng: &mut fastrand::Rng) -> BTreeMap<Kind, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        for (kind, file) in &self.files {
+            let mut content = file.synced.clone();
+            for op in &file.since_sync {
+                match rng.u8(0..4) {
+                    0 => {}
+                    1 => {
+                        let pattern = rng.u64(..);
+                        for piece in torn(op, |i| pattern >> (i % 64) & 1 == 1) {
+                            apply(&mut content, &piece);
+                        }
+                    }
+                    _ => apply(&mut content, op),
+                }
+            }
+            files.insert(*kind, content);
+        }
+        files
+    }
+}
+
+/// Write `files` as a database named `wasp.db` in `dir` (emptied first).
+fn write_image(dir: &Path, files: &BTreeMap<Kind, Vec<u8>>) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let database = dir.join("wasp.db");
+    for (kind, content) in files {
+        let name = match kind {
+            Kind::Database => "wasp.db",
+            Kind::Log => "wasp.db-wal",
+        };
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+    database
+}
+
+/// Check one image against what was submitted; `required` events were
+/// answered durable before the cut. `open_store`: also start a store on it.
+async fn check_image(
+    database: &Path,
+    submitted: &Submitted,
+    required: &[&String],
+    open_store: bool,
+    what: &str,
+) {
+    let present = {
+        let connection = Connection::open(database).unwrap();
+        let integrity: String = connection
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .unwrap_or_else(|e| panic!("{what}: cannot check integrity: {e}"));
+        assert_eq!(integrity, "ok", "{what}: integrity");
+        let has_events: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let mut present: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        if has_events == 1 {
+            let mut events = connection.prepare("SELECT id, body FROM events").unwrap();
+            let rows = events
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .unwrap();
+            for row in rows {
+                let (id, body) = row.unwrap();
+                let Some((expected, _)) = submitted.events.get(&id) else {
+                    panic!("{what}: an event nobody submitted: {id}");
+                };
+                assert!(
+                    body == *expected,
+                    "{what}: event {id} is not what was submitted"
+                );
+                present.insert(id, Vec::new());
+            }
+            let mut deliveries = connection
+                .prepare("SELECT event_id, body FROM deliveries")
+                .unwrap();
+            let rows = deliveries
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+                })
+                .unwrap();
+            for row in rows {
+                let (event_id, body) = row.unwrap();
+                present
+                    .get_mut(&event_id)
+                    .unwrap_or_else(|| panic!("{what}: a delivery of a missing event {event_id}"))
+                    .push(body);
+            }
+            for (id, mut bodies) in present.clone() {
+                let mut expected = submitted.events[&id].1.clone();
+                bodies.sort();
+                expected.sort();
+                assert!(
+                    bodies == expected,
+                    "{what}: event {id} without all its deliveries"
+                );
+            }
+            let orphans: i64 = connection
+                .query_row(
+                    "SELECT COUNT(*) FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(orphans, 0, "{what}: attempts of missing deliveries");
+        }
+        present
+    };
+    for id in required {
+        assert!(
+            present.contains_key(*id),
+            "{what}: event {id} was answered durable and is lost"
+        );
+    }
+    if !open_store {
+        return;
+    }
+    let store = SqliteStore::open(database, Sync::Normal)
+        .unwrap_or_else(|e| panic!("{what}: the store does not start: {e}"));
+    let listed = store
+        .events(&EventFilter {
+            limit: 100_000,
+            ..EventFilter::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), present.len(), "{what}: the store's events");
+    // The dedup index was rebuilt: a repeat of a stored message is caught.
+    if let Some(id) = present.keys().next() {
+        let repeat = NewEvent {
+            body: submitted.events[id].0.clone(),
+            ..conformance::event("evt_repeat", Some(&submitted.fingerprints[id]))
+        };
+        let outcome = store.accept(repeat).await.unwrap();
+        assert!(
+            matches!(&outcome, AcceptOutcome::Duplicate(original) | AcceptOutcome::Conflict(original) if original == id),
+            "{what}: the fingerprint of {id} is forgotten: {outcome:?}"
+        );
+    }
+    store.close();
+}
+
+/// Cut the recorded history of one workload at every point, three ways.
+async fn torture(seed: u64, rounds: usize) -> (usize, usize) {
+    register_recording();
+    let scratch =
+        std::env::temp_dir().join(format!("wasp-crash-test-{}", crate::event::new_event_id()));
+    let live = scratch.join("live");
+    journal().clear();
+    let store = SqliteStore::open_with(
+        &live.join("wasp.db"),
+        Sync::Full,
+        WAL_OVER_RECORDING,
+        |log| {
+            Box::new(move || {
+                // The syncer's flush, noted where it happens in the history.
+                let mut journal = journal();
+                log.sync_data()?;
+                journal.push(Op::Sync { kind: Kind::Log });
+                Ok(())
+            })
+        },
+    )
+    .unwrap();
+    let submitted = run_workload(&store, seed, rounds).await;
+    let history = journal().clone();
+    store.close();
+
+    let checkpoints = history
+        .iter()
+        .filter(|op| {
+            matches!(
+                op,
+                Op::Sync {
+                    kind: Kind::Database
+                }
+            )
+        })
+        .count();
+    assert!(
+        checkpoints >= 2,
+        "the workload checkpoints ({checkpoints} database syncs)"
+    );
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+    let mut disk = Disk::default();
+    let image = scratch.join("image");
+    let mut images = 0;
+    for cut in 0..=history.len() {
+        let required: Vec<&String> = submitted
+            .rounds
+            .iter()
+            .filter(|(end, _)| *end <= cut)
+            .flat_map(|(_, ids)| ids)
+            .collect();
+        let open_store = cut % 16 == 0 || cut == history.len();
+        let crash = disk.process_crash(&[]);
+        let database = write_image(&image, &crash);
+        check_image(
+            &database,
+            &submitted,
+            &required,
+            open_store,
+            &format!(
+                "seed {seed}, crash after {cut} of {} operations",
+                history.len()
+            ),
+        )
+        .await;
+        images += 1;
+        if let Some(op @ Op::Write { data, .. }) = history.get(cut)
+            && data.len() > SECTOR
+        {
+            let sectors = data.len().div_ceil(SECTOR);
+            let kept = rng.usize(1..sectors);
+            let crash = disk.process_crash(&torn(op, |i| i < kept));
+            let database = write_image(&image, &crash);
+            check_image(
+                &database,
+                &submitted,
+                &required,
+                false,
+                &format!(
+                    "seed {seed}, crash in operation {cut}, {kept} of {sectors} sectors written"
+                ),
+            )
+            .await;
+            images += 1;
+        }
+        let cut_power = disk.power_cut(&mut rng);
+        let database = write_image(&image, &cut_power);
+        check_image(
+            &database,
+            &submitted,
+            &required,
+            open_store,
+            &format!("seed {seed}, power cut after {cut} operations"),
+        )
+        .await;
+        images += 1;
+        if let Some(op) = history.get(cut) {
+            disk.step(op);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    (history.len(), images)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_point_loses_nothing_committed_and_serves_nothing_half_written() {
+    for seed in [1, 2, 3] {
+        let (operations, images) = torture(seed, 90).await;
+        eprintln!("seed {seed}: {operations} operations, {images} crash images checked");
+    }
+}
