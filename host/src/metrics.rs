@@ -127,6 +127,11 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// A fresh registry with every metric registered under `wasp_`.
     pub fn new() -> Arc<Self> {
+        Self::with_store(None)
+    }
+
+    /// [`Metrics::new`], with the store's write counters when it keeps them.
+    pub fn with_store(store: Option<crate::store::WriteCounters>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("wasp");
         let metrics = Self {
             events_in: Family::default(),
@@ -191,6 +196,23 @@ impl Metrics {
         );
         registry.register("config_reloads", "Config reloads", metrics.reloads.clone());
         registry.register("sessions", "Sessions by status", metrics.sessions.clone());
+        if let Some(store) = store {
+            registry.register(
+                "store_writes",
+                "Writes the store committed (events, attempts, …)",
+                store.writes,
+            );
+            registry.register(
+                "store_commits",
+                "Transactions the store committed, each a group of writes",
+                store.commits,
+            );
+            registry.register(
+                "store_flushes",
+                "Flushes of the store's log to disk (sync: full)",
+                store.flushes,
+            );
+        }
         Arc::new(Self {
             registry,
             ..metrics

@@ -76,8 +76,8 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr()?;
     let config = loaded.config.clone();
-    let metrics = Metrics::new();
     let store = open_store(&config.store, addr).await?;
+    let metrics = Metrics::with_store(store.write_counters());
     let engine = PluginEngine::new()?;
     let runtime = PluginRuntime::new(engine.clone(), Some(config.store.plugin_cache()))?;
     let started = std::time::Instant::now();

@@ -10,8 +10,10 @@
 //!   `wasp bench` reports the floor without it.
 //! - **One sequential append and flush per batch**: a thread writes each
 //!   batch's bytes (the event as posted and the webhook it becomes) with one
-//!   `write` and one `fdatasync`, batching what arrives at wasp's measured
-//!   rate during the previous flush, as a group commit does.
+//!   `write` and one `fdatasync`, in batches of as many events as wasp's own
+//!   flushes carried in the same run (its `wasp_store_flushes_total`). For a
+//!   build without that counter, a batch is what arrives at wasp's rate
+//!   during the previous flush.
 //!
 //! Each part is CPU time per event, the unit of wasp's own figure.
 
@@ -63,12 +65,20 @@ pub struct LogFloor {
     pub batch: f64,
 }
 
+/// How many events one flush of the floor's log carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Batch {
+    /// This many, on average (fractions alternate between the two sizes).
+    Events(f64),
+    /// What this rate (events/s) brings during the previous flush.
+    Rate(f64),
+}
+
 /// Append `bytes_per_event`-sized records for `duration` in `dir`, one write
-/// and one `fdatasync` per batch, each batch the events that `rate` brings
-/// during the previous flush (at least one).
+/// and one `fdatasync` per batch of at least one event.
 pub fn log_floor(
     dir: &Path,
-    rate: f64,
+    batch: Batch,
     bytes_per_event: usize,
     duration: Duration,
 ) -> std::io::Result<LogFloor> {
@@ -79,18 +89,25 @@ pub fn log_floor(
             let mut file = File::create(&path)?;
             let mut buffer = Vec::new();
             let (mut events, mut flushes) = (0u64, 0u64);
-            let mut batch = 1usize;
+            let mut size = 1usize;
             let cpu_before = thread_cpu_time();
             let started = Instant::now();
             while started.elapsed() < duration {
+                if let Batch::Events(mean) = batch {
+                    // Whole events, averaging `mean` over the flushes so far.
+                    let due = (mean.max(1.0) * (flushes + 1) as f64).round() as u64;
+                    size = due.saturating_sub(events).max(1) as usize;
+                }
                 buffer.clear();
-                buffer.resize(batch * bytes_per_event, b'x');
+                buffer.resize(size * bytes_per_event, b'x');
                 let flush_started = Instant::now();
                 file.write_all(&buffer)?;
                 file.sync_data()?;
-                events += batch as u64;
+                events += size as u64;
                 flushes += 1;
-                batch = ((rate * flush_started.elapsed().as_secs_f64()).ceil() as usize).max(1);
+                if let Batch::Rate(rate) = batch {
+                    size = ((rate * flush_started.elapsed().as_secs_f64()).ceil() as usize).max(1);
+                }
             }
             Ok((thread_cpu_time() - cpu_before, events, flushes))
         }
@@ -128,11 +145,14 @@ mod tests {
     }
 
     #[test]
-    fn the_log_floor_batches_by_rate() {
+    fn the_log_floor_batches_as_told() {
         let dir = super::super::child::Scratch::new(&std::env::temp_dir(), "wasp-floor").unwrap();
-        let slow = log_floor(&dir.0, 1.0, 100, Duration::from_millis(50)).unwrap();
+        let slow = log_floor(&dir.0, Batch::Rate(1.0), 100, Duration::from_millis(50)).unwrap();
         // At one event per second, every flush carries one event.
         assert_eq!(slow.batch, 1.0);
         assert!(!dir.0.join("floor-log").exists());
+        let fixed = log_floor(&dir.0, Batch::Events(2.5), 100, Duration::from_millis(50)).unwrap();
+        // 2, 3, 2, 3, …: 2.5 on average, within one event over the flushes.
+        assert!((2.0..=3.0).contains(&fixed.batch), "{}", fixed.batch);
     }
 }

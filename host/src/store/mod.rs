@@ -506,6 +506,19 @@ pub trait PullQueueStore: Send + Sync {
     fn queue_length(&self, instance: &str) -> Result<u64, StoreError>;
 }
 
+/// How a store groups its writes, for `/metrics`: writes committed, the
+/// transactions they went in, and the log flushes that made them durable.
+/// Writes per commit and per flush say how well group commit batches.
+#[derive(Debug, Clone, Default)]
+pub struct WriteCounters {
+    /// Writes in committed transactions.
+    pub writes: prometheus_client::metrics::counter::Counter,
+    /// Transactions committed.
+    pub commits: prometheus_client::metrics::counter::Counter,
+    /// Flushes of the log to disk (`sync: full`).
+    pub flushes: prometheus_client::metrics::counter::Counter,
+}
+
 /// Durable state (see the module docs): every part, retention across
 /// them, and the writer's life.
 pub trait Store: EventLog + Outbox + EndpointState + SessionStore + PullQueueStore {
@@ -522,6 +535,11 @@ pub trait Store: EventLog + Outbox + EndpointState + SessionStore + PullQueueSto
     /// shared by several nodes (see [`claims`]); `None`: this node holds
     /// everything.
     fn claims(&self) -> Option<std::sync::Arc<dyn claims::Claims>> {
+        None
+    }
+
+    /// The store's write counters, where it keeps them.
+    fn write_counters(&self) -> Option<WriteCounters> {
         None
     }
 }

@@ -97,6 +97,7 @@ pub struct SqliteStore {
     syncer: Mutex<Option<JoinHandle<()>>>,
     readers: Vec<Mutex<Connection>>,
     healthy: Arc<AtomicBool>,
+    counters: WriteCounters,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -179,6 +180,7 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         let (writes, queue) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
+        let counters = WriteCounters::default();
         // The log exists once the migrations have written.
         let (durable, syncer) = match sync {
             Sync::Full => {
@@ -196,7 +198,8 @@ impl SqliteStore {
                     .name("wasp-store-sync".into())
                     .spawn({
                         let flush = flush(log);
-                        move || sync_loop(flush, flushes, healthy)
+                        let flushed = counters.flushes.clone();
+                        move || sync_loop(flush, flushes, healthy, flushed)
                     })
                     .map_err(backend)?;
                 (Some(durable), Some(thread))
@@ -205,9 +208,10 @@ impl SqliteStore {
         };
         let thread = {
             let healthy = healthy.clone();
+            let counters = counters.clone();
             std::thread::Builder::new()
                 .name("wasp-store-writer".into())
-                .spawn(move || write_loop(writer, queue, durable, healthy, dedup))
+                .spawn(move || write_loop(writer, queue, durable, healthy, dedup, counters))
                 .map_err(backend)?
         };
         Ok(Arc::new(Self {
@@ -216,6 +220,7 @@ impl SqliteStore {
             syncer: Mutex::new(syncer),
             readers,
             healthy,
+            counters,
         }))
     }
 
@@ -291,6 +296,7 @@ fn write_loop(
     durable: Option<mpsc::Sender<Vec<Answer>>>,
     healthy: Arc<AtomicBool>,
     dedup: DedupIndex,
+    counters: WriteCounters,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut state = WriterState {
@@ -318,6 +324,7 @@ fn write_loop(
                 // itself (disk full, an I/O error), fails the whole batch:
                 // the writes after it are not run, lest each commit alone.
                 let mut storage_failed = false;
+                let writes = batch.len() as u64;
                 for write in batch.drain(..) {
                     if let Some(error) = &state.failed {
                         fail(write, error.clone());
@@ -345,6 +352,8 @@ fn write_loop(
                 };
                 match committed {
                     Ok(()) => {
+                        counters.commits.inc();
+                        counters.writes.inc_by(writes);
                         state.dedup.batch_committed(state.dedup_window_ms, now);
                         answer_all(acks, None);
                         match &durable {
@@ -396,7 +405,12 @@ fn answer_all(answers: Vec<Answer>, error: Option<StoreError>) {
 
 /// The syncer thread: flush the log once for every group of committed
 /// batches waiting, then answer them.
-fn sync_loop(mut flush: Flush, flushes: mpsc::Receiver<Vec<Answer>>, healthy: Arc<AtomicBool>) {
+fn sync_loop(
+    mut flush: Flush,
+    flushes: mpsc::Receiver<Vec<Answer>>,
+    healthy: Arc<AtomicBool>,
+    flushed: prometheus_client::metrics::counter::Counter,
+) {
     while let Ok(first) = flushes.recv() {
         let mut waiting = vec![first];
         while let Ok(more) = flushes.try_recv() {
@@ -407,6 +421,7 @@ fn sync_loop(mut flush: Flush, flushes: mpsc::Receiver<Vec<Answer>>, healthy: Ar
             backend(format!("the write-ahead log cannot be flushed: {e}"))
         });
         healthy.store(error.is_none(), Ordering::Relaxed);
+        flushed.inc();
         for answers in waiting {
             answer_all(answers, error.clone());
         }
@@ -1147,6 +1162,10 @@ impl PullQueueStore for SqliteStore {
 impl Store for SqliteStore {
     fn prune(&self, retention: Retention) -> StoreFuture<Pruned> {
         self.submit(|reply| Write::Prune(retention, reply))
+    }
+
+    fn write_counters(&self) -> Option<WriteCounters> {
+        Some(self.counters.clone())
     }
 
     fn writable(&self) -> bool {
