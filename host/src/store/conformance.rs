@@ -41,6 +41,9 @@ const CASES: &[Case] = &[
     ("attempts_move_deliveries_through_their_states", |s| {
         Box::pin(attempts_move_deliveries_through_their_states(s))
     }),
+    ("every_attempt_reads_back_in_order_within_the_cap", |s| {
+        Box::pin(every_attempt_reads_back_in_order_within_the_cap(s))
+    }),
     ("prunes_by_age_and_count", |s| {
         Box::pin(prunes_by_age_and_count(s))
     }),
@@ -349,6 +352,85 @@ async fn accepts_once_and_dedups_by_id_and_fingerprint(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.unrouted_events().unwrap().len(), 3);
+}
+
+/// A first attempt that delivers (which SQLite keeps in the delivery's
+/// row), attempts after a requeue (numbered from 1 again), and the cap.
+async fn every_attempt_reads_back_in_order_within_the_cap(store: Arc<dyn Store>) {
+    let admitted = store
+        .admit_routed(
+            event("evt_1", None),
+            vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into(),
+        )
+        .await
+        .unwrap();
+    let (id, other) = (admitted.deliveries[0], admitted.deliveries[1]);
+    // Recent times: retention by age keeps them.
+    let now = crate::clock::now_ms();
+    let attempt = |delivery_id, number, at: u64, status: u16, outcome: &str| AttemptRecord {
+        delivery_id,
+        number,
+        at: now + at,
+        status: Some(status),
+        latency_ms: 2.25,
+        outcome: outcome.into(),
+        excerpt: format!("answer {at}"),
+    };
+    let first = attempt(id, 1, 1_000, 200, "delivered");
+    store
+        .record_attempt(first.clone(), AfterAttempt::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(store.attempts(id).unwrap(), vec![first.clone()]);
+    assert!(store.attempts(other).unwrap().is_empty());
+    let delivered = store.delivery(id).unwrap().unwrap();
+    assert_eq!(
+        (delivered.state, delivered.attempts, delivered.first_attempt_at),
+        (DeliveryState::Delivered, 1, Some(now + 1_000))
+    );
+    assert_eq!(delivered.last_status, Some(200));
+
+    // Sent again by hand: its attempts count from 1 again.
+    assert_eq!(store.requeue(vec![id]).await.unwrap(), 1);
+    let retry = attempt(id, 1, 2_000, 503, "retry");
+    let again = attempt(id, 2, 3_000, 200, "delivered");
+    store
+        .record_attempt(retry.clone(), AfterAttempt::RetryAt(2_500))
+        .await
+        .unwrap();
+    store
+        .record_attempt(again.clone(), AfterAttempt::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.attempts(id).unwrap(),
+        vec![first.clone(), retry.clone(), again.clone()]
+    );
+
+    // With a cap of two, the oldest (the first) goes at the next attempt.
+    store
+        .prune(Retention {
+            max_age_ms: 3_600_000,
+            dead_letters_per_endpoint: 10,
+            attempts_per_delivery: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.requeue(vec![id]).await.unwrap(), 1);
+    let last = attempt(id, 1, 4_000, 200, "delivered");
+    store
+        .record_attempt(last.clone(), AfterAttempt::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(store.attempts(id).unwrap(), vec![again, last]);
+
+    // A first attempt that fails is kept like any other.
+    let failed = attempt(other, 1, 5_000, 400, "failed");
+    store
+        .record_attempt(failed.clone(), AfterAttempt::Failed)
+        .await
+        .unwrap();
+    assert_eq!(store.attempts(other).unwrap(), vec![failed]);
 }
 
 async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>) {

@@ -231,7 +231,7 @@ pub struct DeliveryRecord {
 }
 
 /// One attempt, as recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
     /// The delivery.
     pub delivery_id: i64,
