@@ -348,6 +348,9 @@ async fn end_to_end(
     report.progress("end to end: ingest → filter + transform → WAHA format → outbox → delivery");
     let receiver = Receiver::start().await?;
     let dir = Scratch::new(&options.scratch, "e2e")?;
+    // The benchmark's own files (the floor's log, the disk probe) go beside
+    // wasp's directory, not in it: wasp watches its config's directory.
+    let own_files = Scratch::new(&options.scratch, "e2e-probes")?;
     let wasp = WaspProcess::start(
         &options.binary,
         &dir.0,
@@ -401,7 +404,7 @@ async fn end_to_end(
         _ => floor::Batch::Rate(load.rate()),
     };
     let log = floor::log_floor(
-        &dir.0,
+        &own_files.0,
         batch,
         2 * event_body(0).len(),
         (options.duration / 2).max(Duration::from_secs(1)),
@@ -501,7 +504,7 @@ async fn end_to_end(
     receiver.record(true);
     let before = receiver.count.load(std::sync::atomic::Ordering::Relaxed);
     // What the disk does meanwhile: every 202 waits for a flush.
-    let disk = DiskProbe::start(&dir.0)?;
+    let disk = DiskProbe::start(&own_files.0)?;
     let paced_threads_before = wasp.cpu_time_by_thread();
     let paced_io_before = wasp.io();
     let paced = drive(

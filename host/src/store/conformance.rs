@@ -385,7 +385,11 @@ async fn every_attempt_reads_back_in_order_within_the_cap(store: Arc<dyn Store>)
     assert!(store.attempts(other).unwrap().is_empty());
     let delivered = store.delivery(id).unwrap().unwrap();
     assert_eq!(
-        (delivered.state, delivered.attempts, delivered.first_attempt_at),
+        (
+            delivered.state,
+            delivered.attempts,
+            delivered.first_attempt_at
+        ),
         (DeliveryState::Delivered, 1, Some(now + 1_000))
     );
     assert_eq!(delivered.last_status, Some(200));
