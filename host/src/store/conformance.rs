@@ -286,14 +286,19 @@ async fn events_are_found_by_session_name_id_and_whole_chat_id(store: Arc<dyn St
     assert_eq!(find(older), ["evt_1", "evt_0"]);
 }
 
-async fn an_event_is_stored_routed_with_its_deliveries_in_one_commit(store: Arc<dyn Store>) {
-    let admitted = store
+/// `evt_1` admitted with deliveries to endpoints `a` and `b`.
+async fn admit_with_two_deliveries(store: &dyn Store) -> Admitted {
+    store
         .admit_routed(
             event("evt_1", None),
             vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn an_event_is_stored_routed_with_its_deliveries_in_one_commit(store: Arc<dyn Store>) {
+    let admitted = admit_with_two_deliveries(&*store).await;
     assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)));
     assert_eq!(admitted.deliveries.len(), 2);
     admitted.durable.await.unwrap();
@@ -354,16 +359,10 @@ async fn accepts_once_and_dedups_by_id_and_fingerprint(store: Arc<dyn Store>) {
     assert_eq!(store.unrouted_events().unwrap().len(), 3);
 }
 
-/// A first attempt that delivers (which SQLite keeps in the delivery's
-/// row), attempts after a requeue (numbered from 1 again), and the cap.
+/// A first attempt that delivers, attempts after a requeue (numbered from
+/// 1 again), a first attempt that fails, and the cap.
 async fn every_attempt_reads_back_in_order_within_the_cap(store: Arc<dyn Store>) {
-    let admitted = store
-        .admit_routed(
-            event("evt_1", None),
-            vec![delivery("evt_1", "a"), delivery("evt_1", "b")].into(),
-        )
-        .await
-        .unwrap();
+    let admitted = admit_with_two_deliveries(&*store).await;
     let (id, other) = (admitted.deliveries[0], admitted.deliveries[1]);
     // Recent times: retention by age keeps them.
     let now = crate::clock::now_ms();

@@ -33,13 +33,14 @@
 //!   (a repeat is a duplicate).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{CString, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use rusqlite::{Connection, ffi};
 
 use super::*;
+use super::{vfs_shim, wal_vfs};
 
 /// The recording VFS's name, and `wal_vfs`'s over it.
 const RECORDING: &str = "wasp-recording";
@@ -86,24 +87,12 @@ fn journal() -> std::sync::MutexGuard<'static, Vec<Op>> {
 // The recording VFS: the default VFS, noting writes, truncates and syncs of
 // the main database file and its log.
 
-/// The default VFS, wrapped.
-static DEFAULT: OnceLock<usize> = OnceLock::new();
-
 fn register_recording() {
     static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| unsafe {
-        let base = ffi::sqlite3_vfs_find(std::ptr::null());
-        assert!(!base.is_null(), "SQLite has a default VFS");
-        DEFAULT.set(base as usize).expect("registered once");
-        let mut vfs = *base;
-        vfs.szOsFile = (real_offset() + (*base).szOsFile as usize) as c_int;
-        vfs.pNext = std::ptr::null_mut();
-        vfs.zName = CString::new(RECORDING).unwrap().into_raw();
-        vfs.xOpen = Some(open);
-        assert_eq!(
-            ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0),
-            ffi::SQLITE_OK
-        );
+    DONE.get_or_init(|| {
+        // SAFETY: sqlite3_vfs_find is thread-safe; null names the default.
+        let base = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+        vfs_shim::register::<Recorded>(base, RECORDING, open).unwrap();
         wal_vfs::register_over(RECORDING, WAL_OVER_RECORDING).unwrap();
     });
 }
@@ -115,16 +104,8 @@ struct Recorded {
     kind: Kind,
 }
 
-fn real_offset() -> usize {
-    size_of::<Recorded>().div_ceil(8) * 8
-}
-
 unsafe fn real(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
-    unsafe { file.cast::<u8>().add(real_offset()).cast() }
-}
-
-unsafe fn methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
-    unsafe { &*(*real(file)).pMethods }
+    unsafe { vfs_shim::real::<Recorded>(file) }
 }
 
 unsafe fn kind(file: *mut ffi::sqlite3_file) -> Kind {
@@ -132,14 +113,14 @@ unsafe fn kind(file: *mut ffi::sqlite3_file) -> Kind {
 }
 
 unsafe extern "C" fn open(
-    _vfs: *mut ffi::sqlite3_vfs,
+    vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
     unsafe {
-        let base = *DEFAULT.get().expect("registered") as *mut ffi::sqlite3_vfs;
+        let base = vfs_shim::base_of(vfs);
         let base_open = (*base).xOpen.expect("the default VFS opens files");
         let kind = if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
             Kind::Database
@@ -171,8 +152,8 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnlock: Some(unlock),
     xCheckReservedLock: Some(check_reserved_lock),
     xFileControl: Some(file_control),
-    xSectorSize: Some(sector_size),
-    xDeviceCharacteristics: Some(device_characteristics),
+    xSectorSize: Some(vfs_shim::sector_size::<Recorded>),
+    xDeviceCharacteristics: Some(vfs_shim::device_characteristics::<Recorded>),
     xShmMap: Some(shm_map),
     xShmLock: Some(shm_lock),
     xShmBarrier: Some(shm_barrier),
@@ -183,12 +164,9 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 
 /// Call the default VFS's `$method` on the real file.
 macro_rules! forward {
-    ($file:expr, $method:ident ( $($arg:expr),* )) => {{
-        match methods($file).$method {
-            Some(method) => method(real($file) $(, $arg)*),
-            None => ffi::SQLITE_IOERR,
-        }
-    }};
+    ($file:expr, $method:ident ( $($arg:expr),* )) => {
+        vfs_shim::forward!(Recorded, $file, $method($($arg),*))
+    };
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
@@ -197,15 +175,6 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
         (*file).pMethods = std::ptr::null();
         rc
     }
-}
-
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    data: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    unsafe { forward!(file, xRead(data, amount, offset)) }
 }
 
 unsafe extern "C" fn write(
@@ -253,41 +222,7 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     }
 }
 
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    unsafe { forward!(file, xFileSize(size)) }
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    unsafe { forward!(file, xLock(level)) }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    unsafe { forward!(file, xUnlock(level)) }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    unsafe { forward!(file, xCheckReservedLock(out)) }
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    argument: *mut c_void,
-) -> c_int {
-    unsafe { forward!(file, xFileControl(op, argument)) }
-}
-
-unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe { methods(file).xSectorSize.map_or(4096, |x| x(real(file))) }
-}
-
-unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe {
-        methods(file)
-            .xDeviceCharacteristics
-            .map_or(0, |x| x(real(file)))
-    }
-}
+vfs_shim::forwarding_methods!(Recorded, |_| ffi::SQLITE_OK);
 
 unsafe extern "C" fn shm_map(
     file: *mut ffi::sqlite3_file,
@@ -310,7 +245,7 @@ unsafe extern "C" fn shm_lock(
 
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     unsafe {
-        if let Some(barrier) = methods(file).xShmBarrier {
+        if let Some(barrier) = vfs_shim::methods::<Recorded>(file).xShmBarrier {
             barrier(real(file));
         }
     }

@@ -37,6 +37,9 @@ mod select;
 // table of C callbacks over raw file structs.
 #[allow(unsafe_code)]
 mod wal_vfs;
+// What the VFS shims share: a file header of theirs before the wrapped file.
+#[allow(unsafe_code)]
+mod vfs_shim;
 // The crash-consistency torture test of `wal_vfs`: a recording VFS beneath it.
 #[cfg(test)]
 #[allow(unsafe_code)]

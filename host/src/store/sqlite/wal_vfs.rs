@@ -20,10 +20,14 @@
 //! and with it the transaction. Frames of an unfinished transaction that a
 //! crash leaves unwritten are frames the log's recovery would have discarded.
 
-use std::ffi::{CString, c_int, c_void};
+#[cfg(test)]
+use std::ffi::CString;
+use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 
 use rusqlite::ffi;
+
+use super::vfs_shim;
 
 /// The name connections open the store's database with.
 pub const NAME: &str = "wasp-wal";
@@ -68,40 +72,12 @@ pub fn register_over(base: &str, name: &'static str) -> Result<(), String> {
     Ok(())
 }
 
-/// The registered struct: SQLite's, then the VFS it wraps, which [`open`]
-/// reads back from the pointer SQLite passes it.
-#[repr(C)]
-struct WalVfs {
-    vfs: ffi::sqlite3_vfs,
-    base: *mut ffi::sqlite3_vfs,
-}
-
 fn install(base: *mut ffi::sqlite3_vfs, name: &str) -> Result<(), String> {
-    if base.is_null() {
-        return Err(format!("no VFS for {name} to wrap"));
-    }
-    // SAFETY: sqlite3_vfs_register is thread-safe; the registered struct
-    // and its name are leaked, so they outlive every connection.
-    unsafe {
-        let mut vfs = *base;
-        // The other methods stay the wrapped VFS's: they receive this
-        // struct, whose fields they read (path length, app data) are copies
-        // of their own.
-        vfs.szOsFile = (real_offset() + (*base).szOsFile as usize) as c_int;
-        vfs.pNext = std::ptr::null_mut();
-        vfs.zName = CString::new(name).map_err(|e| e.to_string())?.into_raw();
-        vfs.xOpen = Some(open);
-        let registered = Box::into_raw(Box::new(WalVfs { vfs, base }));
-        let rc = ffi::sqlite3_vfs_register(registered.cast(), 0);
-        if rc != ffi::SQLITE_OK {
-            return Err(format!("cannot register the {name} VFS: SQLite code {rc}"));
-        }
-    }
-    Ok(())
+    vfs_shim::register::<LogFile>(base, name, open)
 }
 
 /// The file SQLite allocates (`szOsFile` bytes): this header, then the
-/// default VFS's own file at [`real_offset`]. Non-log files are opened by
+/// wrapped VFS's own file ([`vfs_shim`]). Non-log files are opened by
 /// the default VFS in place at offset 0 and never look at the header.
 #[repr(C)]
 struct LogFile {
@@ -128,22 +104,12 @@ struct Pending {
     commit_page_next: bool,
 }
 
-fn real_offset() -> usize {
-    let align = align_of::<u64>();
-    size_of::<LogFile>().div_ceil(align) * align
-}
-
-/// The default VFS's file inside `file`.
+/// The wrapped VFS's file inside `file`.
 ///
 /// # Safety
 /// `file` was opened by [`open`] as a log file.
 unsafe fn real(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
-    unsafe { file.cast::<u8>().add(real_offset()).cast() }
-}
-
-unsafe fn methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
-    // SAFETY: an opened file's methods are static in the default VFS.
-    unsafe { &*(*real(file)).pMethods }
+    unsafe { vfs_shim::real::<LogFile>(file) }
 }
 
 /// The bytes `file` holds back.
@@ -163,7 +129,7 @@ unsafe fn write_through(
     offset: i64,
 ) -> c_int {
     unsafe {
-        match methods(file).xWrite {
+        match vfs_shim::methods::<LogFile>(file).xWrite {
             Some(xwrite) => xwrite(real(file), data, amount, offset),
             None => ffi::SQLITE_IOERR_WRITE,
         }
@@ -179,7 +145,7 @@ unsafe extern "C" fn open(
 ) -> c_int {
     unsafe {
         // SAFETY: SQLite passes the struct [`install`] registered.
-        let base = (*vfs.cast::<WalVfs>()).base;
+        let base = vfs_shim::base_of(vfs);
         let Some(base_open) = (*base).xOpen else {
             return ffi::SQLITE_ERROR;
         };
@@ -212,8 +178,8 @@ static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnlock: Some(unlock),
     xCheckReservedLock: Some(check_reserved_lock),
     xFileControl: Some(file_control),
-    xSectorSize: Some(sector_size),
-    xDeviceCharacteristics: Some(device_characteristics),
+    xSectorSize: Some(vfs_shim::sector_size::<LogFile>),
+    xDeviceCharacteristics: Some(vfs_shim::device_characteristics::<LogFile>),
     xShmMap: None,
     xShmLock: None,
     xShmBarrier: None,
@@ -295,7 +261,7 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
         let log = file.cast::<LogFile>();
         drop(Box::from_raw((*log).pending));
         (*log).pending = std::ptr::null_mut();
-        let closed = methods(file)
+        let closed = vfs_shim::methods::<LogFile>(file)
             .xClose
             .map_or(ffi::SQLITE_OK, |x| x(real(file)));
         (*log).base.pMethods = std::ptr::null();
@@ -310,20 +276,8 @@ macro_rules! flushed {
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-        match methods($file).$method {
-            Some(method) => method(real($file) $(, $arg)*),
-            None => ffi::SQLITE_IOERR,
-        }
+        vfs_shim::forward!(LogFile, $file, $method($($arg),*))
     }};
-}
-
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    data: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    unsafe { flushed!(file, xRead(data, amount, offset)) }
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
@@ -338,41 +292,8 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     unsafe { flushed!(file, xSync(flags)) }
 }
 
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    unsafe { flushed!(file, xFileSize(size)) }
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    unsafe { flushed!(file, xLock(level)) }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    unsafe { flushed!(file, xUnlock(level)) }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    unsafe { flushed!(file, xCheckReservedLock(out)) }
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    argument: *mut c_void,
-) -> c_int {
-    unsafe { flushed!(file, xFileControl(op, argument)) }
-}
-
-unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe { methods(file).xSectorSize.map_or(4096, |x| x(real(file))) }
-}
-
-unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe {
-        methods(file)
-            .xDeviceCharacteristics
-            .map_or(0, |x| x(real(file)))
-    }
-}
+// Reads, sizes, locks and file controls see every byte written so far.
+vfs_shim::forwarding_methods!(LogFile, |file| flush(file));
 
 #[cfg(test)]
 mod tests {
