@@ -598,7 +598,9 @@ async fn check_image(
 }
 
 /// Cut the recorded history of one workload at every point, three ways.
-async fn torture(seed: u64, rounds: usize) -> (usize, usize) {
+/// Returns the operations recorded, the database syncs among them and the
+/// crash images checked.
+async fn torture(seed: u64, rounds: usize) -> (usize, usize, usize) {
     register_recording();
     let scratch =
         std::env::temp_dir().join(format!("wasp-crash-test-{}", crate::event::new_event_id()));
@@ -699,13 +701,15 @@ async fn torture(seed: u64, rounds: usize) -> (usize, usize) {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    (history.len(), images)
+    (history.len(), checkpoints, images)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_point_loses_nothing_committed_and_serves_nothing_half_written() {
     for seed in [1, 2, 3] {
-        let (operations, images) = torture(seed, 90).await;
-        eprintln!("seed {seed}: {operations} operations, {images} crash images checked");
+        let (operations, syncs, images) = torture(seed, 120).await;
+        eprintln!(
+            "seed {seed}: {operations} operations ({syncs} database syncs), {images} crash images checked"
+        );
     }
 }
