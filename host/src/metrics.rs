@@ -199,7 +199,7 @@ impl Metrics {
         if let Some(store) = store {
             registry.register(
                 "store_writes",
-                "Writes the store committed (events, attempts, …)",
+                "Writes in the store's committed transactions (events, attempts, …; a duplicate counts)",
                 store.writes,
             );
             registry.register(
@@ -209,7 +209,7 @@ impl Metrics {
             );
             registry.register(
                 "store_flushes",
-                "Flushes of the store's log to disk (sync: full)",
+                "Successful flushes of the store's log to disk (sync: full)",
                 store.flushes,
             );
         }

@@ -359,8 +359,8 @@ async fn accepts_once_and_dedups_by_id_and_fingerprint(store: Arc<dyn Store>) {
     assert_eq!(store.unrouted_events().unwrap().len(), 3);
 }
 
-/// A first attempt that delivers, attempts after a requeue (numbered from
-/// 1 again), a first attempt that fails, and the cap.
+/// A first attempt that delivers, attempts after a requeue, a first attempt
+/// that fails, and the cap: every attempt reads back as recorded, in order.
 async fn every_attempt_reads_back_in_order_within_the_cap(store: Arc<dyn Store>) {
     let admitted = admit_with_two_deliveries(&*store).await;
     let (id, other) = (admitted.deliveries[0], admitted.deliveries[1]);
@@ -393,7 +393,7 @@ async fn every_attempt_reads_back_in_order_within_the_cap(store: Arc<dyn Store>)
     );
     assert_eq!(delivered.last_status, Some(200));
 
-    // Sent again by hand: its attempts count from 1 again.
+    // Sent again by hand.
     assert_eq!(store.requeue(vec![id]).await.unwrap(), 1);
     let retry = attempt(id, 1, 2_000, 503, "retry");
     let again = attempt(id, 2, 3_000, 200, "delivered");

@@ -638,7 +638,7 @@ async fn torture(seed: u64, rounds: usize) -> (usize, usize, usize) {
         .count();
     assert!(
         checkpoints >= 2,
-        "the workload checkpoints ({checkpoints} database syncs)"
+        "the workload checkpoints ({checkpoints} database syncs, one of them creating the database)"
     );
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
     let mut disk = Disk::default();

@@ -424,7 +424,9 @@ fn sync_loop(
             backend(format!("the write-ahead log cannot be flushed: {e}"))
         });
         healthy.store(error.is_none(), Ordering::Relaxed);
-        flushed.inc();
+        if error.is_none() {
+            flushed.inc();
+        }
         for answers in waiting {
             answer_all(answers, error.clone());
         }
