@@ -10,27 +10,35 @@
 //! admitted with their deliveries (commits of one to several events, bodies
 //! from a few bytes to several pages, some spilling into overflow pages),
 //! attempts that rewrite delivery rows, and enough log to checkpoint into
-//! the database and restart the log. After each round, every event has
-//! been answered durable.
+//! the database and restart the log several times. One workload runs with a
+//! page cache of a few pages, so transactions spill pages into the log
+//! before their commit and then write those frames again in place (the
+//! VFS's rewrite path). The moment each event is answered durable is noted
+//! in the history.
 //!
 //! Then the test cuts the recorded history at **every** point and builds
 //! the files a crash there could leave behind, three ways:
 //! - *process crash*: every write before the cut reached the page cache;
-//! - *torn write*: the same, plus the first sectors of the write at the cut;
+//! - *torn write*: the same, plus the first sectors of the write at the cut
+//!   (sectors are 512 bytes, aligned to the file's offsets);
 //! - *power cut*: everything up to each file's last sync, then a random
 //!   subset of the writes since (each one whole, torn into a random subset
-//!   of its 512-byte sectors, or lost).
+//!   of its sectors, or lost).
 //!
-//! Each image is opened the way wasp opens it after a crash (log recovery,
-//! then the store's own start: migrations, the dedup index rebuilt) and
-//! must show:
+//! Every 16th image, and the last, is first started as wasp starts it after
+//! a crash: the store itself opens the raw files through `wal_vfs` (log
+//! recovery over whatever tail the crash left, migrations, the dedup index
+//! rebuilt), must count the events a plain reader will find and recognise
+//! their fingerprints, and then admits a new event durably on top. Every
+//! image must then show:
 //! - `PRAGMA integrity_check` is `ok`;
 //! - every event answered durable before the cut is there;
+//! - the events there are a prefix of those submitted, in order (a commit
+//!   is never there without every commit before it);
 //! - every event there is byte for byte what was submitted, with exactly
-//!   its deliveries (all of a commit or none of it), and no attempt points
-//!   at a delivery that is not there;
-//! - the store opens, counts the same events, and knows their fingerprints
-//!   (a repeat is a duplicate).
+//!   its deliveries (all of a commit or none of it);
+//! - every delivery counts exactly the attempts stored for it, and no
+//!   attempt points at a delivery that is not there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, c_void};
@@ -275,14 +283,30 @@ unsafe extern "C" fn unfetch(
 // ---------------------------------------------------------------------------
 // The workload.
 
-/// What was submitted: each event's body and its deliveries' bodies.
+/// An event as submitted: its body and its deliveries' bodies.
+type AsSubmitted = (String, Vec<Vec<u8>>);
+
+/// What was submitted.
 #[derive(Debug, Default)]
 struct Submitted {
-    events: HashMap<String, (String, Vec<Vec<u8>>)>,
+    events: HashMap<String, AsSubmitted>,
     /// Each event's fingerprint.
     fingerprints: HashMap<String, String>,
-    /// (journal length once the round was answered durable, its events).
-    rounds: Vec<(usize, Vec<String>)>,
+    /// Event ids in the order they were submitted (and committed: one
+    /// writer takes them in that order).
+    order: Vec<String>,
+    /// Journal length when each event was answered durable: a cut at or
+    /// past it must keep the event.
+    durable_at: HashMap<String, usize>,
+}
+
+/// An event whose fingerprint is remembered longer than the test runs
+/// (the conformance events' minute is shorter than a slow run).
+fn event(id: &str, fingerprint: &str) -> NewEvent {
+    NewEvent {
+        dedup_window_ms: 24 * 3_600_000,
+        ..conformance::event(id, Some(fingerprint))
+    }
 }
 
 fn body_of(rng: &mut fastrand::Rng, id: &str) -> String {
@@ -304,7 +328,6 @@ async fn run_workload(store: &SqliteStore, seed: u64, rounds: usize) -> Submitte
     let mut delivered_ids: Vec<i64> = Vec::new();
     for round in 0..rounds {
         let mut pending = Vec::new();
-        let mut ids = Vec::new();
         for n in 0..rng.usize(1..7) {
             let id = format!("evt_{seed}_{round}_{n}");
             let fingerprint = format!("msg_{seed}_{round}_{n}");
@@ -322,13 +345,13 @@ async fn run_workload(store: &SqliteStore, seed: u64, rounds: usize) -> Submitte
                 .collect();
             let event = NewEvent {
                 body: body.clone(),
-                ..conformance::event(&id, Some(&fingerprint))
+                ..event(&id, &fingerprint)
             };
             // Submitted together, so a commit holds several events.
-            pending.push(store.admit_routed(event, routed.into()));
+            pending.push((id.clone(), store.admit_routed(event, routed.into())));
             submitted.events.insert(id.clone(), (body, deliveries));
             submitted.fingerprints.insert(id.clone(), fingerprint);
-            ids.push(id);
+            submitted.order.push(id);
         }
         // Attempts rewrite delivery rows in place, beside the new events.
         let attempts: Vec<_> = (0..rng.usize(0..4))
@@ -353,16 +376,24 @@ async fn run_workload(store: &SqliteStore, seed: u64, rounds: usize) -> Submitte
                 ))
             })
             .collect();
-        for admitted in pending {
+        // Each answer is noted in the history as soon as it arrives.
+        let mut answers = Vec::new();
+        for (id, admitted) in pending {
             let admitted = admitted.await.expect("the event is admitted");
             assert!(matches!(admitted.outcome, AcceptOutcome::Stored(_)));
             delivered_ids.extend(&admitted.deliveries);
-            admitted.durable.await.expect("the event is durable");
+            answers.push(tokio::spawn(async move {
+                admitted.durable.await.expect("the event is durable");
+                (id, journal().len())
+            }));
+        }
+        for answer in answers {
+            let (id, at) = answer.await.unwrap();
+            submitted.durable_at.insert(id, at);
         }
         for attempt in attempts {
             attempt.await.expect("the attempt is recorded");
         }
-        submitted.rounds.push((journal().len(), ids));
     }
     submitted
 }
@@ -392,18 +423,32 @@ fn apply(content: &mut Vec<u8>, op: &Op) {
     }
 }
 
+/// The pieces of a write, cut at the file's sector boundaries.
+fn sectors(offset: usize, data: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let boundary = (offset + at) / SECTOR * SECTOR + SECTOR;
+        let end = (boundary - offset).min(data.len());
+        pieces.push((offset + at, &data[at..end]));
+        at = end;
+    }
+    pieces
+}
+
 /// `op` with only some of its sectors (a write torn by a power cut).
 fn torn(op: &Op, keep: impl Fn(usize) -> bool) -> Vec<Op> {
     let Op::Write { kind, offset, data } = op else {
         return vec![op.clone()];
     };
-    data.chunks(SECTOR)
+    sectors(*offset, data)
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| keep(*i))
-        .map(|(i, chunk)| Op::Write {
+        .map(|(_, (offset, piece))| Op::Write {
             kind: *kind,
-            offset: offset + i * SECTOR,
-            data: chunk.to_vec(),
+            offset,
+            data: piece.to_vec(),
         })
         .collect()
 }
@@ -488,105 +533,39 @@ fn write_image(dir: &Path, files: &BTreeMap<Kind, Vec<u8>>) -> PathBuf {
     database
 }
 
-/// Check one image against what was submitted; `required` events were
-/// answered durable before the cut. `open_store`: also start a store on it.
-async fn check_image(
+/// The event a store started on a crash image admits on top of it.
+const AFTER_CRASH: &str = "evt_after_crash";
+
+/// Start a store on the raw crash image at `database`, the way wasp starts
+/// after a crash: it must count `expected` events (what a plain reader will
+/// find), recognise their fingerprints, and then admit [`AFTER_CRASH`]
+/// durably. Returns the ids it listed and what it admitted.
+async fn start_store(
     database: &Path,
     submitted: &Submitted,
-    required: &[&String],
-    open_store: bool,
     what: &str,
-) {
-    let present = {
-        let connection = Connection::open(database).unwrap();
-        let integrity: String = connection
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap_or_else(|e| panic!("{what}: cannot check integrity: {e}"));
-        assert_eq!(integrity, "ok", "{what}: integrity");
-        let has_events: i64 = connection
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        let mut present: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-        if has_events == 1 {
-            let mut events = connection.prepare("SELECT id, body FROM events").unwrap();
-            let rows = events
-                .query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
-                .unwrap();
-            for row in rows {
-                let (id, body) = row.unwrap();
-                let Some((expected, _)) = submitted.events.get(&id) else {
-                    panic!("{what}: an event nobody submitted: {id}");
-                };
-                assert!(
-                    body == *expected,
-                    "{what}: event {id} is not what was submitted"
-                );
-                present.insert(id, Vec::new());
-            }
-            let mut deliveries = connection
-                .prepare("SELECT event_id, body FROM deliveries")
-                .unwrap();
-            let rows = deliveries
-                .query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-                })
-                .unwrap();
-            for row in rows {
-                let (event_id, body) = row.unwrap();
-                present
-                    .get_mut(&event_id)
-                    .unwrap_or_else(|| panic!("{what}: a delivery of a missing event {event_id}"))
-                    .push(body);
-            }
-            for (id, mut bodies) in present.clone() {
-                let mut expected = submitted.events[&id].1.clone();
-                bodies.sort();
-                expected.sort();
-                assert!(
-                    bodies == expected,
-                    "{what}: event {id} without all its deliveries"
-                );
-            }
-            let orphans: i64 = connection
-                .query_row(
-                    "SELECT COUNT(*) FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
-                    [],
-                    |row| row.get(0),
-                )
-                .unwrap();
-            assert_eq!(orphans, 0, "{what}: attempts of missing deliveries");
-        }
-        present
-    };
-    for id in required {
-        assert!(
-            present.contains_key(*id),
-            "{what}: event {id} was answered durable and is lost"
-        );
-    }
-    if !open_store {
-        return;
-    }
-    let store = SqliteStore::open(database, Sync::Normal)
+) -> (Vec<String>, AsSubmitted) {
+    let store = SqliteStore::open(database, Sync::Full)
         .unwrap_or_else(|e| panic!("{what}: the store does not start: {e}"));
-    let listed = store
+    let listed: Vec<String> = store
         .events(&EventFilter {
-            limit: 100_000,
+            limit: 10_000,
             ..EventFilter::default()
         })
-        .unwrap();
-    assert_eq!(listed.len(), present.len(), "{what}: the store's events");
+        .unwrap()
+        .into_iter()
+        .map(|event| event.id)
+        .collect();
     // The dedup index was rebuilt: a repeat of a stored message is caught.
-    if let Some(id) = present.keys().next() {
+    if let Some(id) = listed.first() {
+        let (Some((body, _)), Some(fingerprint)) =
+            (submitted.events.get(id), submitted.fingerprints.get(id))
+        else {
+            panic!("{what}: the store lists an event nobody submitted: {id}");
+        };
         let repeat = NewEvent {
-            body: submitted.events[id].0.clone(),
-            ..conformance::event("evt_repeat", Some(&submitted.fingerprints[id]))
+            body: body.clone(),
+            ..event("evt_repeat", fingerprint)
         };
         let outcome = store.accept(repeat).await.unwrap();
         assert!(
@@ -594,122 +573,298 @@ async fn check_image(
             "{what}: the fingerprint of {id} is forgotten: {outcome:?}"
         );
     }
+    // Written after recovery, over whatever tail the crash left in the log.
+    let body = format!(r#"{{"id":"{AFTER_CRASH}","after":{}}}"#, listed.len());
+    let delivery = format!("{AFTER_CRASH} to ep0").into_bytes();
+    let admitted = store
+        .admit_routed(
+            NewEvent {
+                body: body.clone(),
+                ..event(AFTER_CRASH, "msg_after_crash")
+            },
+            vec![NewDelivery {
+                body: delivery.clone(),
+                ..conformance::delivery(AFTER_CRASH, "ep0")
+            }]
+            .into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: no event is admitted after the crash: {e}"));
+    assert!(
+        matches!(admitted.outcome, AcceptOutcome::Stored(_)),
+        "{what}: the event after the crash is {:?}",
+        admitted.outcome
+    );
+    admitted
+        .durable
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the event after the crash is not durable: {e}"));
     store.close();
+    (listed, (body, vec![delivery]))
+}
+
+/// Every event in the image at `database` with its deliveries' bodies,
+/// after checking the image's integrity and that each event is one that
+/// was submitted (or `extra`), byte for byte, with all its deliveries and
+/// their attempts.
+fn read_image(
+    database: &Path,
+    submitted: &Submitted,
+    extra: Option<(&str, &AsSubmitted)>,
+    what: &str,
+) -> HashMap<String, Vec<Vec<u8>>> {
+    let connection = Connection::open(database).unwrap();
+    let integrity: String = connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap_or_else(|e| panic!("{what}: cannot check integrity: {e}"));
+    assert_eq!(integrity, "ok", "{what}: integrity");
+    let has_events: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut present: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    if has_events == 0 {
+        return present;
+    }
+    let expected = |id: &str| match extra {
+        Some((extra_id, event)) if extra_id == id => Some(event),
+        _ => submitted.events.get(id),
+    };
+    let mut events = connection.prepare("SELECT id, body FROM events").unwrap();
+    let rows = events
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .unwrap();
+    for row in rows {
+        let (id, body) = row.unwrap();
+        let Some((submitted_body, _)) = expected(&id) else {
+            panic!("{what}: an event nobody submitted: {id}");
+        };
+        assert!(
+            body == *submitted_body,
+            "{what}: event {id} is not what was submitted"
+        );
+        present.insert(id, Vec::new());
+    }
+    let mut deliveries = connection
+        .prepare(
+            "SELECT d.event_id, d.body, d.attempts,
+                    (SELECT COUNT(*) FROM attempts a WHERE a.delivery_id = d.id)
+             FROM deliveries d",
+        )
+        .unwrap();
+    let rows = deliveries
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (event_id, body, counted, stored) = row.unwrap();
+        assert_eq!(
+            counted, stored,
+            "{what}: a delivery of {event_id} counts {counted} attempts and has {stored}"
+        );
+        present
+            .get_mut(&event_id)
+            .unwrap_or_else(|| panic!("{what}: a delivery of a missing event {event_id}"))
+            .push(body);
+    }
+    for (id, bodies) in &mut present {
+        let mut deliveries = expected(id).unwrap().1.clone();
+        bodies.sort();
+        deliveries.sort();
+        assert!(
+            *bodies == deliveries,
+            "{what}: event {id} without all its deliveries"
+        );
+    }
+    let orphans: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "{what}: attempts of missing deliveries");
+    present
+}
+
+/// Check one crash image, taken after the first `cut` operations, against
+/// what was submitted; with `start`, the store starts on it first.
+async fn check_image(database: &Path, submitted: &Submitted, cut: usize, start: bool, what: &str) {
+    let started = if start {
+        Some(start_store(database, submitted, what).await)
+    } else {
+        None
+    };
+    let extra = started.as_ref().map(|(_, event)| (AFTER_CRASH, event));
+    let mut present = read_image(database, submitted, extra, what);
+    if let Some((listed, _)) = &started {
+        assert!(
+            present.remove(AFTER_CRASH).is_some(),
+            "{what}: the event admitted after the crash is lost"
+        );
+        let mut listed = listed.clone();
+        let mut found: Vec<String> = present.keys().cloned().collect();
+        listed.sort();
+        found.sort();
+        assert!(listed == found, "{what}: the store listed other events");
+    }
+    for (id, at) in &submitted.durable_at {
+        assert!(
+            *at > cut || present.contains_key(id),
+            "{what}: event {id} was answered durable and is lost"
+        );
+    }
+    // Commits land in order: the events there are the first ones submitted.
+    let prefix = submitted
+        .order
+        .iter()
+        .take_while(|id| present.contains_key(*id))
+        .count();
+    assert_eq!(
+        prefix,
+        present.len(),
+        "{what}: a later event is there without {}",
+        submitted.order[prefix]
+    );
+}
+
+/// What a recorded history exercised.
+#[derive(Debug, Default)]
+struct Coverage {
+    operations: usize,
+    /// Syncs of the database after the log was first written: checkpoints.
+    checkpoints: usize,
+    /// Times the log started again from its header.
+    restarts: usize,
+    /// Log frames written again in place before their commit.
+    rewrites: usize,
+    images: usize,
+}
+
+fn coverage(history: &[Op]) -> Coverage {
+    let mut coverage = Coverage {
+        operations: history.len(),
+        ..Coverage::default()
+    };
+    let mut log_started = false;
+    let mut log_end = 0;
+    for op in history {
+        match op {
+            Op::Write {
+                kind: Kind::Log,
+                offset,
+                data,
+            } => {
+                if *offset == 0 {
+                    coverage.restarts += usize::from(log_started);
+                    log_started = true;
+                    log_end = 0;
+                } else if *offset < log_end {
+                    coverage.rewrites += 1;
+                }
+                log_end = log_end.max(offset + data.len());
+            }
+            Op::Sync {
+                kind: Kind::Database,
+            } if log_started => coverage.checkpoints += 1,
+            _ => {}
+        }
+    }
+    coverage
 }
 
 /// Cut the recorded history of one workload at every point, three ways.
-/// Returns the operations recorded, the database syncs among them and the
-/// crash images checked.
-async fn torture(seed: u64, rounds: usize) -> (usize, usize, usize) {
+/// `cache_kib`: each connection's page cache.
+async fn torture(seed: u64, rounds: usize, cache_kib: u32) -> Coverage {
     register_recording();
     let scratch =
         std::env::temp_dir().join(format!("wasp-crash-test-{}", crate::event::new_event_id()));
     let live = scratch.join("live");
     journal().clear();
-    let store = SqliteStore::open_with(
-        &live.join("wasp.db"),
-        Sync::Full,
-        WAL_OVER_RECORDING,
-        |log| {
-            Box::new(move || {
-                // The syncer's flush, noted where it happens in the history.
-                let mut journal = journal();
-                log.sync_data()?;
-                journal.push(Op::Sync { kind: Kind::Log });
-                Ok(())
-            })
-        },
-    )
+    let backing = Backing {
+        vfs: WAL_OVER_RECORDING,
+        cache_kib,
+    };
+    let store = SqliteStore::open_with(&live.join("wasp.db"), Sync::Full, backing, |log| {
+        Box::new(move || {
+            // The syncer's flush, noted where it happens in the history.
+            let mut journal = journal();
+            log.sync_data()?;
+            journal.push(Op::Sync { kind: Kind::Log });
+            Ok(())
+        })
+    })
     .unwrap();
     let submitted = run_workload(&store, seed, rounds).await;
     let history = journal().clone();
     store.close();
 
-    let checkpoints = history
-        .iter()
-        .filter(|op| {
-            matches!(
-                op,
-                Op::Sync {
-                    kind: Kind::Database
-                }
-            )
-        })
-        .count();
+    let mut coverage = coverage(&history);
     assert!(
-        checkpoints >= 2,
-        "the workload checkpoints ({checkpoints} database syncs, one of them creating the database)"
+        coverage.checkpoints >= 2 && coverage.restarts >= 2,
+        "the workload checkpoints and restarts its log: {coverage:?}"
     );
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
     let mut disk = Disk::default();
     let image = scratch.join("image");
-    let mut images = 0;
     for cut in 0..=history.len() {
-        let required: Vec<&String> = submitted
-            .rounds
-            .iter()
-            .filter(|(end, _)| *end <= cut)
-            .flat_map(|(_, ids)| ids)
-            .collect();
-        let open_store = cut % 16 == 0 || cut == history.len();
+        let start = cut % 16 == 0 || cut == history.len();
         let crash = disk.process_crash(&[]);
         let database = write_image(&image, &crash);
-        check_image(
-            &database,
-            &submitted,
-            &required,
-            open_store,
-            &format!(
-                "seed {seed}, crash after {cut} of {} operations",
-                history.len()
-            ),
-        )
-        .await;
-        images += 1;
-        if let Some(op @ Op::Write { data, .. }) = history.get(cut)
-            && data.len() > SECTOR
+        let what = format!(
+            "seed {seed}, crash after {cut} of {} operations",
+            coverage.operations
+        );
+        check_image(&database, &submitted, cut, start, &what).await;
+        coverage.images += 1;
+        if let Some(op @ Op::Write { offset, data, .. }) = history.get(cut)
+            && sectors(*offset, data).len() > 1
         {
-            let sectors = data.len().div_ceil(SECTOR);
-            let kept = rng.usize(1..sectors);
+            let count = sectors(*offset, data).len();
+            let kept = rng.usize(1..count);
             let crash = disk.process_crash(&torn(op, |i| i < kept));
             let database = write_image(&image, &crash);
-            check_image(
-                &database,
-                &submitted,
-                &required,
-                false,
-                &format!(
-                    "seed {seed}, crash in operation {cut}, {kept} of {sectors} sectors written"
-                ),
-            )
-            .await;
-            images += 1;
+            let what =
+                format!("seed {seed}, crash in operation {cut}, {kept} of {count} sectors written");
+            // Torn in the middle of a write: the store starts on it too.
+            check_image(&database, &submitted, cut, cut % 4 == 0, &what).await;
+            coverage.images += 1;
         }
         let cut_power = disk.power_cut(&mut rng);
         let database = write_image(&image, &cut_power);
-        check_image(
-            &database,
-            &submitted,
-            &required,
-            open_store,
-            &format!("seed {seed}, power cut after {cut} operations"),
-        )
-        .await;
-        images += 1;
+        let what = format!("seed {seed}, power cut after {cut} operations");
+        check_image(&database, &submitted, cut, start, &what).await;
+        coverage.images += 1;
         if let Some(op) = history.get(cut) {
             disk.step(op);
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    (history.len(), checkpoints, images)
+    coverage
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_point_loses_nothing_committed_and_serves_nothing_half_written() {
-    for seed in [1, 2, 3] {
-        let (operations, syncs, images) = torture(seed, 120).await;
-        eprintln!(
-            "seed {seed}: {operations} operations ({syncs} database syncs), {images} crash images checked"
-        );
+    for seed in [1, 2] {
+        let coverage = torture(seed, 120, Backing::STANDARD.cache_kib).await;
+        eprintln!("seed {seed}: {coverage:?}");
     }
+    // A cache of ten pages: transactions spill and frames are rewritten.
+    let coverage = torture(3, 120, 40).await;
+    eprintln!("seed 3, small cache: {coverage:?}");
+    assert!(
+        coverage.rewrites > 0,
+        "no log frame was written again in place: {coverage:?}"
+    );
 }

@@ -113,19 +113,40 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn open_connection(path: &Path, vfs: &str) -> Result<Connection, StoreError> {
-    let connection = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
-        .map_err(backend)?;
+/// How the store's connections reach the disk: the registered VFS they
+/// open the database through and each one's page cache. Tests change both
+/// (the crash tests record beneath the VFS and shrink the cache so that
+/// transactions spill).
+#[derive(Debug, Clone, Copy)]
+struct Backing<'a> {
+    vfs: &'a str,
+    cache_kib: u32,
+}
+
+impl Backing<'static> {
+    /// The log's frames of a transaction reach the file in one write; 16 MB
+    /// of cache per connection.
+    const STANDARD: Self = Self {
+        vfs: wal_vfs::NAME,
+        cache_kib: 16_000,
+    };
+}
+
+fn open_connection(path: &Path, backing: Backing) -> Result<Connection, StoreError> {
+    let connection =
+        Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), backing.vfs)
+            .map_err(backend)?;
     // `synchronous = NORMAL` for both modes: with `sync: full` the syncer
     // thread flushes the log before any commit is answered.
     connection
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -16000;",
-        )
+             PRAGMA cache_size = -{};",
+            backing.cache_kib
+        ))
         .map_err(backend)?;
     // Plans never depend on bound values. Without this, a statement on a
     // table with a partial index (`events` has one) can be compiled again
@@ -148,19 +169,18 @@ type Flush = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 impl SqliteStore {
     /// Open (creating and migrating) the store at `path`.
     pub fn open(path: &Path, sync: Sync) -> Result<Arc<Self>, StoreError> {
-        // The log's frames of a transaction reach the file in one write.
-        Self::open_with(path, sync, wal_vfs::NAME, |log| {
+        Self::open_with(path, sync, Backing::STANDARD, |log| {
             Box::new(move || log.sync_data())
         })
     }
 
-    /// [`SqliteStore::open`] through the registered VFS `vfs`, flushing
-    /// the log (opened read-only, given to `flush`) as `flush` says: tests
-    /// hold the flush back, fail it, or note it (the crash tests).
+    /// [`SqliteStore::open`] on `backing`, flushing the log (opened
+    /// read-only, given to `flush`) as `flush` says: tests hold the flush
+    /// back, fail it, or note it (the crash tests).
     fn open_with(
         path: &Path,
         sync: Sync,
-        vfs: &str,
+        backing: Backing,
         flush: impl FnOnce(std::fs::File) -> Flush,
     ) -> Result<Arc<Self>, StoreError> {
         wal_vfs::register().map_err(StoreError::Backend)?;
@@ -168,7 +188,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut writer = open_connection(path, vfs)?;
+        let mut writer = open_connection(path, backing)?;
         schema::migrate(&mut writer).map_err(StoreError::Backend)?;
         let max_seq: i64 = writer
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
@@ -179,7 +199,7 @@ impl SqliteStore {
         // One read connection per core: readers run on the async workers
         // (short indexed queries), and WAL lets them read beside the writer.
         let readers = (0..READERS)
-            .map(|_| open_connection(path, vfs).map(Mutex::new))
+            .map(|_| open_connection(path, backing).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (writes, queue) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -269,7 +289,7 @@ impl FlushGate {
     /// gate, shut to begin with.
     pub(crate) fn open(path: &Path) -> (Arc<SqliteStore>, FlushGate) {
         let gate = Arc::new((Mutex::new(true), std::sync::Condvar::new()));
-        let store = SqliteStore::open_with(path, Sync::Full, wal_vfs::NAME, {
+        let store = SqliteStore::open_with(path, Sync::Full, Backing::STANDARD, {
             let gate = gate.clone();
             move |log| {
                 Box::new(move || {
@@ -1319,11 +1339,13 @@ mod tests {
     async fn an_event_whose_flush_fails_is_not_accepted() {
         let dir =
             std::env::temp_dir().join(format!("wasp-store-test-{}", crate::event::new_event_id()));
-        let store =
-            SqliteStore::open_with(&dir.join("wasp.db"), Sync::Full, wal_vfs::NAME, |_log| {
-                Box::new(|| Err(std::io::Error::other("the disk is gone")))
-            })
-            .unwrap();
+        let store = SqliteStore::open_with(
+            &dir.join("wasp.db"),
+            Sync::Full,
+            Backing::STANDARD,
+            |_log| Box::new(|| Err(std::io::Error::other("the disk is gone"))),
+        )
+        .unwrap();
         let wait = std::time::Duration::from_secs(10);
         let admitted = tokio::time::timeout(wait, store.admit(event("evt_1", None)))
             .await

@@ -418,10 +418,18 @@ mod tests {
             // flush anything left behind.
             let seen = summary(&reader);
             assert_eq!(seen, summary(&writer), "round {round}");
-            if round % 50 == 49 {
+            // The log starts again from its header, in place or truncated.
+            if round % 50 == 24 {
                 writer
                     .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
                     .unwrap();
+            }
+            if round % 50 == 49 {
+                writer
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                let log = std::fs::metadata(path.with_file_name("db-wal")).unwrap();
+                assert_eq!(log.len(), 0, "round {round}: the log is truncated");
             }
         }
         assert_eq!(integrity(&reader), "ok");
