@@ -29,6 +29,9 @@ use super::child::thread_cpu_time;
 pub struct Floor {
     /// Two raw loopback exchanges, both sides of each.
     pub exchanges: Duration,
+    /// The same two exchanges with wasp's side of each on its HTTP stack
+    /// (axum in, reqwest out), the other side raw ([`super::stack`]).
+    pub stack_exchanges: Duration,
     /// The plugin chain compiled natively, when measured.
     pub plugins: Option<Duration>,
     /// The durable log: one append + flush per batch, per event.
@@ -39,6 +42,19 @@ impl Floor {
     /// The whole floor (without the plugin chain when it was not measured).
     pub fn total(&self) -> Duration {
         self.exchanges + self.plugins.unwrap_or_default() + self.log
+    }
+
+    /// The floor of wasp's own CPU alone: the floor counts both
+    /// sides of each exchange (the load generator's and the receiver's
+    /// halves too), wasp does one side of each.
+    pub fn own_sides(&self) -> Duration {
+        self.total() - self.exchanges / 2
+    }
+
+    /// The floor with wasp's HTTP stack in place of raw sockets on its
+    /// side of each exchange: what is left above it is wasp's own work.
+    pub fn on_stack(&self) -> Duration {
+        self.total() - self.exchanges + self.stack_exchanges
     }
 
     /// `exchanges 30 · plugins 18 · log 4 µs`.
@@ -131,10 +147,13 @@ mod tests {
     fn the_floor_sums_its_parts() {
         let floor = Floor {
             exchanges: Duration::from_micros(30),
+            stack_exchanges: Duration::from_micros(50),
             plugins: Some(Duration::from_micros(18)),
             log: Duration::from_micros(4),
         };
         assert_eq!(floor.total(), Duration::from_micros(52));
+        assert_eq!(floor.own_sides(), Duration::from_micros(37));
+        assert_eq!(floor.on_stack(), Duration::from_micros(72));
         assert!(floor.parts().contains("native plugin chain 18.0"));
         let without = Floor {
             plugins: None,
