@@ -5,8 +5,9 @@
 //!
 //! - *in*: the raw load generator posts to an axum route that takes the
 //!   body and answers `202` with a small JSON body, as ingest answers;
-//! - *out*: a reqwest client posts the body to the raw receiver, reading
-//!   each response, on as many connections as the ceiling.
+//! - *out*: wasp's delivery client (reqwest, configured as deliveries
+//!   are) posts the body to the raw receiver, reading each response, on as
+//!   many connections as the ceiling.
 //!
 //! Each is the benchmark process's CPU time per request (both sides run in
 //! it), as the ceiling's.
@@ -99,9 +100,7 @@ async fn outbound(
 ) -> Result<Duration, BenchError> {
     let receiver = Receiver::start().await?;
     let url = format!("http://{}/hook", receiver.addr);
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| BenchError::Failed(format!("no reqwest client: {e}")))?;
+    let client = crate::delivery::delivery_client();
     let next = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let before = own_cpu_time();

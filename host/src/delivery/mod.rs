@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use dispatcher::{Dispatcher, EndpointStatus};
 pub use policy::RetryPolicy;
 pub use pull::{PullQueue, PullQueues};
-pub use sender::{AttemptOutcome, HttpSender, install_tls_provider};
+pub use sender::{AttemptOutcome, HttpSender, delivery_client, install_tls_provider};
 
 use crate::config::Ordering;
 use crate::plugin::bindings::Request;

@@ -31,6 +31,22 @@ pub fn install_tls_provider() {
     });
 }
 
+/// The client deliveries are sent with (the benchmark measures it too).
+pub fn delivery_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // wasp retries by each provider's policy, and records every
+        // attempt: no transparent retries below it (by default reqwest
+        // copies every request in case the connection refuses it).
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
 /// The HTTP client (shared; keeps connections alive per host).
 #[derive(Debug, Clone)]
 pub struct HttpSender {
@@ -45,20 +61,8 @@ pub struct HttpSender {
 impl HttpSender {
     /// A sender; `local_base` is e.g. `http://127.0.0.1:3000`.
     pub fn new(local_base: String) -> Self {
-        install_tls_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // wasp retries by each provider's policy, and records every
-            // attempt: no transparent retries below it (by default reqwest
-            // copies every request in case the connection refuses it).
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-            .expect("the HTTP client configuration is valid");
         Self {
-            client,
+            client: delivery_client(),
             local_base,
             local_key: Default::default(),
         }
