@@ -141,3 +141,20 @@ async fn outbound(
     }
     Ok(used / ok as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_exchanges_are_measured_through_the_stack() {
+        let body: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> =
+            Arc::new(|n| format!(r#"{{"id":"evt_{n}"}}"#).into_bytes());
+        let measured = measure(Duration::from_millis(200), 2, body).await.unwrap();
+        // Each side answered (a failure is an error, not a zero), and both
+        // cost something.
+        assert!(measured.inbound > Duration::ZERO, "{measured:?}");
+        assert!(measured.outbound > Duration::ZERO, "{measured:?}");
+        assert_eq!(measured.total(), measured.inbound + measured.outbound);
+    }
+}
