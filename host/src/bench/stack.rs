@@ -4,7 +4,9 @@
 //! exchange part becomes when wasp's own side cannot be raw sockets.
 //!
 //! - *in*: the raw load generator posts to an axum route that takes the
-//!   body and answers `202` with a small JSON body, as ingest answers;
+//!   body and answers `202` with a small JSON body, as ingest answers,
+//!   served by wasp's own connection handling ([`crate::connections`]:
+//!   hyper's HTTP/1, no-delay sockets, its timers);
 //! - *out*: wasp's delivery client (reqwest, configured as deliveries
 //!   are) posts the body to the raw receiver, reading each response, on as
 //!   many connections as the ceiling.
@@ -76,14 +78,24 @@ async fn inbound(
             }
         }),
     );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // Served as wasp serves its listener: its own HTTP/1 connections.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = crate::connections::Limits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 1024,
+    };
+    let server = tokio::spawn(crate::connections::serve(listener, app, limits, async {
+        let _ = stopped.await;
+    }));
     let host = addr.to_string();
     let make: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> =
         Arc::new(move |n| request("POST", &host, "/api/events", &[], &body(n)));
     let before = own_cpu_time();
     let load = drive(addr, connections, duration, Pace::Flat, make, None).await;
     let used = own_cpu_time() - before;
-    server.abort();
+    let _ = stop.send(());
+    let _ = server.await;
     if load.ok == 0 || received.load(Ordering::Relaxed) == 0 {
         return Err(BenchError::Failed(format!(
             "the axum server answered no post: {:?}",
