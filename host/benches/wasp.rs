@@ -111,11 +111,22 @@ fn batch_size(f: &mut impl FnMut()) -> u32 {
 
 /// The time of one call of `f`, averaged over `batch` calls.
 fn sample(f: &mut impl FnMut(), batch: u32) -> Duration {
-    let start = Instant::now();
+    sample_on(wall_clock, f, batch)
+}
+
+/// Time since the first call: a wall clock read like [`thread_cpu_time`].
+fn wall_clock() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
+/// One call of `f` by `clock`, averaged over `batch` calls.
+fn sample_on(clock: fn() -> Duration, f: &mut impl FnMut(), batch: u32) -> Duration {
+    let start = clock();
     for _ in 0..batch {
         f();
     }
-    start.elapsed() / batch
+    (clock() - start) / batch
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -134,14 +145,11 @@ fn per_call(mut f: impl FnMut()) -> Duration {
 /// [`per_call`] samples: what the floor compares with wasp's CPU time.
 fn cpu_per_call(mut f: impl FnMut()) -> Duration {
     let batch = batch_size(&mut f);
-    let samples = (0..30).map(|_| {
-        let start = thread_cpu_time();
-        for _ in 0..batch {
-            f();
-        }
-        (thread_cpu_time() - start) / batch
-    });
-    median(samples.collect())
+    median(
+        (0..30)
+            .map(|_| sample_on(thread_cpu_time, &mut f, batch))
+            .collect(),
+    )
 }
 
 /// The median times of one call of `a` and of `b`, their samples taken

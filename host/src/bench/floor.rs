@@ -23,6 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::child::thread_cpu_time;
+use super::micros;
 
 /// The floor's parts, CPU time per event.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +60,6 @@ impl Floor {
 
     /// `exchanges 30 · plugins 18 · log 4 µs`.
     pub fn parts(&self) -> String {
-        let micros = |d: Duration| d.as_secs_f64() * 1e6;
         let plugins = match self.plugins {
             Some(time) => format!("native plugin chain {:.1}", micros(time)),
             None => "plugin chain not measured (`cargo bench` measures it)".into(),

@@ -66,6 +66,11 @@ pub enum BenchError {
     Failed(String),
 }
 
+/// `d` in microseconds.
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 /// `amount` spread over `events` (none counts as one).
 fn per_event(amount: u64, events: u64) -> f64 {
     amount as f64 / events.max(1) as f64
@@ -230,7 +235,7 @@ async fn loopback_ceiling(options: &Options, report: &mut Report) -> Result<Ceil
     report.add(Row {
         section: "Loopback ceiling",
         metric: "CPU time per request, client and server together (16 connections)".into(),
-        value: format!("{:.1} µs", ceiling.cpu_per_request.as_secs_f64() * 1e6),
+        value: format!("{:.1} µs", micros(ceiling.cpu_per_request)),
         reference: "—".into(),
         verdict: "baseline".into(),
     });
@@ -241,7 +246,6 @@ async fn loopback_ceiling(options: &Options, report: &mut Report) -> Result<Ceil
         Arc::new(|n: u64| sample_body(n)),
     )
     .await?;
-    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     report.add(Row {
         section: "Loopback ceiling",
         metric: "CPU time per request, one side on wasp's HTTP stack (16 connections)".into(),
@@ -446,7 +450,7 @@ async fn end_to_end(
     report.add(Row {
         section: "End to end",
         metric: "the machine's floor per event (CPU time, measured in this run)".into(),
-        value: format!("{:.0} µs", floor.total().as_secs_f64() * 1e6),
+        value: format!("{:.0} µs", micros(floor.total())),
         reference: floor.parts(),
         verdict: match batch {
             floor::Batch::Events(_) => format!("{:.1} events per flush, as wasp's", log.batch),
@@ -471,24 +475,22 @@ async fn end_to_end(
             target(sustained >= 15_000.0, "≥ 15k/s")
         ),
     });
-    let to_floor = cpu_per_event / floor.total().as_secs_f64().max(1e-9);
+    let to = |floor: Duration| cpu_per_event / floor.as_secs_f64().max(1e-9);
+    let to_floor = to(floor.total());
     report.add(Row {
         section: "End to end",
         metric: "wasp's CPU time per event (user + system, all threads)".into(),
         value: format!("{:.0} µs", cpu_per_event * 1e6),
         reference: by_thread,
-        verdict: {
-            let ratio = |floor: Duration| cpu_per_event / floor.as_secs_f64().max(1e-9);
-            match floor.plugins {
-                Some(_) => format!(
-                    "{to_floor:.2}× the floor · {} · {:.2}× counting wasp's side of each exchange only · {:.2}× with axum and reqwest as wasp's side ({:.0} µs)",
-                    target(to_floor <= 1.5, "≤ 1.5×"),
-                    ratio(floor.own_sides()),
-                    ratio(floor.on_stack()),
-                    floor.on_stack().as_secs_f64() * 1e6,
-                ),
-                None => format!("{to_floor:.2}× the floor without the plugin chain"),
-            }
+        verdict: match floor.plugins {
+            Some(_) => format!(
+                "{to_floor:.2}× the floor · {} · {:.2}× counting wasp's side of each exchange only · {:.2}× with axum and reqwest as wasp's side ({:.0} µs)",
+                target(to_floor <= 1.5, "≤ 1.5×"),
+                to(floor.own_sides()),
+                to(floor.on_stack()),
+                micros(floor.on_stack()),
+            ),
+            None => format!("{to_floor:.2}× the floor without the plugin chain"),
         },
     });
     // Steadier than rates on a shared VM: what the store writes per event

@@ -71,6 +71,16 @@ enum Kind {
     Log,
 }
 
+impl Kind {
+    /// The file's name in a crash image.
+    fn file_name(self) -> &'static str {
+        match self {
+            Kind::Database => "wasp.db",
+            Kind::Log => "wasp.db-wal",
+        }
+    }
+}
+
 /// One operation that reached a file, in the order they happened.
 #[derive(Debug, Clone)]
 enum Op {
@@ -533,15 +543,10 @@ impl Disk {
 fn write_image(dir: &Path, files: &BTreeMap<Kind, Vec<u8>>) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
-    let database = dir.join("wasp.db");
     for (kind, content) in files {
-        let name = match kind {
-            Kind::Database => "wasp.db",
-            Kind::Log => "wasp.db-wal",
-        };
-        std::fs::write(dir.join(name), content).unwrap();
+        std::fs::write(dir.join(kind.file_name()), content).unwrap();
     }
-    database
+    dir.join(Kind::Database.file_name())
 }
 
 /// The event a store started on a crash image admits on top of it.
@@ -561,15 +566,14 @@ struct Started {
 /// Copy the database at `database` and its log into `dir` (emptied first),
 /// as a crash would leave them: returns the copy's database path.
 fn copy_files(database: &Path, dir: &Path) -> PathBuf {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    for name in ["wasp.db", "wasp.db-wal"] {
-        let from = database.with_file_name(name);
-        if from.exists() {
-            std::fs::copy(&from, dir.join(name)).unwrap();
-        }
-    }
-    dir.join("wasp.db")
+    let files = [Kind::Database, Kind::Log]
+        .into_iter()
+        .filter_map(|kind| {
+            let content = std::fs::read(database.with_file_name(kind.file_name())).ok()?;
+            Some((kind, content))
+        })
+        .collect();
+    write_image(dir, &files)
 }
 
 /// Start a store on the crash image at `database`, the way wasp starts
@@ -904,10 +908,13 @@ async fn torture(seed: u64, rounds: usize, cache_kib: u32) -> Coverage {
         let committed = &submitted.committed_at;
         check_image(&database, &submitted, committed, cut, start, &what).await;
         coverage.images += 1;
-        if let Some(op @ Op::Write { offset, data, .. }) = history.get(cut)
-            && sectors(*offset, data).len() > 1
+        let count = match history.get(cut) {
+            Some(Op::Write { offset, data, .. }) => sectors(*offset, data).len(),
+            _ => 0,
+        };
+        if let Some(op) = history.get(cut)
+            && count > 1
         {
-            let count = sectors(*offset, data).len();
             let kept = rng.usize(1..count);
             let crash = disk.process_crash(&torn(op, |i| i < kept));
             let database = write_image(&image, &crash);
